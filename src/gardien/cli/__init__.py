@@ -1,0 +1,61 @@
+"""The ``gardien`` command: a thin layer over the typed API.
+
+Every option can also be set from the environment with the ``GARDIEN_`` prefix
+(``GARDIEN_CONFIG_DIR=/etc/fail2ban gardien regex ...``). Errors gardien can explain are printed
+as one ``gardien: error: ...`` line with exit status 1; usage mistakes exit with 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from gardien import __version__
+from gardien.errors import GardienError
+
+__all__ = ["DEFAULT_CONFIG_DIR", "cli", "main"]
+
+DEFAULT_CONFIG_DIR = "/etc/gardien"
+
+
+class _Group(click.Group):
+    """Turns gardien's own errors into one clear line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GardienError as error:
+            click.echo(f"gardien: error: {error}", err=True)
+            ctx.exit(1)
+        except BrokenPipeError:  # `gardien regex ... | head`
+            sys.stderr.close()
+            ctx.exit(0)
+
+
+@click.group(cls=_Group, context_settings={"auto_envvar_prefix": "GARDIEN",
+                                           "help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config-dir", default=DEFAULT_CONFIG_DIR, show_default=True,
+              metavar="DIR",
+              help="Configuration directory (a fail2ban one such as /etc/fail2ban works as is). "
+                   "gardien's bundled defaults are used when it does not exist.")
+@click.version_option(__version__, prog_name="gardien")
+@click.pass_context
+def cli(ctx: click.Context, config_dir: str) -> None:
+    """gardien: intrusion prevention with fail2ban-compatible filters, fast."""
+    ctx.obj = {"config_dir": config_dir}
+
+
+def _register() -> None:
+    from gardien.cli.regex import regex
+
+    cli.add_command(regex)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``gardien`` script and ``python -m gardien``."""
+    cli.main(args=argv, prog_name="gardien")

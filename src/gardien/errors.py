@@ -1,0 +1,94 @@
+"""The one exception hierarchy of gardien.
+
+Library code raises these; only the CLI turns them into messages and exit codes.
+
+    GardienError                  base of everything gardien raises on purpose
+    ├── ConfigError               a configuration file or value is wrong (carries file:line)
+    │   └── FilterError           a filter cannot be built: bad regex, missing <HOST>, bad date pattern
+    ├── BackendError              a firewall backend failed
+    ├── StoreError                the ban store failed
+    └── ControlError              the control socket or protocol failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "ControlError",
+    "FilterError",
+    "GardienError",
+    "StoreError",
+]
+
+
+class GardienError(Exception):
+    """Base class of the errors gardien raises for a reason it can explain."""
+
+
+class ConfigError(GardienError):
+    """A configuration problem, located as precisely as we know it.
+
+    ``str(error)`` reads ``file:line: [section] option: message``, leaving out what is unknown.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        section: str | None = None,
+        option: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        self.section = section
+        self.option = option
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path:
+            where = self.path if self.line is None else f"{self.path}:{self.line}"
+            where += ": "
+        what = ""
+        if self.section is not None:
+            what = f"[{self.section}] "
+        if self.option is not None:
+            what += f"{self.option}: "
+        return f"{where}{what}{self.message}"
+
+    def located(
+        self,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        section: str | None = None,
+        option: str | None = None,
+    ) -> ConfigError:
+        """Return a copy that fills in whichever location fields were unknown."""
+        return type(self)(
+            self.message,
+            path=self.path or path,
+            line=self.line if self.line is not None else line,
+            section=self.section if self.section is not None else section,
+            option=self.option if self.option is not None else option,
+        )
+
+
+class FilterError(ConfigError):
+    """A filter definition cannot be compiled or used."""
+
+
+class BackendError(GardienError):
+    """A firewall backend could not carry out a command."""
+
+
+class StoreError(GardienError):
+    """The ban store could not be read or written."""
+
+
+class ControlError(GardienError):
+    """The control socket could not be reached or answered wrongly."""

@@ -1,0 +1,439 @@
+"""Compiled filters and the per-log matcher that applies them line by line.
+
+The matching rules are fail2ban's, so that existing filters behave the same:
+
+1. The date is found (:mod:`gardien.matching.dates`) and cut out of the line; the regexes see the
+   rest (``"[Nov 21 10:00:00] NOTICE"`` is matched as ``"[] NOTICE"``).
+2. ``prefregex``, when set, must match; its ``<F-CONTENT>`` becomes the text the failregexes see,
+   and its other captures (``<F-MLFID>``) join every failure's.
+3. The failregexes are tried in order and the first that matches wins. An ``ignoreregex`` that
+   also matches discards the line.
+4. A capture ``<F-MLFID>`` ties lines of one connection (e.g. ``sshd[1234]``) together: data seen
+   on one line (the address in ``Connection from``) completes a later one, ``<F-NOFAIL>`` marks a
+   line that is not a failure by itself, ``<F-MLFFORGET>`` ends the connection and
+   ``<F-MLFGAINED>`` says the user got in (pending failures of the connection are dropped).
+5. With ``maxlines > 1`` the last lines are matched together as one text (``re.MULTILINE``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gardien.clock import Clock, SystemClock
+from gardien.config.filters import FilterSpec, RegexSource
+from gardien.errors import FilterError
+from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
+from gardien.matching.tags import expand_tags, localise_flags
+from gardien.model import Failure, parse_address
+
+__all__ = ["CompiledRegex", "Filter", "LineMatcher", "LineResult"]
+
+_ALT_RE = re.compile(r"^(alt_|tuple_)(.*?)(?:_\d+)?$")
+_ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
+#: groups that are machinery, not data worth showing to a user
+INTERNAL_GROUPS = frozenset({
+    "ip4", "ip6", "dns", "cidr", "fid", "mlfid", "nofail", "mlfforget", "mlfgained", "content",
+    "matches", "nofail-matches", "mlfpending", "users",
+})
+#: how many connections (``<F-MLFID>``) are remembered, and for how long (seconds of log time)
+MLFID_CACHE_SIZE = 1000
+MLFID_CACHE_AGE = 300.0
+#: lines longer than this are cut before matching: bounded work whatever an attacker writes
+MAX_LINE_LENGTH = 16384
+
+
+class CompiledRegex:
+    """One filter regex with its tags expanded and compiled."""
+
+    __slots__ = ("_alt", "_tuple", "has_skiplines", "pattern", "regex", "source")
+
+    def __init__(self, source: RegexSource, *, usedns: str, multiline: bool,
+                 kind: str = "failregex") -> None:
+        self.source = source
+        expanded = localise_flags(expand_tags(source.pattern, usedns=usedns))
+        if not expanded.strip():
+            raise FilterError(f"empty {kind}", path=source.path, line=source.line, option=kind)
+        try:
+            self.regex = re.compile(expanded, re.MULTILINE if multiline else 0)
+        except re.error as exc:
+            raise FilterError(
+                f"{kind} is not a valid regular expression ({exc}): {source.pattern}",
+                path=source.path, line=source.line, option=kind,
+            ) from None
+        self.pattern = expanded
+        self.has_skiplines = "skiplines0" in self.regex.groupindex
+        alt: list[tuple[str, str]] = []
+        tup: list[tuple[str, str]] = []
+        for name in self.regex.groupindex:
+            special = _ALT_RE.match(name)
+            if special:
+                target = {"id": "fid", "port": "fport"}.get(special.group(2), special.group(2))
+                (alt if special.group(1) == "alt_" else tup).append((name, target))
+        self._alt = tuple(sorted(alt))
+        self._tuple = tuple(sorted(tup))
+
+    def fields(self, match: re.Match[str]) -> dict[str, Any]:
+        """The named captures of ``match``, with alternative and tuple captures folded in."""
+        groups: dict[str, Any] = match.groupdict()
+        for name, target in self._alt:
+            value = groups.get(name)
+            if value and not groups.get(target):
+                groups[target] = value
+        for name, target in self._tuple:
+            value = groups.get(name)
+            current = groups.get(target)
+            groups[target] = (*current, value) if isinstance(current, tuple) else (current, value)
+        return groups
+
+    def skipped_lines(self, match: re.Match[str]) -> list[str]:
+        skipped = ""
+        index = 0
+        while f"skiplines{index}" in self.regex.groupindex:
+            part = match.group(f"skiplines{index}")
+            if part is not None:
+                skipped += part
+            index += 1
+        return skipped.splitlines()
+
+
+class Filter:
+    """A compiled filter. Cheap to share; make one :class:`LineMatcher` per log to apply it."""
+
+    def __init__(self, spec: FilterSpec) -> None:
+        self.spec = spec
+        if not spec.failregex:
+            where = spec.files[-1] if spec.files else None
+            raise FilterError(f"filter {spec.name!r} has no failregex", path=where,
+                              section="Definition", option="failregex")
+        multiline = spec.maxlines > 1
+        self.prefregex = (
+            CompiledRegex(spec.prefregex, usedns=spec.usedns, multiline=False, kind="prefregex")
+            if spec.prefregex else None
+        )
+        self.failregex = tuple(
+            CompiledRegex(r, usedns=spec.usedns, multiline=multiline) for r in spec.failregex
+        )
+        self.ignoreregex = tuple(
+            CompiledRegex(r, usedns=spec.usedns, multiline=False, kind="ignoreregex")
+            for r in spec.ignoreregex
+        )
+        pref_ids = set(self.prefregex.regex.groupindex) if self.prefregex else set()
+        for compiled in self.failregex:
+            if not (set(compiled.regex.groupindex) | pref_ids) & set(_ID_GROUPS):
+                raise FilterError(
+                    "failregex has no <HOST> (nor <ADDR>, <IP4>, <IP6>, <DNS>, <SUBNET>, "
+                    f"<F-ID>) to say who failed: {compiled.source.pattern}",
+                    path=compiled.source.path, line=compiled.source.line, option="failregex",
+                )
+        self.date_templates = templates_for(spec.datepattern)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def matcher(self, *, clock: Clock | None = None, log_timezone: str | None = None,
+                skip_undated: bool = False) -> LineMatcher:
+        """A fresh matcher (its own date detector, line buffer and connection cache)."""
+        return LineMatcher(self, clock=clock or SystemClock(), log_timezone=log_timezone,
+                           skip_undated=skip_undated)
+
+
+@dataclass(slots=True)
+class LineResult:
+    """What one line gave: failures (usually none or one), and how it was classified."""
+
+    failures: list[Failure] = field(default_factory=list)
+    ignored: bool = False  # an ignoreregex matched
+    nofail: bool = False  # a failregex matched a line that is not a failure by itself
+    time: float | None = None
+    time_text: str = ""
+    date_format: str | None = None  # name of the date template that found the date
+
+    @property
+    def matched(self) -> bool:
+        return bool(self.failures)
+
+
+Parts = tuple[str, str, str]  # text before the date, the date, text after it
+
+
+class _ConnectionCache:
+    """Data of the connections (``<F-MLFID>``) seen lately, bounded in number and log time."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[float | None, dict[str, Any]]] = OrderedDict()
+
+    def get(self, key: str, now: float | None) -> dict[str, Any] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stamp, value = entry
+        if now is not None and stamp is not None and now - stamp > MLFID_CACHE_AGE:
+            del self._entries[key]
+            return None
+        return value
+
+    def set(self, key: str, value: dict[str, Any], now: float | None) -> None:
+        self._entries[key] = (now, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > MLFID_CACHE_SIZE:
+            self._entries.popitem(last=False)
+
+    def remove(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+class LineMatcher:
+    """Applies a :class:`Filter` to the lines of one log, in order (it keeps state)."""
+
+    def __init__(self, compiled: Filter, *, clock: Clock, log_timezone: str | None = None,
+                 skip_undated: bool = False) -> None:
+        self.filter = compiled
+        self._clock = clock
+        self._detector = DateDetector(compiled.date_templates)
+        self._context = DateContext(
+            now=clock.now(),
+            default_offset=zone_offset(log_timezone) if log_timezone else None,
+        )
+        self._skip_undated = skip_undated
+        self._maxlines = compiled.spec.maxlines
+        self._buffer: list[Parts] = []
+        self._connections = _ConnectionCache()
+        self._last_date: float | None = None
+        self._last_text = ""
+
+    # ---- public --------------------------------------------------------------------------
+    def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
+        """Match one line (without its end-of-line). ``date`` is given when the source already
+        knows the time of the line (the journal); otherwise it is read from the line."""
+        if len(line) > MAX_LINE_LENGTH:
+            line = line[:MAX_LINE_LENGTH]
+        now = self._clock.now()
+        self._context.now = now
+        no_date = False
+        date_format: str | None = None
+        if date is not None:
+            parts: Parts = ("", date_text, line)
+            self._last_date, self._last_text = date, date_text
+        else:
+            found = self._detector.find(line)
+            if found is not None:
+                match, template = found
+                start, end = match.span(1)
+                text = line[start:end]
+                parts = (line[:start], text, line[end:])
+                date_format = template.name
+                if text:
+                    date = template.read(match, self._context)
+                    if date is not None:
+                        self._last_date, self._last_text = date, text
+                elif self._last_date is not None and self._last_date > now - 60:
+                    parts = ("", self._last_text, line)
+                    date = self._last_date
+                else:
+                    date = now
+            else:
+                parts = ("", "", line)
+            if date is None:
+                no_date = True
+                if self._last_date is not None and self._last_date > now - 60:
+                    parts = ("", self._last_text, line)
+                    date = self._last_date
+        result = self._find(parts, date, no_date)
+        result.time = date
+        result.time_text = parts[1]
+        result.date_format = date_format
+        return result
+
+    # ---- matching ------------------------------------------------------------------------
+    @staticmethod
+    def _text(lines: Sequence[Parts]) -> str:
+        return "\n".join(p[0] + p[2] for p in lines) + "\n"
+
+    def _split(self, compiled: CompiledRegex, match: re.Match[str],
+               original: list[Parts]) -> tuple[list[Parts], list[Parts]]:
+        """The buffered lines a match covers, and the others."""
+        if len(original) <= 1:
+            return original, []
+        text = match.string
+        start = text.rfind("\n", 0, match.start() + 1) + 1
+        end_nl = text.find("\n", max(match.end() - 1, 0))
+        end = end_nl + 1 if end_nl >= 0 else len(text)
+        first = text.count("\n", 0, start)
+        last = text.count("\n", 0, end)
+        matched = original[first:last]
+        unmatched = original[:first]
+        if compiled.has_skiplines:
+            position = 0
+            for skipped in compiled.skipped_lines(match):
+                for offset, candidate in enumerate(matched[position:]):
+                    if candidate[0] + candidate[2] == skipped:
+                        unmatched.append(matched.pop(position + offset))
+                        position += offset
+                        break
+        unmatched.extend(original[last:])
+        return matched, unmatched
+
+    def _ignored(self, text: str, covered: list[Parts] | None) -> bool:
+        if covered is not None and self._maxlines > 1:
+            text = self._text(covered)
+        return any(r.regex.search(text) for r in self.filter.ignoreregex)
+
+    def _find(self, parts: Parts, date: float | None, no_date: bool) -> LineResult:
+        result = LineResult()
+        flt = self.filter
+        if self._maxlines > 1:
+            self._buffer.append(parts)
+            self._buffer = self._buffer[-self._maxlines:]
+            original = self._buffer
+        else:
+            original = self._buffer = [parts]
+        text: str | None = self._text(original)
+        if flt.ignoreregex and len(flt.ignoreregex) < len(flt.failregex) - 2 \
+                and self._ignored(text, None):
+            result.ignored = True
+            return result
+        prefix: dict[str, Any] = {}
+        if flt.prefregex is not None:
+            pre = flt.prefregex.regex.search(text)
+            if pre is None:
+                return result
+            prefix = flt.prefregex.fields(pre)
+            content = prefix.pop("content", None)
+            if content:
+                self._buffer = [("", "", content)]
+                text = None
+        for index, compiled in enumerate(flt.failregex):
+            if text is None:
+                text = self._text(self._buffer)
+            match = compiled.regex.search(text)
+            if match is None:
+                continue
+            groups = compiled.fields(match)
+            covered, uncovered = self._split(compiled, match, original)
+            if flt.ignoreregex and self._ignored(text, covered):
+                result.ignored = True
+                self._buffer = uncovered
+                return result
+            if no_date and date is None and self._skip_undated:
+                continue
+            self._buffer = uncovered
+            if prefix:
+                groups = {**prefix, **groups}
+            lines = ["".join(p) for p in covered]
+            connection = groups.get("mlfid")
+            if connection is not None:
+                groups = self._merge(connection, groups, lines, date)
+                if groups.get("nofail"):
+                    result.nofail = True
+                    return result
+            else:
+                groups["matches"] = groups.get("matches", []) + lines
+            failure_id = groups.get("fid")
+            host, cidr = groups.get("ip4"), groups.get("cidr")
+            if host is None:
+                host = groups.get("ip6")
+                if host is None:
+                    host = groups.get("dns")
+                    if host is None:
+                        host = failure_id
+                    cidr = None
+            if host is None:
+                if connection is not None:
+                    groups["mlfpending"] = 1
+                    result.nofail = True
+                return result
+            shown = _normalise_host(host, cidr)
+            if failure_id is not None and failure_id != host:
+                groups["ip"] = shown
+                shown = failure_id
+            fields = dict(groups)
+            users = fields.get("users")
+            if isinstance(users, set):
+                fields["users"] = set(users)
+            result.failures.append(Failure(
+                host=shown,
+                time=date,
+                regex_index=index,
+                fields=fields,
+                lines=tuple(fields.get("matches") or lines),
+            ))
+            return result
+        return result
+
+    def _merge(self, key: str, groups: dict[str, Any], lines: list[str],
+               date: float | None) -> dict[str, Any]:
+        """Fold this line's data into the data of its connection (fail2ban's rules)."""
+        cached = self._connections.get(key, date)
+        flags = 0  # 1: not a failure, 2: forget connection, 4: cached was not a failure,
+        #            8: access gained
+        if groups.get("mlfgained"):
+            flags |= 8 | 1
+            if not groups.get("nofail"):
+                groups["nofail"] = groups["mlfgained"]
+        elif groups.get("nofail"):
+            flags |= 1
+        if groups.pop("mlfforget", None):
+            flags |= 2
+        users: set[str] | None = None
+        if cached is not None:
+            users = _add_user(cached, groups.get("user"))
+            if cached.pop("nofail", None):
+                flags |= 4
+            if cached.pop("mlfgained", None):
+                flags |= 4
+            if flags & 8:
+                cached.pop("mlfpending", None)
+            if not flags & 4 and not cached.get("mlfpending", 0):
+                cached.pop("matches", None)
+            cached.update((k, v) for k, v in groups.items() if v is not None)
+            groups = cached
+            if flags & 2:
+                self._connections.remove(key)
+        elif not flags & 2:
+            users = _add_user(groups, groups.get("user"))
+            self._connections.set(key, groups, date)
+        if groups.pop("mlfpending", 0) or (users and len(users) > 1):
+            groups.pop("nofail", None)
+            groups.pop("mlfgained", None)
+            flags &= ~(8 | 1)
+        if not flags & 1:
+            merged = groups.pop("nofail-matches", [])
+            merged += groups.get("matches", [])
+            if not flags & 8:
+                merged += lines
+            groups["matches"] = merged
+        elif flags & 3 == 1:
+            groups["nofail-matches"] = groups.get("nofail-matches", []) + lines
+        return groups
+
+
+def _add_user(groups: dict[str, Any], user: object) -> set[str] | None:
+    users = groups.get("users")
+    if user:
+        if not users:
+            users = groups["users"] = set()
+        users.add(str(user))
+    return users if isinstance(users, set) else None
+
+
+def _normalise_host(host: str, cidr: str | None) -> str:
+    """Canonical text of an address (``2001:DB8:0::1`` -> ``2001:db8::1``); other text as is."""
+    candidate = f"{host}/{cidr}" if cidr else host
+    address = parse_address(candidate)
+    return str(address) if address is not None else host
+
+
+def public_fields(fields: Mapping[str, object]) -> dict[str, object]:
+    """The captures worth showing (``user``, ``fport``...), without matching machinery."""
+    out: dict[str, object] = {}
+    for key, value in fields.items():
+        if key in INTERNAL_GROUPS or value is None or key.startswith(("alt_", "tuple_",
+                                                                       "skiplines")):
+            continue
+        out[key] = sorted(value) if isinstance(value, set) else value
+    return out

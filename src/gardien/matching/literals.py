@@ -1,0 +1,111 @@
+"""Find words a regex cannot match without: the key to scanning logs without running every
+line through the regex engine.
+
+:func:`required_words` returns a set of words such that *every* string the regex matches contains
+at least one of them, or ``None`` when no such set exists (or the regex is too clever to tell,
+e.g. case-insensitive parts). Words are runs of ASCII letters, digits and ``_`` only: a word cannot
+straddle the place where a log line's date was cut out (dates are word-bounded), so a word found
+in the text the regex sees is also found in the raw line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+try:  # Python >= 3.11 keeps the parser here; it is stable across 3.11-3.13
+    from re import _constants as sre_constants  # type: ignore[attr-defined]
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - older layouts
+    import sre_constants  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef]
+
+__all__ = ["best_words", "required_words"]
+
+_WORD_CHAR = re.compile(r"[A-Za-z0-9_]")
+_LITERAL = sre_constants.LITERAL
+_SUBPATTERN = sre_constants.SUBPATTERN
+_BRANCH = sre_constants.BRANCH
+_REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
+_POSSESSIVE = getattr(sre_constants, "POSSESSIVE_REPEAT", None)
+_ATOMIC = getattr(sre_constants, "ATOMIC_GROUP", None)
+_IGNORECASE = sre_constants.SRE_FLAG_IGNORECASE
+_ZERO_WIDTH = {sre_constants.AT, sre_constants.ASSERT, sre_constants.ASSERT_NOT}
+
+Words = frozenset[str]
+
+
+def _score(words: Words) -> tuple[int, int]:
+    """Higher is better: a longer shortest word, then fewer words."""
+    return (min(len(w) for w in words), -len(words))
+
+
+def best_words(candidates: list[Words]) -> Words | None:
+    """The most selective of several alternative word sets (any of which is required)."""
+    usable = [c for c in candidates if c]
+    if not usable:
+        return None
+    return max(usable, key=_score)
+
+
+def _sequence(items: Any, ignorecase: bool) -> Words | None:
+    candidates: list[Words] = []
+    run: list[str] = []
+
+    def close_run() -> None:
+        if run:
+            candidates.append(frozenset({"".join(run)}))
+            run.clear()
+
+    for op, arg in items:
+        if op is _LITERAL and not ignorecase:
+            char = chr(arg)
+            if _WORD_CHAR.match(char):
+                run.append(char)
+                continue
+            close_run()
+            continue
+        if op in _ZERO_WIDTH:
+            # a look-around or anchor consumes nothing: the word run goes on across it
+            if op is sre_constants.AT:
+                continue
+            close_run()
+            continue
+        close_run()
+        found: Words | None = None
+        if op is _SUBPATTERN:
+            _group, add_flags, del_flags, inner = arg
+            case = (ignorecase or bool(add_flags & _IGNORECASE)) and not del_flags & _IGNORECASE
+            found = _sequence(inner, case)
+        elif op is _ATOMIC and _ATOMIC is not None:
+            found = _sequence(arg, ignorecase)
+        elif op in _REPEATS or (_POSSESSIVE is not None and op is _POSSESSIVE):
+            low, _high, inner = arg
+            if low >= 1:
+                found = _sequence(inner, ignorecase)
+        elif op is _BRANCH:
+            _unused, branches = arg
+            union: set[str] = set()
+            for branch in branches:
+                words = _sequence(branch, ignorecase)
+                if words is None:
+                    union = set()
+                    break
+                union |= words
+            found = frozenset(union) if union else None
+        if found:
+            candidates.append(found)
+    close_run()
+    return best_words(candidates)
+
+
+def required_words(pattern: str | re.Pattern[str]) -> Words | None:
+    """Words one of which every match of ``pattern`` contains, or ``None`` if unknown."""
+    compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern)
+    if compiled.flags & re.IGNORECASE:
+        return None
+    try:
+        parsed = sre_parse.parse(compiled.pattern, compiled.flags)
+    except Exception:  # noqa: BLE001 - any parser surprise just means "cannot tell"
+        return None
+    return _sequence(parsed, False)

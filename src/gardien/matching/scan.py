@@ -1,0 +1,169 @@
+"""Read a whole log through a filter quickly, with the same results as line-by-line matching.
+
+Most lines of a log are not failures. A :class:`Prefilter` knows words at least one of which any
+line that can match must contain (:mod:`gardien.matching.literals`); :func:`scan_lines` looks for
+those words in large blocks of raw bytes (``bytes.find`` runs at memory speed) and only decodes
+and matches the lines around them. Lines are counted without being decoded.
+
+The prefilter is exact, not a heuristic: it is used only when every failregex (and, where it
+matters for counting, every ignoreregex) yields required words, when one line is matched at a
+time (``maxlines = 1``) and when every date template is word-bounded or anchored at line start.
+Otherwise every line is matched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from gardien.matching.filter import Filter
+from gardien.matching.literals import best_words, required_words
+
+__all__ = ["BLOCK_SIZE", "Prefilter", "ScanCounts", "iter_blocks", "scan_lines"]
+
+BLOCK_SIZE = 8 << 20
+_UNBOUNDED_DATE = re.compile(r"^\^|\(\?=\^\|\\b\|\\W\)")
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """Words (as bytes) one of which every line that may produce a result contains."""
+
+    words: tuple[bytes, ...]
+
+    @classmethod
+    def for_filter(cls, compiled: Filter) -> Prefilter | None:
+        """The prefilter of ``compiled``, or ``None`` when lines must all be matched."""
+        if compiled.spec.maxlines > 1:
+            return None
+        for template in compiled.date_templates:
+            if not (template.anchored or _UNBOUNDED_DATE.search(template.regex.pattern)):
+                return None
+        needed: set[str] = set()
+        failure_words = [required_words(r.regex) for r in compiled.failregex]
+        if any(words is None for words in failure_words):
+            if compiled.prefregex is None:
+                return None
+            pref = required_words(compiled.prefregex.regex)
+            if pref is None:
+                return None
+            needed |= pref
+        else:
+            for words in failure_words:
+                assert words is not None
+                needed |= words
+            if compiled.prefregex is not None:
+                pref = required_words(compiled.prefregex.regex)
+                # a prefregex word present on every failure line may be more selective
+                best = best_words([frozenset(needed), pref] if pref else [frozenset(needed)])
+                needed = set(best or needed)
+        # lines an ignoreregex alone can classify (checked before the failregexes) must be seen
+        if compiled.ignoreregex and len(compiled.ignoreregex) < len(compiled.failregex) - 2:
+            for regex in compiled.ignoreregex:
+                words = required_words(regex.regex)
+                if words is None:
+                    return None
+                needed |= words
+        if not needed:
+            return None
+        # a word containing another is redundant: the shorter finds its lines already
+        minimal = sorted(needed, key=len)
+        kept: list[str] = []
+        for word in minimal:
+            if not any(shorter in word for shorter in kept):
+                kept.append(word)
+        return cls(tuple(w.encode("ascii") for w in kept))
+
+    def candidate_spans(self, block: bytes) -> list[tuple[int, int]]:
+        """(start, end) of the lines of ``block`` that contain one of the words, in order."""
+        starts: dict[int, int] = {}
+        for word in self.words:
+            find = block.find
+            rfind = block.rfind
+            pos = find(word)
+            while pos >= 0:
+                start = rfind(b"\n", 0, pos) + 1
+                end = find(b"\n", pos)
+                if end < 0:
+                    end = len(block)
+                starts[start] = end
+                pos = find(word, end)
+        return sorted(starts.items())
+
+
+@dataclass
+class ScanCounts:
+    """Lines of a log that count (as fail2ban-regex counts them: not empty, not ``#``)."""
+
+    lines: int = 0
+
+
+def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Blocks of whole lines (each ends with a newline, except perhaps the last)."""
+    rest = b""
+    while True:
+        data = stream.read(block_size)
+        if not data:
+            if rest:
+                yield rest
+            return
+        data = rest + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
+            continue
+        yield data[: cut + 1]
+        rest = data[cut + 1 :]
+
+
+def _split_lines(block: bytes) -> list[bytes]:
+    """The lines of ``block``: separated by ``\n`` only, as log readers do."""
+    lines = block.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _counted_lines(block: bytes) -> int:
+    """Lines in ``block`` that are neither empty nor start with ``#``, without decoding."""
+    if b"\r" in block:
+        return sum(1 for line in _split_lines(block) if line.rstrip(b"\r") and line[:1] != b"#")
+    total = block.count(b"\n") + (1 if block and not block.endswith(b"\n") else 0)
+    empty = 1 if block.startswith(b"\n") else 0
+    if b"\n\n" in block:
+        empty += len(re.findall(b"\n(?=\n)", block))
+    comments = block.count(b"\n#") + (1 if block.startswith(b"#") else 0)
+    return total - empty - comments
+
+
+def decode(raw: bytes) -> str:
+    """A log line as text; bytes that are not UTF-8 become U+FFFD."""
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def scan_lines(
+    blocks: Iterable[bytes],
+    prefilter: Prefilter | None,
+    counts: ScanCounts,
+) -> Iterator[str]:
+    """The lines worth matching (all lines without a prefilter), decoded, in log order.
+
+    ``counts.lines`` is kept up to date with the number of lines that count.
+    """
+    for block in blocks:
+        if prefilter is None:
+            for raw in _split_lines(block):
+                line = decode(raw)
+                if not line or line.startswith("#"):
+                    continue
+                counts.lines += 1
+                yield line
+            continue
+        counts.lines += _counted_lines(block)
+        for start, end in prefilter.candidate_spans(block):
+            line = decode(block[start:end])
+            if not line or line.startswith("#"):
+                continue
+            yield line

@@ -1,0 +1,61 @@
+"""The data that flows between gardien's modules: plain frozen values, no behaviour of note."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+__all__ = ["Address", "Failure", "parse_address"]
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network \
+    | ipaddress.IPv6Network
+
+
+def parse_address(text: str) -> Address | None:
+    """The address or network ``text`` denotes, or ``None`` if it is not one.
+
+    Accepts ``192.0.2.1``, ``2001:db8::1``, ``[2001:db8::1]``, ``::ffff:192.0.2.1`` (as IPv4) and
+    ``192.0.2.0/24``; a network written with host bits set (``192.0.2.7/24``) means its network.
+    """
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        if "/" in text:
+            network = ipaddress.ip_network(text, strict=False)
+            if network.prefixlen == network.max_prefixlen:
+                return network.network_address
+            return network
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt recognised in a log: who, when, and what was captured.
+
+    ``host`` is the text identifying the offender as the filter captured it (normalised when it
+    is an address): an IPv4/IPv6 address, a network, a host name, or a failure id (``<F-ID>``).
+    ``address`` is that text as a validated address, or ``None`` when it is not one.
+    """
+
+    host: str
+    time: float | None
+    regex_index: int
+    fields: Mapping[str, object] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+
+    @cached_property
+    def address(self) -> Address | None:
+        return parse_address(self.host)
+
+    @property
+    def user(self) -> str | None:
+        value = self.fields.get("user")
+        return value if isinstance(value, str) else None
