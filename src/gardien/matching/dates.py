@@ -298,6 +298,50 @@ def _read_fields(match: re.Match[str], context: DateContext) -> float | None:
     return result + fraction
 
 
+_FAST_FIELDS = frozenset("aAbmdHMSfY")  # weekday names are checked by the regex only
+_ALL_FIELDS = frozenset("aAbBdfHIjmMpSUWwyYzZ")
+
+
+def _reader_for(regex: re.Pattern[str]) -> Callable[[re.Match[str], DateContext], float | None]:
+    """A reader specialised for the common formats (month, day, time, maybe year; no zone), or
+    the general one. Both give the same results; the fast one hands odd dates to the other."""
+    fields = set(regex.groupindex) & _ALL_FIELDS
+    if not (fields <= _FAST_FIELDS and {"d", "H", "M", "S"} <= fields
+            and ("b" in fields) != ("m" in fields)):
+        return _read_fields
+    names = ("b" if "b" in fields else "m", "d", "H", "M", "S",
+             "Y" if "Y" in fields else "d", "f" if "f" in fields else "d")
+    has_year = "Y" in fields
+    has_fraction = "f" in fields
+    by_name = "b" in fields
+    last_day = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+    def read(match: re.Match[str], context: DateContext) -> float | None:
+        mon, day_text, hour, minute, second, year_text, fraction_text = match.group(*names)
+        if mon is None or day_text is None or hour is None or minute is None or second is None:
+            return _read_fields(match, context)
+        month = _MONTH_INDEX[mon.lower()] if by_name else int(mon)
+        day = int(day_text)
+        if day > last_day[month] or (month == 2 and day == 29) or context.default_offset \
+                is not None:
+            return _read_fields(match, context)
+        if has_year and year_text:
+            year = int(year_text)
+            result = context.local_epoch(year, month, day, int(hour), int(minute), int(second))
+        else:
+            now = context.now
+            year = time.localtime(now).tm_year
+            result = context.local_epoch(year, month, day, int(hour), int(minute), int(second))
+            if result > now + 86400:
+                result = context.local_epoch(year - 1, month, day, int(hour), int(minute),
+                                             int(second))
+        if has_fraction and fraction_text:
+            result += int(fraction_text.ljust(6, "0")) / 1_000_000
+        return result
+
+    return read
+
+
 def _read_epoch(group: int, long_form: bool) -> Callable[[re.Match[str], DateContext], float]:
     def read(match: re.Match[str], context: DateContext) -> float:
         del context
@@ -381,7 +425,8 @@ def _pattern_template(pattern: str) -> DateTemplate:
     regex = _DIRECTIVE_RE.sub(expand, pattern)
     flags = re.IGNORECASE if _ALPHA_DIRECTIVE_RE.search(pattern) else 0
     regex, anchored, name = _bounded(regex, original, word_start, word_end)
-    return DateTemplate(name, regex, _read_fields, anchored=anchored, flags=flags)
+    return DateTemplate(name, regex, _reader_for(re.compile(regex, flags)), anchored=anchored,
+                        flags=flags)
 
 
 _EPOCH_RE = r"\d{10,11}\b(?:\.\d{3,6})?"

@@ -26,7 +26,7 @@ from typing import Any
 from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
-from gardien.matching.literals import required_words
+from gardien.matching.literals import first_characters, required_words
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
 from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
@@ -102,82 +102,6 @@ class CompiledRegex:
         return skipped.splitlines()
 
 
-_NAMED_GROUP_RE = re.compile(r"\(\?P<(\w+)>")
-_NAMED_USE_RE = re.compile(r"\(\?P=(\w+)\)|\(\?\((\w+)\)")
-_NUMBERED_RE = re.compile(r"\\[1-9]|\(\?\(\d")
-
-
-class _Combined:
-    """All failregexes as one alternation, when that cannot change which one matches first:
-    every failregex is anchored at the start (``^``) and uses no numbered back-reference."""
-
-    __slots__ = ("index_of", "regex", "_names")
-
-    def __init__(self, regex: re.Pattern[str], index_of: dict[int, int],
-                 names: list[tuple[tuple[str, str], ...]]) -> None:
-        self.regex = regex
-        self.index_of = index_of  # wrapper group number -> failregex index
-        self._names = names  # per failregex: (renamed, original) group names
-
-    @classmethod
-    def build(cls, regexes: Sequence[CompiledRegex]) -> _Combined | None:
-        parts: list[str] = []
-        names: list[tuple[tuple[str, str], ...]] = []
-        for index, compiled in enumerate(regexes):
-            pattern = compiled.pattern
-            if compiled.regex.flags & ~(re.UNICODE) or _NUMBERED_RE.search(pattern) \
-                    or not _starts_anchored(compiled.regex):
-                return None
-            own = tuple((f"{n}__{index}", n) for n in compiled.regex.groupindex)
-            renamed = _NAMED_GROUP_RE.sub(lambda m, i=index: f"(?P<{m.group(1)}__{i}>", pattern)
-            renamed = _NAMED_USE_RE.sub(
-                lambda m, i=index: f"(?P={m.group(1)}__{i})" if m.group(1)
-                else f"(?({m.group(2)}__{i})", renamed)
-            parts.append(f"(?P<_alt{index}>{renamed})")
-            names.append(own)
-        if len(parts) < 2:
-            return None
-        try:
-            regex = re.compile("^(?:" + "|".join(parts) + ")")
-        except (re.error, RecursionError, OverflowError):
-            return None
-        index_of = {regex.groupindex[f"_alt{i}"]: i for i in range(len(parts))}
-        return cls(regex, index_of, names)
-
-    def fields(self, match: re.Match[str], index: int) -> dict[str, Any]:
-        compiled_names = self._names[index]
-        groups = {original: match.group(renamed) for renamed, original in compiled_names}
-        return _fold_special(groups)
-
-
-def _starts_anchored(regex: re.Pattern[str]) -> bool:
-    try:
-        from re import _constants, _parser  # type: ignore[attr-defined]
-
-        parsed = _parser.parse(regex.pattern, regex.flags)
-        first = parsed[0] if len(parsed) else None
-    except Exception:  # noqa: BLE001 - cannot tell: do not combine
-        return False
-    return bool(first) and first[0] is _constants.AT and first[1] is _constants.AT_BEGINNING
-
-
-def _fold_special(groups: dict[str, Any]) -> dict[str, Any]:
-    """Fill ``name`` from ``alt_name``/``alt_name_N`` groups, collect ``tuple_name`` groups."""
-    for name in [n for n in groups if n.startswith(("alt_", "tuple_"))]:
-        special = _ALT_RE.match(name)
-        if not special:
-            continue
-        target = {"id": "fid", "port": "fport"}.get(special.group(2), special.group(2))
-        value = groups.get(name)
-        if special.group(1) == "alt_":
-            if value and not groups.get(target):
-                groups[target] = value
-        else:
-            current = groups.get(target)
-            groups[target] = (*current, value) if isinstance(current, tuple) else (current, value)
-    return groups
-
-
 class Filter:
     """A compiled filter. Cheap to share; make one :class:`LineMatcher` per log to apply it."""
 
@@ -208,11 +132,31 @@ class Filter:
                     path=compiled.source.path, line=compiled.source.line, option="failregex",
                 )
         self.date_templates = templates_for(spec.datepattern)
-        self.combined = _Combined.build(self.failregex) if not multiline else None
+        # for a text starting with character c, the failregexes that may match it, in order
+        self._first_chars = tuple(
+            None if multiline else first_characters(r.regex) for r in self.failregex
+        )
+        self._by_first_char: dict[str, tuple[tuple[int, CompiledRegex], ...]] = {}
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def regexes_for(self, text: str) -> tuple[tuple[int, CompiledRegex], ...]:
+        """The failregexes (with their index) that can match ``text``, in order: those anchored
+        at the start whose first character cannot be ``text[0]`` are left out."""
+        first = text[:1]
+        found = self._by_first_char.get(first)
+        if found is None:
+            found = tuple(
+                (index, regex)
+                for index, (regex, chars) in enumerate(
+                    zip(self.failregex, self._first_chars, strict=True))
+                if chars is None or first in chars
+            )
+            if len(self._by_first_char) < 4096:
+                self._by_first_char[first] = found
+        return found
 
     def matcher(self, *, clock: Clock | None = None, log_timezone: str | None = None,
                 skip_undated: bool = False) -> LineMatcher:
@@ -407,25 +351,11 @@ class LineMatcher:
                 text = None
         if text is None:
             text = self._text(self._buffer)
-        combined = flt.combined
-        if combined is not None:
-            # one C-level match finds the first failregex that matches (all start with ^)
-            hit = combined.regex.match(text)
-            candidates: Any = () if hit is None else ((hit.lastindex, flt.failregex[
-                combined.index_of[hit.lastindex or 0]]),)
-        else:
-            candidates = enumerate(flt.failregex)
-        for index, compiled in candidates:
-            if combined is not None:
-                index = combined.index_of[index]
-                match = hit
-                groups = combined.fields(hit, index)
-            else:
-                match = compiled.regex.search(text)
-                if match is None:
-                    continue
-                groups = compiled.fields(match)
-            assert match is not None
+        for index, compiled in flt.regexes_for(text):
+            match = compiled.regex.search(text)
+            if match is None:
+                continue
+            groups = compiled.fields(match)
             covered, uncovered = self._split(compiled, match, original)
             if flt.ignoreregex and self._ignored(text, covered):
                 result.ignored = True

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older layouts
     import sre_constants  # type: ignore[no-redef]
     import sre_parse  # type: ignore[no-redef]
 
-__all__ = ["best_words", "required_words"]
+__all__ = ["best_words", "first_characters", "required_words"]
 
 _WORD_CHAR = re.compile(r"[A-Za-z0-9_]")
 _LITERAL = sre_constants.LITERAL
@@ -109,3 +109,74 @@ def required_words(pattern: str | re.Pattern[str]) -> Words | None:
     except Exception:  # noqa: BLE001 - any parser surprise just means "cannot tell"
         return None
     return _sequence(parsed, False)
+
+
+def _first(items: Any, ignorecase: bool) -> frozenset[str] | None:
+    """Characters a match of ``items`` (a parsed sequence) can start with; None: any."""
+    for op, arg in items:
+        if op is sre_constants.AT:
+            continue  # anchors consume nothing
+        if op is _LITERAL:
+            return None if ignorecase else frozenset(chr(arg))
+        if op is sre_constants.IN:
+            if ignorecase:
+                return None
+            chars: set[str] = set()
+            for kind, value in arg:
+                if kind is _LITERAL:
+                    chars.add(chr(value))
+                elif kind is sre_constants.RANGE and value[1] - value[0] < 128:
+                    chars.update(chr(c) for c in range(value[0], value[1] + 1))
+                else:
+                    return None
+            return frozenset(chars)
+        if op is _SUBPATTERN:
+            _group, add_flags, del_flags, inner = arg
+            case = (ignorecase or bool(add_flags & _IGNORECASE)) and not del_flags & _IGNORECASE
+            return _first(inner, case) if _never_empty(inner) else None
+        if op is _BRANCH:
+            union: set[str] = set()
+            for branch in arg[1]:
+                part = _first(branch, ignorecase) if _never_empty(branch) else None
+                if part is None:
+                    return None
+                union |= part
+            return frozenset(union)
+        if op in _REPEATS and arg[0] >= 1:
+            return _first(arg[2], ignorecase) if _never_empty(arg[2]) else None
+        return None
+    return None
+
+
+def _never_empty(items: Any) -> bool:
+    """Whether a parsed sequence surely consumes a character before anything optional: its
+    first consuming element is a literal, a class, or a group/branch/repeat of such."""
+    for op, arg in items:
+        if op is sre_constants.AT:
+            continue
+        if op in (_LITERAL, sre_constants.IN, sre_constants.NOT_LITERAL, sre_constants.ANY):
+            return True
+        if op is _SUBPATTERN:
+            return _never_empty(arg[3])
+        if op is _BRANCH:
+            return all(_never_empty(b) for b in arg[1])
+        if op in _REPEATS:
+            return arg[0] >= 1 and _never_empty(arg[2])
+        return False
+    return False
+
+
+def first_characters(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """The characters a match of ``pattern`` can start with, when it is anchored at the start
+    of the text (``^...``, no MULTILINE) and they are few; ``None`` when it cannot tell."""
+    if pattern.flags & (re.IGNORECASE | re.MULTILINE):
+        return None
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    except Exception:  # noqa: BLE001 - cannot tell
+        return None
+    items = list(parsed)
+    if not items or items[0][0] is not sre_constants.AT \
+            or items[0][1] is not sre_constants.AT_BEGINNING:
+        return None
+    return _first(items, False) if _never_empty(items) else None
