@@ -97,7 +97,7 @@ def resolve_filter(
         changes["ignoreregex"] = (*spec.ignoreregex, RegexSource(ignoreregex))
     if datepattern:
         changes["datepattern"] = datepattern
-    if maxlines:
+    if maxlines is not None:
         if maxlines < 1:
             raise ConfigError("--maxlines must be 1 or more")
         changes["maxlines"] = maxlines
@@ -125,6 +125,10 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
             gz = gzip.open(handle)
             return iter_blocks(gz), gz.close
         return iter_blocks(handle), handle.close
+    if not any(c.isspace() for c in log.strip()):
+        # a log line has spaces; a lone word is a mistyped path
+        raise ConfigError("no such log file (give a file, '-' for standard input, or a log "
+                          "line)", path=log)
     # not a file: the argument is itself a log line
     return iter_blocks(io.BytesIO(log.encode("utf-8"))), lambda: None
 

@@ -130,7 +130,7 @@ def _print_report(compiled: Filter, log: str, report: RegexReport, all_matched: 
     echo("Running tests")
     echo("=============")
     echo("")
-    source = spec.files[0] if spec.files else "command line"
+    source = spec.path or "command line"
     echo(f"Use      filter : {spec.name} ({source})")
     if spec.parameters:
         echo("Use  parameters : " + ", ".join(f"{k}={v}" for k, v in spec.parameters.items()

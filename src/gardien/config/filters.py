@@ -64,7 +64,8 @@ class FilterSpec:
     usedns: str = "warn"
     journalmatch: tuple[str, ...] = ()
     parameters: Mapping[str, str] = field(default_factory=dict)
-    files: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # every file read, includes and overrides too, in order
+    path: str | None = None  # the filter's own file
 
 
 def bundled_config_dir() -> Path:
@@ -97,7 +98,7 @@ def load_filter(
     for directory in directories:
         files = resource_files(directory, os.path.join("filter.d", spec.name))
         if files:
-            return _build(spec.name, ConfigSet.read_files(files), params, variables)
+            return _build(spec.name, ConfigSet.read_files(files), params, variables, files[0])
     searched = " and ".join(str(d / "filter.d") for d in directories)
     raise ConfigError(f"no filter named {spec.name!r} in {searched}")
 
@@ -120,7 +121,7 @@ def load_filter_file(
     if os.path.isfile(base + ".local") and path != base + ".local":
         files.append(base + ".local")
     files += sorted(str(p) for p in drop_ins.glob("*.local"))
-    return _build(stem, ConfigSet.read_files(files), dict(parameters or {}), variables)
+    return _build(stem, ConfigSet.read_files(files), dict(parameters or {}), variables, path)
 
 
 def _build(
@@ -128,10 +129,10 @@ def _build(
     config: ConfigSet,
     parameters: dict[str, str],
     variables: Mapping[str, str] | None,
+    path: str,
 ) -> FilterSpec:
     if not config.has_section(DEFINITION):
-        where = config.files[0] if config.files else None
-        raise ConfigError(f"filter {name!r} has no [{DEFINITION}] section", path=where)
+        raise ConfigError(f"filter {name!r} has no [{DEFINITION}] section", path=path)
     params = {k.lower(): v for k, v in parameters.items()}
     # What %(name)s sees: the jail's options, overridden by the filter's parameters.
     lookup = {k.lower(): v for k, v in (variables or {}).items()}
@@ -233,6 +234,7 @@ def _build(
         journalmatch=journal,
         parameters={k: v for k, v in init_params.items() if not k.startswith("known/")},
         files=tuple(config.files),
+        path=path,
     )
 
 

@@ -62,7 +62,7 @@ class CompiledRegex:
             self.regex = re.compile(expanded, re.MULTILINE if multiline else 0)
         except re.error as exc:
             raise FilterError(
-                f"{kind} is not a valid regular expression ({exc}): {source.pattern}",
+                f"not a valid regular expression ({exc}): {source.pattern}",
                 path=source.path, line=source.line, option=kind,
             ) from None
         self.pattern = expanded

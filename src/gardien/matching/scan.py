@@ -13,10 +13,11 @@ Otherwise every line is matched.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from gardien.matching.filter import Filter
 from gardien.matching.literals import best_words, required_words
@@ -27,11 +28,27 @@ BLOCK_SIZE = 8 << 20
 _UNBOUNDED_DATE = re.compile(r"^\^|\(\?=\^\|\\b\|\\W\)")
 
 
+def _hyperscan_available() -> bool:
+    if os.environ.get("GARDIEN_NO_HYPERSCAN"):
+        return False
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Prefilter:
-    """Words (as bytes) one of which every line that may produce a result contains."""
+    """Words (as bytes) one of which every line that may produce a result contains.
+
+    Lines are found with Hyperscan when the optional ``hyperscan`` package is installed (one pass
+    for all words), else with one ``bytes.find`` pass per word; both give the same lines.
+    """
 
     words: tuple[bytes, ...]
+    engine: str = field(default="auto", compare=False)
+    _database: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def for_filter(cls, compiled: Filter) -> Prefilter | None:
@@ -76,12 +93,23 @@ class Prefilter:
                 kept.append(word)
         return cls(tuple(w.encode("ascii") for w in kept))
 
+    @property
+    def uses_hyperscan(self) -> bool:
+        if self.engine == "python":
+            return False
+        return _hyperscan_available()
+
     def candidate_spans(self, block: bytes) -> list[tuple[int, int]]:
         """(start, end) of the lines of ``block`` that contain one of the words, in order."""
+        if self.uses_hyperscan:
+            return self._spans_hyperscan(block)
+        return self._spans_python(block)
+
+    def _spans_python(self, block: bytes) -> list[tuple[int, int]]:
         starts: dict[int, int] = {}
+        find = block.find
+        rfind = block.rfind
         for word in self.words:
-            find = block.find
-            rfind = block.rfind
             pos = find(word)
             while pos >= 0:
                 start = rfind(b"\n", 0, pos) + 1
@@ -91,6 +119,34 @@ class Prefilter:
                 starts[start] = end
                 pos = find(word, end)
         return sorted(starts.items())
+
+    def _spans_hyperscan(self, block: bytes) -> list[tuple[int, int]]:
+        import hyperscan
+
+        if not self._database:
+            database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            expressions = [re.escape(w.decode("ascii")).encode("ascii") for w in self.words]
+            database.compile(expressions=expressions, ids=list(range(len(expressions))),
+                             elements=len(expressions), flags=[0] * len(expressions))
+            self._database.append(database)
+        spans: dict[int, int] = {}
+        find = block.find
+        rfind = block.rfind
+        size = len(block)
+        line_end = -1
+
+        def on_match(_id: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            nonlocal line_end
+            if end <= line_end:
+                return  # this line is already selected
+            start = rfind(b"\n", 0, end) + 1
+            line_end = find(b"\n", end - 1)
+            if line_end < 0:
+                line_end = size
+            spans[start] = line_end
+
+        self._database[0].scan(block, match_event_handler=on_match)
+        return sorted(spans.items())
 
 
 @dataclass
