@@ -29,7 +29,9 @@ def require(condition: bool, reason: str) -> None:
 def fail2ban_samples() -> Path:
     """fail2ban's installed sample logs (Debian package ``fail2ban``)."""
     found = fail2ban_samples_dir()
-    require(found is not None and found.is_dir(), "fail2ban is not installed (apt-get install fail2ban)")
+    require(
+        found is not None and found.is_dir(), "fail2ban is not installed (apt-get install fail2ban)"
+    )
     assert found is not None
     return found
 

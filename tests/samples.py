@@ -41,9 +41,7 @@ from gardien.model import parse_address
 TEST_TZ = "CET-01CEST-02,M3.5.0,M10.5.0"
 FAIL2BAN_NOW = 1124013600.0  # 2005-08-14 12:00 CEST, the reference time of fail2ban's samples
 GARDIEN_NOW = "2026-11-21T12:00:00"
-_DIRECTIVE = re.compile(
-    r"^#+ ?(failJSON|expect|(?:file|filter)Options|options|addFILE):(.+)$"
-)
+_DIRECTIVE = re.compile(r"^#+ ?(failJSON|expect|(?:file|filter)Options|options|addFILE):(.+)$")
 _EXPECT = {"failJSON", "expect"}
 _OPTIONS = {"filterOptions", "options"}
 
@@ -88,9 +86,13 @@ def safe_eval(expression: str, name: str, opts: dict[str, Any]) -> bool:
             return tuple(value(e) for e in node.elts)
         if isinstance(node, ast.Name) and node.id == "name":
             return name
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "opts"
-                and node.func.attr == "get"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "opts"
+            and node.func.attr == "get"
+        ):
             return opts.get(*[value(a) for a in node.args])
         if isinstance(node, ast.BoolOp):
             values = [value(v) for v in node.values]
@@ -102,8 +104,10 @@ def safe_eval(expression: str, name: str, opts: dict[str, Any]) -> bool:
             for op, right_node in zip(node.ops, node.comparators, strict=True):
                 right = value(right_node)
                 ok = {
-                    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
-                    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+                    ast.Eq: lambda a, b: a == b,
+                    ast.NotEq: lambda a, b: a != b,
+                    ast.In: lambda a, b: a in b,
+                    ast.NotIn: lambda a, b: a not in b,
                 }[type(op)](left, right)
                 if not ok:
                     return False
@@ -155,8 +159,9 @@ def run_sample(
         if key not in cache:
             label = filter_name + (key if params else "")
             try:
-                spec = load_filter(filter_name, config_dir, parameters=params,
-                                   fallback_to_bundled=False)
+                spec = load_filter(
+                    filter_name, config_dir, parameters=params, fallback_to_bundled=False
+                )
                 cache[key] = _Variant(label, options, Filter(spec).matcher(clock=clock))
             except GardienError as error:
                 cache[key] = _Variant(label, options, None, str(error))
@@ -222,7 +227,8 @@ def _check(current: _Variant, line: str, expected: dict[str, Any]) -> str | None
     if options.get("logtype") == "journal":
         line = options.get("test.prefix-line", "") + line
         result = current.matcher.process(
-            line, date=FAIL2BAN_NOW,
+            line,
+            date=FAIL2BAN_NOW,
             date_text=dt.datetime.fromtimestamp(FAIL2BAN_NOW, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         )
     else:

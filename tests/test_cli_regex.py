@@ -11,16 +11,24 @@ from pathlib import Path
 
 import pytest
 
-SSHD_FAILURE = "Nov 21 10:00:01 web sshd[4242]: Failed password for root from 192.0.2.7 port 52000 ssh2"
-SSHD_OK = "Nov 21 10:00:02 web sshd[4243]: Accepted publickey for deploy from 198.51.100.4 port 2 ssh2"
+SSHD_FAILURE = (
+    "Nov 21 10:00:01 web sshd[4242]: Failed password for root from 192.0.2.7 port 52000 ssh2"
+)
+SSHD_OK = (
+    "Nov 21 10:00:02 web sshd[4243]: Accepted publickey for deploy from 198.51.100.4 port 2 ssh2"
+)
 CRON = "Nov 21 10:00:03 web CRON[77]: (root) CMD (run-parts /etc/cron.hourly)"
 
 
-def gardien(*args: str, stdin: str | None = None, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def gardien(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gardien", *args],
-        input=stdin, capture_output=True, text=True, timeout=120,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "TZ": "UTC", **(env or {})},
     )
 
@@ -147,6 +155,13 @@ def test_environment_variable_sets_config_dir(auth_log: Path, tmp_path: Path) ->
 def test_version_and_help() -> None:
     assert gardien("--version").stdout.startswith("gardien, version ")
     help_text = gardien("regex", "--help").stdout
-    for option in ("--json", "--now", "--print-all-matched", "--print-all-missed",
-                   "--print-all-ignored", "--datepattern", "--maxlines"):
+    for option in (
+        "--json",
+        "--now",
+        "--print-all-matched",
+        "--print-all-missed",
+        "--print-all-ignored",
+        "--datepattern",
+        "--maxlines",
+    ):
         assert option in help_text

@@ -30,7 +30,9 @@ def test_shipped_filter_meets_every_fail2ban_expectation(
 
 @pytest.mark.conformance
 def test_fail2ban_filters_through_gardien_engine(
-    fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None,
+    fail2ban_samples: Path,
+    fail2ban_config: Path,
+    samples_timezone: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     names = fail2ban_filter_names(fail2ban_config, fail2ban_samples)
@@ -44,8 +46,10 @@ def test_fail2ban_filters_through_gardien_engine(
         failures += outcome.failures
     rate = 100.0 * passed / total
     with capsys.disabled():
-        print(f"\nfail2ban filters through gardien: {passed}/{total} = {rate:.2f}% "
-              f"over {len(names)} filters")
+        print(
+            f"\nfail2ban filters through gardien: {passed}/{total} = {rate:.2f}% "
+            f"over {len(names)} filters"
+        )
         for failure in failures:
             print("  " + failure)
     assert rate >= 98.0

@@ -3,8 +3,8 @@
 Library code raises these; only the CLI turns them into messages and exit codes.
 
     GardienError                  base of everything gardien raises on purpose
-    ├── ConfigError               a configuration file or value is wrong (carries file:line)
-    │   └── FilterError           a filter cannot be built: bad regex, missing <HOST>, bad date pattern
+    ├── ConfigError               a configuration file or value is wrong (has file:line)
+    │   └── FilterError           a filter cannot be built (bad regex, no <HOST>, bad date)
     ├── BackendError              a firewall backend failed
     ├── StoreError                the ban store failed
     └── ControlError              the control socket or protocol failed

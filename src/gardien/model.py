@@ -9,8 +9,9 @@ from functools import cached_property
 
 __all__ = ["Address", "Failure", "parse_address"]
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network \
-    | ipaddress.IPv6Network
+Address = (
+    ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
+)
 
 
 def parse_address(text: str) -> Address | None:

@@ -9,6 +9,8 @@ The typed API the CLI is a thin layer over::
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import os
 import time
@@ -16,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource, load_filter, load_filter_file
@@ -52,12 +55,18 @@ class RegexReport:
         return self.lines - self.matched - self.ignored
 
     def summary_line(self) -> str:
-        return (f"Lines: {self.lines} lines, {self.ignored} ignored, {self.matched} matched, "
-                f"{self.missed} missed")
+        return (
+            f"Lines: {self.lines} lines, {self.ignored} ignored, {self.matched} matched, "
+            f"{self.missed} missed"
+        )
 
     def summary(self) -> dict[str, int]:
-        return {"lines": self.lines, "ignored": self.ignored, "matched": self.matched,
-                "missed": self.missed}
+        return {
+            "lines": self.lines,
+            "ignored": self.ignored,
+            "matched": self.matched,
+            "missed": self.missed,
+        }
 
 
 def _looks_like_name(text: str) -> bool:
@@ -78,7 +87,7 @@ def resolve_filter(
     spec: FilterSpec | None = None
     head, bracket, _rest = argument.partition("[")
     if os.path.isfile(argument) or (bracket and os.path.isfile(head)):
-        params = parse_spec("x" + argument[len(head):]).params if bracket else {}
+        params = parse_spec("x" + argument[len(head) :]).params if bracket else {}
         spec = load_filter_file(head if bracket else argument, parameters=params)
     elif _looks_like_name(argument) and not argument.startswith("^"):
         try:
@@ -115,20 +124,20 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
         stream = sys.stdin.buffer
         return iter_blocks(stream), lambda: None
     if os.path.exists(log):
+        stack = contextlib.ExitStack()
         try:
-            handle = open(log, "rb")  # noqa: SIM115 - closed by the returned callable
+            handle: BinaryIO = stack.enter_context(open(log, "rb"))  # noqa: SIM115
+            if log.endswith(".gz"):
+                handle = cast(BinaryIO, stack.enter_context(gzip.open(handle)))  # noqa: SIM115
         except OSError as exc:
+            stack.close()
             raise ConfigError(f"cannot read log: {exc.strerror}", path=log) from exc
-        if log.endswith(".gz"):
-            import gzip
-
-            gz = gzip.open(handle)
-            return iter_blocks(gz), gz.close
-        return iter_blocks(handle), handle.close
+        return iter_blocks(handle), stack.close
     if not any(c.isspace() for c in log.strip()):
         # a log line has spaces; a lone word is a mistyped path
-        raise ConfigError("no such log file (give a file, '-' for standard input, or a log "
-                          "line)", path=log)
+        raise ConfigError(
+            "no such log file (give a file, '-' for standard input, or a log line)", path=log
+        )
     # not a file: the argument is itself a log line
     return iter_blocks(io.BytesIO(log.encode("utf-8"))), lambda: None
 
@@ -158,8 +167,9 @@ def test_log(
     counts = ScanCounts()
     try:
         if needs_all:
-            _every_line(blocks, matcher.process, report, every_line,
-                        keep_matched, keep_missed, keep_ignored)
+            _every_line(
+                blocks, matcher.process, report, every_line, keep_matched, keep_missed, keep_ignored
+            )
             counts.lines = report.lines
         else:
             for line in scan_lines(blocks, prefilter, counts):
@@ -175,8 +185,14 @@ def test_log(
     return report
 
 
-def _tally(report: RegexReport, line: str, result: LineResult, keep_matched: bool,
-           keep_missed: bool, keep_ignored: bool) -> None:
+def _tally(
+    report: RegexReport,
+    line: str,
+    result: LineResult,
+    keep_matched: bool,
+    keep_missed: bool,
+    keep_ignored: bool,
+) -> None:
     if result.date_format:
         report.date_templates[result.date_format] += 1
     if result.ignored:
@@ -194,9 +210,15 @@ def _tally(report: RegexReport, line: str, result: LineResult, keep_matched: boo
         report.missed_lines.append(line)
 
 
-def _every_line(blocks: Iterator[bytes], process: Callable[[str], LineResult],
-                report: RegexReport, every_line: LineCallback | None, keep_matched: bool,
-                keep_missed: bool, keep_ignored: bool) -> None:
+def _every_line(
+    blocks: Iterator[bytes],
+    process: Callable[[str], LineResult],
+    report: RegexReport,
+    every_line: LineCallback | None,
+    keep_matched: bool,
+    keep_missed: bool,
+    keep_ignored: bool,
+) -> None:
     number = 0
     for block in blocks:
         for raw in block.split(b"\n")[: -1 if block.endswith(b"\n") else None]:

@@ -34,12 +34,19 @@ class _Group(click.Group):
             ctx.exit(0)
 
 
-@click.group(cls=_Group, context_settings={"auto_envvar_prefix": "GARDIEN",
-                                           "help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config-dir", default=DEFAULT_CONFIG_DIR, show_default=True,
-              metavar="DIR",
-              help="Configuration directory (a fail2ban one such as /etc/fail2ban works as is). "
-                   "gardien's bundled defaults are used when it does not exist.")
+@click.group(
+    cls=_Group,
+    context_settings={"auto_envvar_prefix": "GARDIEN", "help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "-c",
+    "--config-dir",
+    default=DEFAULT_CONFIG_DIR,
+    show_default=True,
+    metavar="DIR",
+    help="Configuration directory (a fail2ban one such as /etc/fail2ban works as is). "
+    "gardien's bundled defaults are used when it does not exist.",
+)
 @click.version_option(__version__, prog_name="gardien")
 @click.pass_context
 def cli(ctx: click.Context, config_dir: str) -> None:

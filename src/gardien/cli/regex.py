@@ -64,10 +64,18 @@ def _json_line(number: int, line: str, result: LineResult) -> dict[str, Any]:
 @click.argument("log")
 @click.argument("filter_", metavar="FILTER")
 @click.argument("ignoreregex", required=False)
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per log line, then a {\"summary\": ...} object.")
-@click.option("--now", "now_text", metavar="ISO-TIME",
-              help="Reference time for year-less dates (default: now), to replay old logs.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='One JSON object per log line, then a {"summary": ...} object.',
+)
+@click.option(
+    "--now",
+    "now_text",
+    metavar="ISO-TIME",
+    help="Reference time for year-less dates (default: now), to replay old logs.",
+)
 @click.option("--datepattern", metavar="PATTERN", help="Override the filter's datepattern.")
 @click.option("--maxlines", type=int, metavar="N", help="Override the filter's maxlines.")
 @click.option("--print-all-matched", is_flag=True, help="Print every matched line.")
@@ -101,12 +109,14 @@ def regex(
       gardien regex --json --now 2026-01-31T00:00 /var/log/asterisk/messages asterisk
     """
     config_dir = config_dir_or_bundled(obj.get("config_dir"))
-    spec = resolve_filter(filter_, config_dir, ignoreregex=ignoreregex,
-                          datepattern=datepattern, maxlines=maxlines)
+    spec = resolve_filter(
+        filter_, config_dir, ignoreregex=ignoreregex, datepattern=datepattern, maxlines=maxlines
+    )
     compiled = Filter(spec)
     clock = FakeClock(parse_now(now_text)) if now_text else SystemClock()
     out = sys.stdout
     if as_json:
+
         def emit(number: int, line: str, result: LineResult) -> None:
             out.write(json.dumps(_json_line(number, line, result)) + "\n")
 
@@ -114,17 +124,24 @@ def regex(
         out.write(json.dumps({"summary": report.summary()}) + "\n")
         return
     report = test_log(
-        compiled, log, clock=clock,
+        compiled,
+        log,
+        clock=clock,
         keep_matched=print_all_matched,
         keep_missed=print_all_missed,
         keep_ignored=True,
     )
-    _print_report(compiled, log, report, print_all_matched, print_all_missed,
-                  print_all_ignored)
+    _print_report(compiled, log, report, print_all_matched, print_all_missed, print_all_ignored)
 
 
-def _print_report(compiled: Filter, log: str, report: RegexReport, all_matched: bool,
-                  all_missed: bool, all_ignored: bool) -> None:
+def _print_report(
+    compiled: Filter,
+    log: str,
+    report: RegexReport,
+    all_matched: bool,
+    all_missed: bool,
+    all_ignored: bool,
+) -> None:
     echo = click.echo
     spec = compiled.spec
     echo("Running tests")
@@ -133,8 +150,10 @@ def _print_report(compiled: Filter, log: str, report: RegexReport, all_matched: 
     source = spec.path or "command line"
     echo(f"Use      filter : {spec.name} ({source})")
     if spec.parameters:
-        echo("Use  parameters : " + ", ".join(f"{k}={v}" for k, v in spec.parameters.items()
-                                              if not k.startswith("__")))
+        echo(
+            "Use  parameters : "
+            + ", ".join(f"{k}={v}" for k, v in spec.parameters.items() if not k.startswith("__"))
+        )
     echo(f"Use    log file : {log}")
     echo("Use    encoding : UTF-8")
     echo("")

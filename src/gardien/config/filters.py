@@ -34,7 +34,13 @@ __all__ = [
 DEFINITION = "Definition"
 INIT = "Init"
 _FILTER_OPTIONS = (
-    "usedns", "prefregex", "ignoreregex", "failregex", "maxlines", "datepattern", "journalmatch",
+    "usedns",
+    "prefregex",
+    "ignoreregex",
+    "failregex",
+    "maxlines",
+    "datepattern",
+    "journalmatch",
 )
 _TAG_RE = re.compile(r"<([^ <>]+)>")
 _CONDITIONAL_RE = re.compile(r"^(\w+)(\?.+)$")
@@ -148,10 +154,7 @@ def _build(
         if located is None:
             continue
         origins[option] = located
-        options[option] = _located_error(
-            lambda located=located: config.interpolate(DEFINITION, located, lookup),
-            located, option,
-        )
+        options[option] = _interpolated(config, DEFINITION, located, option, lookup)
     # [Init] parameters: defaults for what the jail did not set; 'known/x' keeps the file's own.
     init_params = dict(params)
     if config.has_section(INIT):
@@ -159,10 +162,9 @@ def _build(
             if option == "__name__":
                 continue
             located = config.raw(INIT, option)
-            assert located is not None
-            value = _located_error(
-                lambda located=located: config.interpolate(INIT, located), located, option
-            )
+            if located is None:
+                continue
+            value = _interpolated(config, INIT, located, option, None)
             if not option.startswith("known/"):
                 init_params["known/" + option] = value
             init_params.setdefault(option, value)
@@ -185,11 +187,13 @@ def _build(
         out = []
         for offset, line in enumerate(value.split("\n")):
             if line.strip():
-                out.append(RegexSource(
-                    line,
-                    origin.path if origin else None,
-                    _line_of(origin, line, offset) if origin else None,
-                ))
+                out.append(
+                    RegexSource(
+                        line,
+                        origin.path if origin else None,
+                        _line_of(origin, line, offset) if origin else None,
+                    )
+                )
         return tuple(out)
 
     maxlines = 1
@@ -206,17 +210,22 @@ def _build(
                 option="maxlines",
             ) from None
         if maxlines < 1:
-            raise ConfigError("maxlines must be 1 or more", section=DEFINITION,
-                              option="maxlines",
-                              path=origin.path if origin else None,
-                              line=origin.line if origin else None)
+            raise ConfigError(
+                "maxlines must be 1 or more",
+                section=DEFINITION,
+                option="maxlines",
+                path=origin.path if origin else None,
+                line=origin.line if origin else None,
+            )
     usedns = (resolved.get("usedns") or "warn").strip().lower()
     if usedns not in USEDNS_CHOICES:
         origin = origins.get("usedns")
         raise ConfigError(
             f"usedns must be one of {', '.join(USEDNS_CHOICES)}, got {usedns!r}",
-            path=origin.path if origin else None, line=origin.line if origin else None,
-            section=DEFINITION, option="usedns",
+            path=origin.path if origin else None,
+            line=origin.line if origin else None,
+            section=DEFINITION,
+            option="usedns",
         )
     pref = regexes("prefregex")
     journal = tuple(
@@ -244,9 +253,16 @@ def _line_of(origin: Located, line: str, offset: int) -> int:
     return origin.line_of(line)
 
 
-def _located_error(compute: Callable[[], str], located: Located, option: str) -> str:
+def _interpolated(
+    config: ConfigSet,
+    section: str,
+    located: Located,
+    option: str,
+    lookup: Mapping[str, str] | None,
+) -> str:
+    """``located`` interpolated in ``section``; errors point at the option's file and line."""
     try:
-        return compute()
+        return config.interpolate(section, located, lookup)
     except ConfigError as error:
         raise error.located(path=located.path, line=located.line, option=option) from None
 
@@ -279,8 +295,8 @@ def substitute_tags(
         if not changed:
             return result
     raise ConfigError(
-        "tags refer to each other in a loop: " + ", ".join(
-            k for k, v in result.items() if _TAG_RE.search(v) and k not in ignore)
+        "tags refer to each other in a loop: "
+        + ", ".join(k for k, v in result.items() if _TAG_RE.search(v) and k not in ignore)
     )
 
 

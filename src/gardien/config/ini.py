@@ -109,8 +109,9 @@ def parse_ini(text: str, path: str) -> IniFile:
         if header:
             name = header.group("name")
             if name in seen_sections:
-                raise ConfigError(f"section [{name}] is given twice in this file", path=path,
-                                  line=number)
+                raise ConfigError(
+                    f"section [{name}] is given twice in this file", path=path, line=number
+                )
             seen_sections.add(name)
             conditional = _CONDITIONAL_RE.match(name)
             suffix = ""

@@ -201,8 +201,9 @@ class ConfigSet:
                 continue
             reference = _REFERENCE_RE.match(text, percent)
             if following != "(" or reference is None or not reference.group(1):
+                found = text[percent : percent + 12]
                 raise ConfigError(
-                    f"'%' must be followed by '%' or '(name)s', found {text[percent:percent + 12]!r}"
+                    f"'%' must be followed by '%' or '(name)s', found {found!r}"
                     " (write '%%' for a literal percent sign)",
                     path=origin.path,
                     line=origin.line,
@@ -265,12 +266,12 @@ def _expand_includes(path: str, seen: list[str], cache: dict[str, IniFile]) -> l
         if located is None:
             continue
         for item in located.value.split("\n"):
-            item = item.strip()
-            if not item:
+            name = item.strip()
+            if not name:
                 continue
-            target = item if os.path.isabs(item) else os.path.join(directory, item)
+            target = name if os.path.isabs(name) else os.path.join(directory, name)
             if target in seen or target == path:
                 continue
             for included in _with_locals([target]):
-                bucket += _expand_includes(included, [*seen, path], cache)
+                bucket.extend(_expand_includes(included, [*seen, path], cache))
     return [*before, path, *after]

@@ -24,8 +24,9 @@ class Spec:
     def __str__(self) -> str:
         if not self.params:
             return self.name
-        inner = ", ".join(f'{k}="{v}"' if ("," in v or "]" in v) else f"{k}={v}"
-                          for k, v in self.params.items())
+        inner = ", ".join(
+            f'{k}="{v}"' if ("," in v or "]" in v) else f"{k}={v}" for k, v in self.params.items()
+        )
         return f"{self.name}[{inner}]"
 
 
@@ -44,7 +45,7 @@ def parse_spec(text: str) -> Spec:
     params: dict[str, str] = {}
     while pos < len(text):
         if text[pos] != "[":
-            raise ConfigError(f"unexpected {text[pos:pos + 20]!r} after {name!r} in {text!r}")
+            raise ConfigError(f"unexpected {text[pos : pos + 20]!r} after {name!r} in {text!r}")
         pos += 1
         while True:
             while pos < len(text) and text[pos] in " \t\n,":
@@ -55,7 +56,7 @@ def parse_spec(text: str) -> Spec:
             param = _PARAM_NAME_RE.match(text, pos)
             if not param:
                 raise ConfigError(
-                    f"expected 'parameter=value' at {text[pos:pos + 20]!r} in {text!r}"
+                    f"expected 'parameter=value' at {text[pos : pos + 20]!r} in {text!r}"
                 )
             pos = param.end()
             if pos < len(text) and text[pos] in "\"'":
@@ -79,7 +80,7 @@ def parse_spec(text: str) -> Spec:
             if text[pos] == ",":
                 pos += 1
             elif text[pos] != "]":
-                raise ConfigError(f"expected ',' or ']' at {text[pos:pos + 20]!r} in {text!r}")
+                raise ConfigError(f"expected ',' or ']' at {text[pos : pos + 20]!r} in {text!r}")
         while pos < len(text) and text[pos] in " \t":
             pos += 1
     return Spec(name, params)
@@ -124,13 +125,35 @@ _DURATION_PART_RE = re.compile(
     re.IGNORECASE,
 )
 _UNITS = {
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800,
-    "mo": 2629800, "month": 2629800, "months": 2629800,
-    "y": 31557600, "yy": 31557600, "year": 31557600, "years": 31557600,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "wk": 604800,
+    "week": 604800,
+    "weeks": 604800,
+    "mo": 2629800,
+    "month": 2629800,
+    "months": 2629800,
+    "y": 31557600,
+    "yy": 31557600,
+    "year": 31557600,
+    "years": 31557600,
 }
 
 

@@ -31,8 +31,18 @@ __all__ = ["DateDetector", "DateTemplate", "compile_datepattern", "default_templ
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTH_NAMES = (
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 )
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -83,8 +93,11 @@ DIRECTIVES: dict[str, str] = {
     "%": "%",
 }
 _DIRECTIVE_RE = re.compile(
-    r"%(" + "|".join(k for k in DIRECTIVES if len(k) > 1) + r"|[" +
-    "".join(re.escape(k) for k in DIRECTIVES if len(k) == 1) + r"])"
+    r"%("
+    + "|".join(k for k in DIRECTIVES if len(k) > 1)
+    + r"|["
+    + "".join(re.escape(k) for k in DIRECTIVES if len(k) == 1)
+    + r"])"
 )
 _ALPHA_DIRECTIVE_RE = re.compile(r"(?<!%)%[aAbBp]")
 _EPOCH_TAG_RE = re.compile(r"(?<!\\)\{L?EPOCH\}", re.IGNORECASE)
@@ -99,16 +112,53 @@ _HAS_GROUP_RE = re.compile(r"(?<!\(\?)(?<!\\)\((?!\?)")
 _WRAP_RE = re.compile(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$")
 
 # offsets (minutes) of time-zone abbreviations, for %Z / %Exz
-_ZONE_OFFSETS: dict[str, int] = {"": 0, "Z": 0, "UTC": 0, "GMT": 0, "UT": 0, "WET": 0,
-                                 "CET": 60, "CEST": 120, "WEST": 60, "EET": 120, "EEST": 180,
-                                 "MSK": 180, "IST": 330, "JST": 540, "KST": 540, "HKT": 480,
-                                 "SGT": 480, "AEST": 600, "AEDT": 660, "ACST": 570,
-                                 "AWST": 480, "NZST": 720, "NZDT": 780, "EST": -300,
-                                 "EDT": -240, "CST": -360, "CDT": -300, "MST": -420,
-                                 "MDT": -360, "PST": -480, "PDT": -420, "AKST": -540,
-                                 "AKDT": -480, "HST": -600, "AST": -240, "ADT": -180,
-                                 "NST": -210, "NDT": -150, "BST": 60, "SAST": 120,
-                                 "CAT": 120, "EAT": 180, "WAT": 60, "BRT": -180, "ART": -180}
+_ZONE_OFFSETS: dict[str, int] = {
+    "": 0,
+    "Z": 0,
+    "UTC": 0,
+    "GMT": 0,
+    "UT": 0,
+    "WET": 0,
+    "CET": 60,
+    "CEST": 120,
+    "WEST": 60,
+    "EET": 120,
+    "EEST": 180,
+    "MSK": 180,
+    "IST": 330,
+    "JST": 540,
+    "KST": 540,
+    "HKT": 480,
+    "SGT": 480,
+    "AEST": 600,
+    "AEDT": 660,
+    "ACST": 570,
+    "AWST": 480,
+    "NZST": 720,
+    "NZDT": 780,
+    "EST": -300,
+    "EDT": -240,
+    "CST": -360,
+    "CDT": -300,
+    "MST": -420,
+    "MDT": -360,
+    "PST": -480,
+    "PDT": -420,
+    "AKST": -540,
+    "AKDT": -480,
+    "HST": -600,
+    "AST": -240,
+    "ADT": -180,
+    "NST": -210,
+    "NDT": -150,
+    "BST": 60,
+    "SAST": 120,
+    "CAT": 120,
+    "EAT": 180,
+    "WAT": 60,
+    "BRT": -180,
+    "ART": -180,
+}
 _MILITARY = "ZABCDEFGHIKLMNOPQRSTUVWXY"
 
 
@@ -139,7 +189,7 @@ def zone_offset(text: str) -> int:
 class DateTemplate:
     """One date format: where it is found in a line and how to read it."""
 
-    __slots__ = ("anchored", "name", "regex", "_group", "_reader")
+    __slots__ = ("_group", "_reader", "anchored", "name", "regex")
 
     def __init__(
         self,
@@ -182,8 +232,9 @@ class DateContext:
     def __post_init__(self) -> None:
         self._local_hours: dict[tuple[int, int, int, int], float] = {}
 
-    def local_epoch(self, year: int, month: int, day: int, hour: int, minute: int,
-                    second: int) -> float:
+    def local_epoch(
+        self, year: int, month: int, day: int, hour: int, minute: int, second: int
+    ) -> float:
         """mktime() of a local wall-clock time, cached per hour (the hot path of log reading)."""
         key = (year, month, day, hour)
         base = self._local_hours.get(key)
@@ -259,8 +310,12 @@ def _read_fields(match: re.Match[str], context: DateContext) -> float | None:
     assume_year = year is None
     if year is None:
         year = time.localtime(now).tm_year
-    if (month is None or day is None) and julian is None and week is not None \
-            and weekday is not None:
+    if (
+        (month is None or day is None)
+        and julian is None
+        and week is not None
+        and weekday is not None
+    ):
         first = calendar.weekday(year, 1, 1)
         start = (6 - first) % 7 + 1 if week_starts_sunday else (7 - first) % 7 + 1
         julian = start + (week - 1) * 7 + (weekday + (1 if week_starts_sunday else 0)) % 7
@@ -306,11 +361,21 @@ def _reader_for(regex: re.Pattern[str]) -> Callable[[re.Match[str], DateContext]
     """A reader specialised for the common formats (month, day, time, maybe year; no zone), or
     the general one. Both give the same results; the fast one hands odd dates to the other."""
     fields = set(regex.groupindex) & _ALL_FIELDS
-    if not (fields <= _FAST_FIELDS and {"d", "H", "M", "S"} <= fields
-            and ("b" in fields) != ("m" in fields)):
+    if not (
+        fields <= _FAST_FIELDS
+        and {"d", "H", "M", "S"} <= fields
+        and ("b" in fields) != ("m" in fields)
+    ):
         return _read_fields
-    names = ("b" if "b" in fields else "m", "d", "H", "M", "S",
-             "Y" if "Y" in fields else "d", "f" if "f" in fields else "d")
+    names = (
+        "b" if "b" in fields else "m",
+        "d",
+        "H",
+        "M",
+        "S",
+        "Y" if "Y" in fields else "d",
+        "f" if "f" in fields else "d",
+    )
     has_year = "Y" in fields
     has_fraction = "f" in fields
     by_name = "b" in fields
@@ -322,8 +387,11 @@ def _reader_for(regex: re.Pattern[str]) -> Callable[[re.Match[str], DateContext]
             return _read_fields(match, context)
         month = _MONTH_INDEX[mon.lower()] if by_name else int(mon)
         day = int(day_text)
-        if day > last_day[month] or (month == 2 and day == 29) or context.default_offset \
-                is not None:
+        if (
+            day > last_day[month]
+            or (month == 2 and day == 29)
+            or context.default_offset is not None
+        ):
             return _read_fields(match, context)
         if has_year and year_text:
             year = int(year_text)
@@ -333,8 +401,9 @@ def _reader_for(regex: re.Pattern[str]) -> Callable[[re.Match[str], DateContext]
             year = time.localtime(now).tm_year
             result = context.local_epoch(year, month, day, int(hour), int(minute), int(second))
             if result > now + 86400:
-                result = context.local_epoch(year - 1, month, day, int(hour), int(minute),
-                                             int(second))
+                result = context.local_epoch(
+                    year - 1, month, day, int(hour), int(minute), int(second)
+                )
         if has_fraction and fraction_text:
             result += int(fraction_text.ljust(6, "0")) / 1_000_000
         return result
@@ -361,8 +430,9 @@ def _read_tai64n(match: re.Match[str], context: DateContext) -> float:
     return float(int(label[2:17], 16))
 
 
-def _bounded(regex: str, name: str, word_start: bool | str, word_end: bool
-             ) -> tuple[str, bool, str]:
+def _bounded(
+    regex: str, name: str, word_start: bool | str, word_end: bool
+) -> tuple[str, bool, str]:
     """Add word boundaries (or a line-start anchor) around a date regex, as fail2ban does."""
     regex = regex.strip()
     global_flags = _GLOBAL_FLAGS_RE.search(regex)
@@ -397,13 +467,16 @@ def _pattern_template(pattern: str) -> DateTemplate:
     word_start: bool | str = True
     word_end = True
     if pattern.startswith("{UNB}"):
-        pattern = pattern[len("{UNB}"):]
+        pattern = pattern[len("{UNB}") :]
         word_start = word_end = False
     if word_start and pattern.startswith("{^LN-BEG}"):
-        pattern = pattern[len("{^LN-BEG}"):]
+        pattern = pattern[len("{^LN-BEG}") :]
         word_start = "start"
-    missing = [d for d in re.findall(r"%(Ex\w|\w|%)", pattern)
-               if d not in DIRECTIVES and d[:3] not in DIRECTIVES]
+    missing = [
+        d
+        for d in re.findall(r"%(Ex\w|\w|%)", pattern)
+        if d not in DIRECTIVES and d[:3] not in DIRECTIVES
+    ]
     unknown = [d for d in missing if not _DIRECTIVE_RE.match("%" + d)]
     if unknown:
         raise FilterError(
@@ -425,8 +498,9 @@ def _pattern_template(pattern: str) -> DateTemplate:
     regex = _DIRECTIVE_RE.sub(expand, pattern)
     flags = re.IGNORECASE if _ALPHA_DIRECTIVE_RE.search(pattern) else 0
     regex, anchored, name = _bounded(regex, original, word_start, word_end)
-    return DateTemplate(name, regex, _reader_for(re.compile(regex, flags)), anchored=anchored,
-                        flags=flags)
+    return DateTemplate(
+        name, regex, _reader_for(re.compile(regex, flags)), anchored=anchored, flags=flags
+    )
 
 
 _EPOCH_RE = r"\d{10,11}\b(?:\.\d{3,6})?"
@@ -454,8 +528,9 @@ def _epoch_template(key: str, pattern: str) -> DateTemplate:
 
 
 def _tai64n_template(line_start: bool) -> DateTemplate:
-    regex, anchored, name = _bounded(r"@[0-9a-f]{24}", "TAI64N",
-                                     "start" if line_start else False, True)
+    regex, anchored, name = _bounded(
+        r"@[0-9a-f]{24}", "TAI64N", "start" if line_start else False, True
+    )
     return DateTemplate(name, regex, _read_tai64n, anchored=anchored)
 
 
@@ -541,7 +616,8 @@ def templates_for(datepattern: str | None) -> list[DateTemplate]:
                 if pattern in ("EPOCH", "TAI64N"):
                     continue
                 bare = pattern.removeprefix("{^LN-BEG}").removeprefix("^")
-                templates.append(compile_datepattern(_DATE_TAG_RE.sub(lambda _: bare, line)))
+                expanded = _DATE_TAG_RE.sub(bare.replace("\\", "\\\\"), line)
+                templates.append(compile_datepattern(expanded))
         else:
             templates.append(compile_datepattern(line))
     unique: list[DateTemplate] = []

@@ -26,8 +26,8 @@ from typing import Any
 from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
-from gardien.matching.literals import first_characters, required_words
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
+from gardien.matching.literals import first_characters, required_words
 from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
 
@@ -36,10 +36,24 @@ __all__ = ["CompiledRegex", "Filter", "LineMatcher", "LineResult"]
 _ALT_RE = re.compile(r"^(alt_|tuple_)(.*?)(?:_\d+)?$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
 #: groups that are machinery, not data worth showing to a user
-INTERNAL_GROUPS = frozenset({
-    "ip4", "ip6", "dns", "cidr", "fid", "mlfid", "nofail", "mlfforget", "mlfgained", "content",
-    "matches", "nofail-matches", "mlfpending", "users",
-})
+INTERNAL_GROUPS = frozenset(
+    {
+        "ip4",
+        "ip6",
+        "dns",
+        "cidr",
+        "fid",
+        "mlfid",
+        "nofail",
+        "mlfforget",
+        "mlfgained",
+        "content",
+        "matches",
+        "nofail-matches",
+        "mlfpending",
+        "users",
+    }
+)
 #: how many connections (``<F-MLFID>``) are remembered, and for how long (seconds of clock time)
 MLFID_CACHE_SIZE = 100
 MLFID_CACHE_AGE = 300.0
@@ -52,8 +66,9 @@ class CompiledRegex:
 
     __slots__ = ("_alt", "_tuple", "has_skiplines", "pattern", "regex", "source", "words")
 
-    def __init__(self, source: RegexSource, *, usedns: str, multiline: bool,
-                 kind: str = "failregex") -> None:
+    def __init__(
+        self, source: RegexSource, *, usedns: str, multiline: bool, kind: str = "failregex"
+    ) -> None:
         self.source = source
         expanded = localise_flags(expand_tags(source.pattern, usedns=usedns))
         if not expanded.strip():
@@ -63,7 +78,9 @@ class CompiledRegex:
         except re.error as exc:
             raise FilterError(
                 f"not a valid regular expression ({exc}): {source.pattern}",
-                path=source.path, line=source.line, option=kind,
+                path=source.path,
+                line=source.line,
+                option=kind,
             ) from None
         self.pattern = expanded
         self.has_skiplines = "skiplines0" in self.regex.groupindex
@@ -109,12 +126,17 @@ class Filter:
         self.spec = spec
         if not spec.failregex:
             where = spec.files[-1] if spec.files else None
-            raise FilterError(f"filter {spec.name!r} has no failregex", path=where,
-                              section="Definition", option="failregex")
+            raise FilterError(
+                f"filter {spec.name!r} has no failregex",
+                path=where,
+                section="Definition",
+                option="failregex",
+            )
         multiline = spec.maxlines > 1
         self.prefregex = (
             CompiledRegex(spec.prefregex, usedns=spec.usedns, multiline=False, kind="prefregex")
-            if spec.prefregex else None
+            if spec.prefregex
+            else None
         )
         self.failregex = tuple(
             CompiledRegex(r, usedns=spec.usedns, multiline=multiline) for r in spec.failregex
@@ -129,7 +151,9 @@ class Filter:
                 raise FilterError(
                     "failregex has no <HOST> (nor <ADDR>, <IP4>, <IP6>, <DNS>, <SUBNET>, "
                     f"<F-ID>) to say who failed: {compiled.source.pattern}",
-                    path=compiled.source.path, line=compiled.source.line, option="failregex",
+                    path=compiled.source.path,
+                    line=compiled.source.line,
+                    option="failregex",
                 )
         self.date_templates = templates_for(spec.datepattern)
         # for a text starting with character c, the failregexes that may match it, in order
@@ -151,18 +175,25 @@ class Filter:
             found = tuple(
                 (index, regex)
                 for index, (regex, chars) in enumerate(
-                    zip(self.failregex, self._first_chars, strict=True))
+                    zip(self.failregex, self._first_chars, strict=True)
+                )
                 if chars is None or first in chars
             )
             if len(self._by_first_char) < 4096:
                 self._by_first_char[first] = found
         return found
 
-    def matcher(self, *, clock: Clock | None = None, log_timezone: str | None = None,
-                skip_undated: bool = False) -> LineMatcher:
+    def matcher(
+        self,
+        *,
+        clock: Clock | None = None,
+        log_timezone: str | None = None,
+        skip_undated: bool = False,
+    ) -> LineMatcher:
         """A fresh matcher (its own date detector, line buffer and connection cache)."""
-        return LineMatcher(self, clock=clock or SystemClock(), log_timezone=log_timezone,
-                           skip_undated=skip_undated)
+        return LineMatcher(
+            self, clock=clock or SystemClock(), log_timezone=log_timezone, skip_undated=skip_undated
+        )
 
 
 @dataclass(slots=True)
@@ -219,8 +250,14 @@ class _ConnectionCache:
 class LineMatcher:
     """Applies a :class:`Filter` to the lines of one log, in order (it keeps state)."""
 
-    def __init__(self, compiled: Filter, *, clock: Clock, log_timezone: str | None = None,
-                 skip_undated: bool = False) -> None:
+    def __init__(
+        self,
+        compiled: Filter,
+        *,
+        clock: Clock,
+        log_timezone: str | None = None,
+        skip_undated: bool = False,
+    ) -> None:
         self.filter = compiled
         self._clock = clock
         self._detector = DateDetector(compiled.date_templates)
@@ -261,11 +298,10 @@ class LineMatcher:
                 date_format = template.name
                 if text:
                     key = (template, text)
-                    if self._dates_now != now:
-                        # year-less dates depend on "now": keep cached readings a minute at most
-                        if abs(now - self._dates_now) > 60 or len(self._dates) > 65536:
-                            self._dates.clear()
-                            self._dates_now = now
+                    # year-less dates depend on "now": keep cached readings a minute at most
+                    if abs(now - self._dates_now) > 60 or len(self._dates) > 65536:
+                        self._dates.clear()
+                        self._dates_now = now
                     date = self._dates.get(key)
                     if date is None:
                         date = template.read(match, self._context)
@@ -295,8 +331,9 @@ class LineMatcher:
     def _text(lines: Sequence[Parts]) -> str:
         return "\n".join(p[0] + p[2] for p in lines) + "\n"
 
-    def _split(self, compiled: CompiledRegex, match: re.Match[str],
-               original: list[Parts]) -> tuple[list[Parts], list[Parts]]:
+    def _split(
+        self, compiled: CompiledRegex, match: re.Match[str], original: list[Parts]
+    ) -> tuple[list[Parts], list[Parts]]:
         """The buffered lines a match covers, and the others."""
         if len(original) <= 1:
             return original, []
@@ -329,14 +366,17 @@ class LineMatcher:
         flt = self.filter
         if self._maxlines > 1:
             self._buffer.append(parts)
-            self._buffer = self._buffer[-self._maxlines:]
+            self._buffer = self._buffer[-self._maxlines :]
             original = self._buffer
-            text: str | None = self._text(original)
+            text = self._text(original)
         else:
             original = self._buffer = [parts]
             text = parts[0] + parts[2] + "\n"
-        if flt.ignoreregex and len(flt.ignoreregex) < len(flt.failregex) - 2 \
-                and self._ignored(text, None):
+        if (
+            flt.ignoreregex
+            and len(flt.ignoreregex) < len(flt.failregex) - 2
+            and self._ignored(text, None)
+        ):
             result.ignored = True
             return result
         prefix: dict[str, Any] = {}
@@ -348,9 +388,7 @@ class LineMatcher:
             content = prefix.pop("content", None)
             if content:
                 self._buffer = [("", "", content)]
-                text = None
-        if text is None:
-            text = self._text(self._buffer)
+                text = content + "\n"
         for index, compiled in flt.regexes_for(text):
             match = compiled.regex.search(text)
             if match is None:
@@ -401,13 +439,15 @@ class LineMatcher:
             users = fields.get("users")
             if isinstance(users, set):
                 fields["users"] = set(users)
-            result.failures.append(Failure(
-                host=shown,
-                time=date,
-                regex_index=index,
-                fields=fields,
-                lines=tuple(fields.get("matches") or lines),
-            ))
+            result.failures.append(
+                Failure(
+                    host=shown,
+                    time=date,
+                    regex_index=index,
+                    fields=fields,
+                    lines=tuple(fields.get("matches") or lines),
+                )
+            )
             return result
         return result
 
@@ -478,8 +518,11 @@ def public_fields(fields: Mapping[str, object]) -> dict[str, object]:
     """The captures worth showing (``user``, ``fport``...), without matching machinery."""
     out: dict[str, object] = {}
     for key, value in fields.items():
-        if key in INTERNAL_GROUPS or value is None or key.startswith(("alt_", "tuple_",
-                                                                       "skiplines")):
+        if (
+            key in INTERNAL_GROUPS
+            or value is None
+            or key.startswith(("alt_", "tuple_", "skiplines"))
+        ):
             continue
         out[key] = sorted(value) if isinstance(value, set) else value
     return out

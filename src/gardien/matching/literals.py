@@ -13,12 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-try:  # Python >= 3.11 keeps the parser here; it is stable across 3.11-3.13
-    from re import _constants as sre_constants  # type: ignore[attr-defined]
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older layouts
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+from re import _constants as sre_constants  # the parser's constants (Python >= 3.11)
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 __all__ = ["best_words", "first_characters", "required_words"]
 
@@ -106,7 +102,7 @@ def required_words(pattern: str | re.Pattern[str]) -> Words | None:
         return None
     try:
         parsed = sre_parse.parse(compiled.pattern, compiled.flags)
-    except Exception:  # noqa: BLE001 - any parser surprise just means "cannot tell"
+    except Exception:
         return None
     return _sequence(parsed, False)
 
@@ -173,10 +169,13 @@ def first_characters(pattern: re.Pattern[str]) -> frozenset[str] | None:
         return None
     try:
         parsed = sre_parse.parse(pattern.pattern, pattern.flags)
-    except Exception:  # noqa: BLE001 - cannot tell
+    except Exception:
         return None
     items = list(parsed)
-    if not items or items[0][0] is not sre_constants.AT \
-            or items[0][1] is not sre_constants.AT_BEGINNING:
+    if (
+        not items
+        or items[0][0] is not sre_constants.AT
+        or items[0][1] is not sre_constants.AT_BEGINNING
+    ):
         return None
     return _first(items, False) if _never_empty(items) else None

@@ -69,8 +69,7 @@ class Prefilter:
             needed |= pref
         else:
             for words in failure_words:
-                assert words is not None
-                needed |= words
+                needed |= words or frozenset()
             if compiled.prefregex is not None:
                 pref = required_words(compiled.prefregex.regex)
                 # a prefregex word present on every failure line may be more selective
@@ -126,8 +125,12 @@ class Prefilter:
         if not self._database:
             database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             expressions = [re.escape(w.decode("ascii")).encode("ascii") for w in self.words]
-            database.compile(expressions=expressions, ids=list(range(len(expressions))),
-                             elements=len(expressions), flags=[0] * len(expressions))
+            database.compile(
+                expressions=expressions,
+                ids=list(range(len(expressions))),
+                elements=len(expressions),
+                flags=[0] * len(expressions),
+            )
             self._database.append(database)
         spans: dict[int, int] = {}
         find = block.find

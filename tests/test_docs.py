@@ -1,0 +1,35 @@
+"""Docs tested against the code: every command and option is in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gardien.cli import cli
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _options(command: click.Command) -> list[str]:
+    names: list[str] = []
+    for param in command.params:
+        if isinstance(param, click.Option):
+            names += [n for n in param.opts if n.startswith("--") and n not in ("--help",)]
+    return names
+
+
+def test_every_command_and_option_is_in_the_readme() -> None:
+    missing = [o for o in _options(cli) if o not in README and o != "--version"]
+    for name, command in cli.commands.items():
+        if f"gardien {name}" not in README:
+            missing.append(f"gardien {name}")
+        missing += [f"{name} {o}" for o in _options(command) if f"`{o}" not in README]
+    assert not missing, f"undocumented: {missing}"
+
+
+def test_readme_quick_start_scripts_exist() -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert "./scripts/test" in README and (root / "scripts" / "test").is_file()
+    assert "./scripts/demo" in README and (root / "scripts" / "demo").is_file()
+    assert "scripts/test" in (root / ".ci" / "run").read_text()
