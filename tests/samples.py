@@ -68,6 +68,8 @@ class Outcome:
     passed: int = 0
     failures: list[str] = field(default_factory=list)
     error: str | None = None
+    #: per option set: the failregexes of the filter and the indexes that matched some line
+    coverage: dict[str, tuple[tuple[str, ...], set[int]]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -213,7 +215,7 @@ def run_sample(
                 constraint = expected.get("constraint")
                 if constraint and not safe_eval(constraint, filter_name, current.options):
                     continue
-                problem = _check(current, line, expected)
+                problem = _check(current, line, expected, outcome)
                 if problem:
                     outcome.failures.append(f"{where}: {problem}\n    line: {line}")
                 else:
@@ -221,7 +223,7 @@ def run_sample(
     return outcome
 
 
-def _check(current: _Variant, line: str, expected: dict[str, Any]) -> str | None:
+def _check(current: _Variant, line: str, expected: dict[str, Any], outcome: Outcome) -> str | None:
     assert current.matcher is not None
     options = current.options
     if options.get("logtype") == "journal":
@@ -234,6 +236,11 @@ def _check(current: _Variant, line: str, expected: dict[str, Any]) -> str | None
     else:
         result = current.matcher.process(line)
     failures = result.failures
+    regexes = tuple(r.source.pattern for r in current.matcher.filter.failregex)
+    hit = outcome.coverage.setdefault(current.label, (regexes, set()))[1]
+    hit.update(f.regex_index for f in failures)
+    if result.nofail and not failures:
+        hit.update(_nofail_index(current, line, options))
     if not failures:
         return "expected a match, got none" if expected.get("match") else None
     if not expected.get("match"):
@@ -270,6 +277,23 @@ def _check(current: _Variant, line: str, expected: dict[str, Any]) -> str | None
             shown = dt.datetime.fromtimestamp(failure.time or 0).isoformat()
             return f"time: expected {want_time}, got {shown}"
     return None
+
+
+def _nofail_index(current: _Variant, line: str, options: dict[str, Any]) -> list[int]:
+    """Which failregex recognised a line that is not a failure by itself (``<F-NOFAIL>``)."""
+    assert current.matcher is not None
+    flt = current.matcher.filter
+    text = line
+    if flt.prefregex is not None:
+        found = flt.prefregex.regex.search(line)
+        if found is None or not found.groupdict().get("content"):
+            return []
+        text = found.group("content")
+    for index, regex in enumerate(flt.failregex):
+        if regex.regex.search(text + "\n"):
+            return [index]
+    del options
+    return []
 
 
 def set_test_timezone() -> str | None:

@@ -11,10 +11,9 @@ in the text the regex sees is also found in the raw line.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from re import _constants as sre_constants  # the parser's constants (Python >= 3.11)
+from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
 
 __all__ = ["best_words", "first_characters", "required_words"]
 
