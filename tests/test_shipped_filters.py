@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from gardien.cli.regex import parse_now
 from gardien.config.filters import bundled_config_dir
 from samples import FAIL2BAN_NOW, gardien_samples_dir, run_sample
 from test_cli_regex import gardien as run_gardien
-from gardien.cli.regex import parse_now
 
 SHIPPED = sorted(
     p.stem for p in (bundled_config_dir() / "filter.d").glob("*.conf") if p.stem != "common"
