@@ -10,6 +10,7 @@ The typed API the CLI is a thin layer over::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import gzip
 import io
 import os
@@ -28,6 +29,9 @@ from gardien.matching.filter import Filter, LineResult
 from gardien.matching.scan import Prefilter, ScanCounts, decode, iter_blocks, scan_lines
 
 __all__ = ["LineCallback", "RegexReport", "resolve_filter", "test_log"]
+
+#: how much of the start of a log is used to pick the rarest words to look for
+SAMPLE_SIZE = 1 << 20
 
 #: called for every line that counts: (line number or 0 when unknown, text, result)
 LineCallback = Callable[[int, str, LineResult], None]
@@ -162,8 +166,12 @@ def test_log(
     report = RegexReport(compiled.name, regex_hits=[0] * len(compiled.failregex))
     matcher = compiled.matcher(clock=clock or SystemClock(), log_timezone=log_timezone)
     needs_all = every_line is not None or keep_missed
-    prefilter = None if needs_all else Prefilter.for_filter(compiled)
     blocks, close = _open_blocks(log)
+    prefilter = None
+    if not needs_all:
+        first = next(blocks, b"")
+        prefilter = Prefilter.for_filter(compiled, sample=first[:SAMPLE_SIZE])
+        blocks = itertools.chain([first], blocks)
     counts = ScanCounts()
     try:
         if needs_all:

@@ -11,6 +11,7 @@ in the text the regex sees is also found in the raw line.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
@@ -30,20 +31,24 @@ _ZERO_WIDTH = {sre_constants.AT, sre_constants.ASSERT, sre_constants.ASSERT_NOT}
 Words = frozenset[str]
 
 
+Score = Callable[[Words], Any]
+
+
 def _score(words: Words) -> tuple[int, int]:
-    """Higher is better: a longer shortest word, then fewer words."""
+    """Higher is better, without data: a longer shortest word, then fewer words."""
     return (min(len(w) for w in words), -len(words))
 
 
-def best_words(candidates: list[Words]) -> Words | None:
+def best_words(candidates: list[Words], score: Score = _score) -> Words | None:
     """The most selective of several alternative word sets (any of which is required)."""
     usable = [c for c in candidates if c]
     if not usable:
         return None
-    return max(usable, key=_score)
+    return max(usable, key=score)
 
 
-def _sequence(items: Any, ignorecase: bool) -> Words | None:
+def _sequence(items: Any, ignorecase: bool, score: Score) -> list[Words]:
+    """Word sets each of which a match of the parsed sequence ``items`` needs (one word of)."""
     candidates: list[Words] = []
     run: list[str] = []
 
@@ -61,49 +66,51 @@ def _sequence(items: Any, ignorecase: bool) -> Words | None:
             close_run()
             continue
         if op in _ZERO_WIDTH:
-            # a look-around or anchor consumes nothing: the word run goes on across it
+            # an anchor consumes nothing: the word run goes on across it
             if op is sre_constants.AT:
                 continue
             close_run()
             continue
         close_run()
-        found: Words | None = None
         if op is _SUBPATTERN:
             _group, add_flags, del_flags, inner = arg
             case = (ignorecase or bool(add_flags & _IGNORECASE)) and not del_flags & _IGNORECASE
-            found = _sequence(inner, case)
+            candidates += _sequence(inner, case, score)
         elif op is _ATOMIC and _ATOMIC is not None:
-            found = _sequence(arg, ignorecase)
+            candidates += _sequence(arg, ignorecase, score)
         elif op in _REPEATS or (_POSSESSIVE is not None and op is _POSSESSIVE):
             low, _high, inner = arg
             if low >= 1:
-                found = _sequence(inner, ignorecase)
+                candidates += _sequence(inner, ignorecase, score)
         elif op is _BRANCH:
             _unused, branches = arg
             union: set[str] = set()
             for branch in branches:
-                words = _sequence(branch, ignorecase)
+                words = best_words(_sequence(branch, ignorecase, score), score)
                 if words is None:
                     union = set()
                     break
                 union |= words
-            found = frozenset(union) if union else None
-        if found:
-            candidates.append(found)
+            if union:
+                candidates.append(frozenset(union))
     close_run()
-    return best_words(candidates)
+    return candidates
 
 
-def required_words(pattern: str | re.Pattern[str]) -> Words | None:
-    """Words one of which every match of ``pattern`` contains, or ``None`` if unknown."""
+def required_words(pattern: str | re.Pattern[str], score: Score = _score) -> Words | None:
+    """Words one of which every match of ``pattern`` contains, or ``None`` if unknown.
+
+    Of the possible sets, the one ``score`` rates highest is returned (by default the one with
+    the longest words; the scanner rates them by how rarely they occur in the log itself).
+    """
     compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern)
     if compiled.flags & re.IGNORECASE:
         return None
     try:
         parsed = sre_parse.parse(compiled.pattern, compiled.flags)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any parser surprise just means "cannot tell"
         return None
-    return _sequence(parsed, False)
+    return best_words(_sequence(parsed, False, score), score)
 
 
 def _first(items: Any, ignorecase: bool) -> frozenset[str] | None:

@@ -51,43 +51,44 @@ class Prefilter:
     _database: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
-    def for_filter(cls, compiled: Filter) -> Prefilter | None:
-        """The prefilter of ``compiled``, or ``None`` when lines must all be matched."""
+    def for_filter(cls, compiled: Filter, sample: bytes = b"") -> Prefilter | None:
+        """The prefilter of ``compiled``, or ``None`` when lines must all be matched.
+
+        ``sample`` (the start of the log) lets it prefer the words that occur least there.
+        """
         if compiled.spec.maxlines > 1:
             return None
         for template in compiled.date_templates:
             if not (template.anchored or _UNBOUNDED_DATE.search(template.regex.pattern)):
                 return None
-        needed: set[str] = set()
-        failure_words = [required_words(r.regex) for r in compiled.failregex]
-        if any(words is None for words in failure_words):
-            if compiled.prefregex is None:
-                return None
-            pref = required_words(compiled.prefregex.regex)
-            if pref is None:
-                return None
-            needed |= pref
-        else:
-            for words in failure_words:
-                needed |= words or frozenset()
-            if compiled.prefregex is not None:
-                pref = required_words(compiled.prefregex.regex)
-                # a prefregex word present on every failure line may be more selective
-                best = best_words([frozenset(needed), pref] if pref else [frozenset(needed)])
-                needed = set(best or needed)
+
+        def rarity(words: frozenset[str]) -> tuple[int, int, int]:
+            hits = sum(sample.count(w.encode("ascii")) for w in words) if sample else 0
+            return (-hits, min(len(w) for w in words), -len(words))
+
+        alternatives: list[frozenset[str]] = []
+        failure_words = [required_words(r.regex, rarity) for r in compiled.failregex]
+        if all(words is not None for words in failure_words):
+            alternatives.append(frozenset().union(*(w or frozenset() for w in failure_words)))
+        if compiled.prefregex is not None:
+            # every failure line also matches the prefregex: its words are an alternative
+            pref = required_words(compiled.prefregex.regex, rarity)
+            if pref:
+                alternatives.append(pref)
+        chosen = best_words(alternatives, rarity)
+        if chosen is None:
+            return None
+        needed = set(chosen)
         # lines an ignoreregex alone can classify (checked before the failregexes) must be seen
         if compiled.ignoreregex and len(compiled.ignoreregex) < len(compiled.failregex) - 2:
             for regex in compiled.ignoreregex:
-                words = required_words(regex.regex)
+                words = required_words(regex.regex, rarity)
                 if words is None:
                     return None
                 needed |= words
-        if not needed:
-            return None
         # a word containing another is redundant: the shorter finds its lines already
-        minimal = sorted(needed, key=len)
         kept: list[str] = []
-        for word in minimal:
+        for word in sorted(needed, key=len):
             if not any(shorter in word for shorter in kept):
                 kept.append(word)
         return cls(tuple(w.encode("ascii") for w in kept))
