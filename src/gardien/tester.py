@@ -10,9 +10,9 @@ The typed API the CLI is a thin layer over::
 from __future__ import annotations
 
 import contextlib
-import itertools
 import gzip
 import io
+import itertools
 import os
 import time
 from collections import Counter

@@ -108,7 +108,7 @@ def required_words(pattern: str | re.Pattern[str], score: Score = _score) -> Wor
         return None
     try:
         parsed = sre_parse.parse(compiled.pattern, compiled.flags)
-    except Exception:  # noqa: BLE001 - any parser surprise just means "cannot tell"
+    except Exception:
         return None
     return best_words(_sequence(parsed, False, score), score)
 
