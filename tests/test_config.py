@@ -108,11 +108,15 @@ def test_colon_separates_name_and_value_too() -> None:
 
 
 def test_option_names_are_case_folded_but_section_names_are_not(tmp_path: Path) -> None:
-    write(tmp_path, "x.conf", """
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [Definition]
         FailRegex = ^x <HOST>$
         MaxLines: 2
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "x")
     assert config.options("Definition") == ["failregex", "maxlines"]
     assert config.get("Definition", "FAILREGEX") == "^x <HOST>$"
@@ -170,7 +174,10 @@ def test_missing_resource_reads_as_empty(tmp_path: Path) -> None:
 
 
 def test_default_section_is_seen_from_every_section(tmp_path: Path) -> None:
-    write(tmp_path, "x.conf", """
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [DEFAULT]
         bantime = 10m
         port = ssh
@@ -178,7 +185,8 @@ def test_default_section_is_seen_from_every_section(tmp_path: Path) -> None:
         enabled = true
         [b]
         port = 2222
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "x")
     assert config.get("a", "bantime") == "10m"
     assert config.get("a", "port") == "ssh"
@@ -190,24 +198,36 @@ def test_default_section_is_seen_from_every_section(tmp_path: Path) -> None:
 
 
 def test_includes_before_are_overridden_and_after_override(tmp_path: Path) -> None:
-    write(tmp_path, "common.conf", """
+    write(
+        tmp_path,
+        "common.conf",
+        """
         [Definition]
         a = from-before
         b = from-before
         only_before = yes
-        """)
-    write(tmp_path, "last.conf", """
+        """,
+    )
+    write(
+        tmp_path,
+        "last.conf",
+        """
         [Definition]
         b = from-after
-        """)
-    write(tmp_path, "x.conf", """
+        """,
+    )
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [INCLUDES]
         before = common.conf
         after = last.conf
         [Definition]
         a = from-file
         b = from-file
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "x")
     assert [Path(f).name for f in config.files] == ["common.conf", "x.conf", "last.conf"]
     assert config.get("Definition", "a") == "from-file"
@@ -218,13 +238,17 @@ def test_includes_before_are_overridden_and_after_override(tmp_path: Path) -> No
 def test_several_includes_in_order_and_an_include_loop_terminates(tmp_path: Path) -> None:
     write(tmp_path, "one.conf", "[S]\nv = one\nfirst = one\n")
     write(tmp_path, "two.conf", "[INCLUDES]\nbefore = x.conf\n[S]\nv = two\n")
-    write(tmp_path, "x.conf", """
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [INCLUDES]
         before = one.conf
                  two.conf
         [S]
         mine = x
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "x")
     assert [Path(f).name for f in config.files] == ["one.conf", "two.conf", "x.conf"]
     assert config.get("S", "v") == "two"
@@ -261,8 +285,9 @@ def test_drop_in_directory_order(tmp_path: Path) -> None:
     write(tmp_path, "jail.d/a.local", "[sshd]\nv = a.local\n")
     write(tmp_path, "jail.d/ignored.txt", "[sshd]\nv = never\n")
     expected = ["jail.conf", "jail.d/a.conf", "jail.d/b.conf", "jail.local", "jail.d/a.local"]
-    assert [str(Path(f).relative_to(tmp_path)) for f in resource_files(tmp_path, "jail")] \
-        == expected
+    assert [
+        str(Path(f).relative_to(tmp_path)) for f in resource_files(tmp_path, "jail")
+    ] == expected
     config = ConfigSet.read_resource(tmp_path, "jail")
     assert [str(Path(f).relative_to(tmp_path)) for f in config.files] == expected
     assert config.get("sshd", "v") == "a.local"
@@ -281,7 +306,10 @@ def test_drop_in_conf_is_overridden_by_main_local(tmp_path: Path) -> None:
 
 
 def test_interpolation_of_own_default_and_special_names(tmp_path: Path) -> None:
-    write(tmp_path, "x.conf", """
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [DEFAULT]
         logdir = /var/log
         [sshd]
@@ -291,7 +319,8 @@ def test_interpolation_of_own_default_and_special_names(tmp_path: Path) -> None:
         name = jail-%(__name__)s
         percent = 100%%
         nested = [%(logpath)s]
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "x")
     assert config.get("sshd", "logpath") == "/var/log/auth.log"
     assert config.get("sshd", "ports") == "22,2222"
@@ -301,7 +330,10 @@ def test_interpolation_of_own_default_and_special_names(tmp_path: Path) -> None:
 
 
 def test_default_values_interpolate_in_the_context_of_the_section(tmp_path: Path) -> None:
-    write(tmp_path, "x.conf", """
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [DEFAULT]
         action = ban[name=%(__name__)s, port="%(port)s"]
         port = 0
@@ -309,7 +341,8 @@ def test_default_values_interpolate_in_the_context_of_the_section(tmp_path: Path
         port = ssh
         [other]
         enabled = true
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "x")
     assert config.get("sshd", "action") == 'ban[name=sshd, port="ssh"]'
     assert config.get("other", "action") == 'ban[name=other, port="0"]'
@@ -323,23 +356,34 @@ def test_variables_take_precedence(tmp_path: Path) -> None:
 
 
 def test_known_gives_the_value_before_a_local_override(tmp_path: Path) -> None:
-    write(tmp_path, "filter.conf", """
+    write(
+        tmp_path,
+        "filter.conf",
+        """
         [Definition]
         failregex = ^one <HOST>$
                     ^two <HOST>$
-        """)
-    write(tmp_path, "filter.local", """
+        """,
+    )
+    write(
+        tmp_path,
+        "filter.local",
+        """
         [Definition]
         failregex = %(known/failregex)s
                     ^three <HOST>$
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "filter")
     assert config.get("Definition", "failregex") == "^one <HOST>$\n^two <HOST>$\n^three <HOST>$"
     assert config.get("Definition", "known/failregex") == "^one <HOST>$\n^two <HOST>$"
 
 
 def test_section_slash_option_reads_another_section(tmp_path: Path) -> None:
-    write(tmp_path, "x.conf", """
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [A]
         name = a
         port = 22
@@ -348,7 +392,8 @@ def test_section_slash_option_reads_another_section(tmp_path: Path) -> None:
         name = b
         port = %(A/port)s
         label = %(A/label)s
-        """)
+        """,
+    )
     config = ConfigSet.read_resource(tmp_path, "x")
     assert config.get("B", "port") == "22"
     # as in fail2ban, the raw value is taken and expanded where it is used...
@@ -400,14 +445,18 @@ def test_interpolation_loop_is_an_error_not_a_hang(tmp_path: Path, options: str)
 
 
 def test_conditional_sections(tmp_path: Path) -> None:
-    write(tmp_path, "x.conf", """
+    write(
+        tmp_path,
+        "x.conf",
+        """
         [Init]
         chain = INPUT
         blocktype = REJECT
         [Init?family=inet6]
         blocktype = DROP
         extra = v6
-        """)
+        """,
+    )
     ini = parse_ini((tmp_path / "x.conf").read_text(), "x.conf")
     assert list(ini.sections) == ["Init"]
     assert ini.sections["Init"]["blocktype?family=inet6"].value == "DROP"

@@ -72,8 +72,10 @@ def hosts(spec: FilterSpec, lines: list[str]) -> list[str | None]:
 def test_init_defaults_are_used_without_parameters(config_dir: Path) -> None:
     spec = load_filter("svc", config_dir, fallback_to_bundled=False)
     assert spec.name == "svc"
-    assert patterns(spec) == ["^bad password from <HOST> port 22$",
-                              "^root login refused from <HOST>$"]
+    assert patterns(spec) == [
+        "^bad password from <HOST> port 22$",
+        "^root login refused from <HOST>$",
+    ]
     assert spec.prefregex is not None
     assert spec.prefregex.pattern == r"^\s*\S+ svcd(?:\[\d+\])?:\s+<F-CONTENT>.+</F-CONTENT>$"
     assert spec.parameters == {"mode": "normal", "port": "22"}
@@ -85,15 +87,19 @@ def test_bracket_parameters_override_init(config_dir: Path) -> None:
     spec = load_filter("svc[port=2222]", config_dir, fallback_to_bundled=False)
     assert patterns(spec)[0] == "^bad password from <HOST> port 2222$"
     assert spec.parameters["port"] == "2222"
-    assert hosts(spec, [
-        "Nov 21 10:00:00 host svcd[12]: bad password from 192.0.2.1 port 2222",
-        "Nov 21 10:00:00 host svcd[12]: bad password from 192.0.2.1 port 22",
-    ]) == ["192.0.2.1", None]
+    assert hosts(
+        spec,
+        [
+            "Nov 21 10:00:00 host svcd[12]: bad password from 192.0.2.1 port 2222",
+            "Nov 21 10:00:00 host svcd[12]: bad password from 192.0.2.1 port 22",
+        ],
+    ) == ["192.0.2.1", None]
 
 
 def test_keyword_parameters_override_bracket_ones(config_dir: Path) -> None:
-    spec = load_filter("svc[port=2222]", config_dir, parameters={"port": "2200"},
-                       fallback_to_bundled=False)
+    spec = load_filter(
+        "svc[port=2222]", config_dir, parameters={"port": "2200"}, fallback_to_bundled=False
+    )
     assert patterns(spec)[0] == "^bad password from <HOST> port 2200$"
 
 
@@ -115,11 +121,15 @@ def test_mode_parameter_selects_regexes_through_nested_tags(config_dir: Path) ->
 
 
 def test_extension_with_known_failregex_in_local(config_dir: Path) -> None:
-    write(config_dir, "filter.d/svc.local", r"""
+    write(
+        config_dir,
+        "filter.d/svc.local",
+        r"""
         [Definition]
         failregex = %(known/failregex)s
                     ^extra failure from <HOST>$
-        """)
+        """,
+    )
     spec = load_filter("svc", config_dir, fallback_to_bundled=False)
     assert patterns(spec) == [
         "^bad password from <HOST> port 22$",
@@ -138,29 +148,37 @@ def test_local_can_override_init_defaults(config_dir: Path) -> None:
 
 
 def test_before_include_provides_defaults_the_filter_overrides(config_dir: Path) -> None:
-    write(config_dir, "filter.d/plain.conf", r"""
+    write(
+        config_dir,
+        "filter.d/plain.conf",
+        r"""
         [INCLUDES]
         before = common.conf
         [Definition]
         failregex = ^%(__prefix_line)sfailure from <HOST>$
-        """)
+        """,
+    )
     spec = load_filter("plain", config_dir, fallback_to_bundled=False)
     # _daemon comes from common.conf's [DEFAULT] since the filter does not set it
     assert patterns(spec) == [r"^\s*\S+ \S*(?:\[\d+\])?:\s+failure from <HOST>$"]
-    assert hosts(spec, ["Nov 21 10:00:00 host anyd[1]: failure from 192.0.2.9"]) \
-        == ["192.0.2.9"]
+    assert hosts(spec, ["Nov 21 10:00:00 host anyd[1]: failure from 192.0.2.9"]) == ["192.0.2.9"]
 
 
 def test_load_filter_file_reads_its_local_and_includes(config_dir: Path) -> None:
     write(config_dir, "filter.d/svc.local", "[Init]\nmode = aggressive\n")
     spec = load_filter_file(config_dir / "filter.d/svc.conf", parameters={"port": "1"})
-    assert patterns(spec)[:2] == ["^bad password from <HOST> port 1$",
-                                  r"^bad user <F-USER>\S+</F-USER> from <HOST>$"]
+    assert patterns(spec)[:2] == [
+        "^bad password from <HOST> port 1$",
+        r"^bad user <F-USER>\S+</F-USER> from <HOST>$",
+    ]
     assert [Path(f).name for f in spec.files] == ["common.conf", "svc.conf", "svc.local"]
 
 
 def test_other_definition_options(tmp_path: Path) -> None:
-    write(tmp_path, "filter.d/o.conf", r"""
+    write(
+        tmp_path,
+        "filter.d/o.conf",
+        r"""
         [Definition]
         failregex = ^x <HOST>$
         ignoreregex = ^x 192\.0\.2\.1$
@@ -170,7 +188,8 @@ def test_other_definition_options(tmp_path: Path) -> None:
         usedns = No
         journalmatch = _SYSTEMD_UNIT=o.service
                        _COMM=o
-        """)
+        """,
+    )
     spec = load_filter("o", tmp_path, fallback_to_bundled=False)
     assert [r.pattern for r in spec.ignoreregex] == [r"^x 192\.0\.2\.1$", r"^x 10\."]
     assert spec.datepattern == "{^LN-BEG}%Y-%m-%d %H:%M:%S"
@@ -180,7 +199,10 @@ def test_other_definition_options(tmp_path: Path) -> None:
 
 
 def test_regex_line_numbers_in_a_multi_line_failregex(tmp_path: Path) -> None:
-    path = write(tmp_path, "filter.d/lines.conf", r"""
+    path = write(
+        tmp_path,
+        "filter.d/lines.conf",
+        r"""
         [Definition]
         # the regexes
         failregex = ^a <HOST>$
@@ -190,22 +212,24 @@ def test_regex_line_numbers_in_a_multi_line_failregex(tmp_path: Path) -> None:
 
                     ^d <HOST>$
         ignoreregex = ^e$
-        """)
+        """,
+    )
     spec = load_filter("lines", tmp_path, fallback_to_bundled=False)
     assert [(r.pattern, r.line) for r in spec.failregex] == [
-        ("^a <HOST>$", 3), ("^b <HOST>$", 4), ("^c <HOST>$", 6), ("^d <HOST>$", 8),
+        ("^a <HOST>$", 3),
+        ("^b <HOST>$", 4),
+        ("^c <HOST>$", 6),
+        ("^d <HOST>$", 8),
     ]
     assert {r.path for r in spec.failregex} == {str(path)}
     assert [(r.pattern, r.line) for r in spec.ignoreregex] == [("^e$", 9)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a regex line changed by %(name)s interpolation or <tag> substitution is "
-    "reported at the option's first line instead of its own line",
-)
 def test_regex_line_numbers_survive_interpolation(tmp_path: Path) -> None:
-    write(tmp_path, "filter.d/lines.conf", r"""
+    write(
+        tmp_path,
+        "filter.d/lines.conf",
+        r"""
         [Init]
         port = 22
         [Definition]
@@ -213,10 +237,13 @@ def test_regex_line_numbers_survive_interpolation(tmp_path: Path) -> None:
         failregex = ^a <HOST>$
                     ^b <HOST> %(_daemon)s$
                     ^c <HOST> port <port>$
-        """)
+        """,
+    )
     spec = load_filter("lines", tmp_path, fallback_to_bundled=False)
     assert [(r.pattern, r.line) for r in spec.failregex] == [
-        ("^a <HOST>$", 5), ("^b <HOST> sshd$", 6), ("^c <HOST> port 22$", 7),
+        ("^a <HOST>$", 5),
+        ("^b <HOST> sshd$", 6),
+        ("^c <HOST> port 22$", 7),
     ]
 
 
@@ -258,10 +285,10 @@ def test_filter_without_definition(tmp_path: Path) -> None:
         ("usedns = maybe", "usedns must be one of yes, warn, no, raw, got 'maybe'"),
     ],
 )
-def test_bad_option_values_name_file_and_line(tmp_path: Path, option: str,
-                                              fragment: str) -> None:
-    path = write(tmp_path, "filter.d/bad.conf", f"[Definition]\nfailregex = ^x <HOST>$\n\n"
-                                                f"{option}\n")
+def test_bad_option_values_name_file_and_line(tmp_path: Path, option: str, fragment: str) -> None:
+    path = write(
+        tmp_path, "filter.d/bad.conf", f"[Definition]\nfailregex = ^x <HOST>$\n\n{option}\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_filter("bad", tmp_path, fallback_to_bundled=False)
     message = str(caught.value)
@@ -270,8 +297,11 @@ def test_bad_option_values_name_file_and_line(tmp_path: Path, option: str,
 
 
 def test_missing_interpolation_names_file_and_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "filter.d/bad.conf",
-                 "[Definition]\n\nfailregex = ^x <HOST>$\n    ^y %(nowhere)s <HOST>$\n")
+    path = write(
+        tmp_path,
+        "filter.d/bad.conf",
+        "[Definition]\n\nfailregex = ^x <HOST>$\n    ^y %(nowhere)s <HOST>$\n",
+    )
     with pytest.raises(ConfigError) as caught:
         load_filter("bad", tmp_path, fallback_to_bundled=False)
     # the option's line, or the very line of the reference
@@ -280,12 +310,16 @@ def test_missing_interpolation_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_regex_that_does_not_compile_names_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "filter.d/badre.conf", r"""
+    path = write(
+        tmp_path,
+        "filter.d/badre.conf",
+        r"""
         [Definition]
         failregex = ^ok <HOST>$
 
                     ^bad (<HOST>$
-        """)
+        """,
+    )
     spec = load_filter("badre", tmp_path, fallback_to_bundled=False)
     with pytest.raises(FilterError) as caught:
         Filter(spec)
@@ -295,11 +329,15 @@ def test_regex_that_does_not_compile_names_its_line(tmp_path: Path) -> None:
 
 
 def test_regex_without_host_names_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "filter.d/nohost.conf", r"""
+    path = write(
+        tmp_path,
+        "filter.d/nohost.conf",
+        r"""
         [Definition]
         failregex = ^ok <HOST>$
                     ^user <F-USER>\S+</F-USER> failed$
-        """)
+        """,
+    )
     spec = load_filter("nohost", tmp_path, fallback_to_bundled=False)
     with pytest.raises(FilterError) as caught:
         Filter(spec)
@@ -309,12 +347,16 @@ def test_regex_without_host_names_its_line(tmp_path: Path) -> None:
 
 
 def test_ignoreregex_that_does_not_compile_names_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "filter.d/badign.conf", r"""
+    path = write(
+        tmp_path,
+        "filter.d/badign.conf",
+        r"""
         [Definition]
         failregex = ^ok <HOST>$
         ignoreregex = ^fine$
                       ^broken[$
-        """)
+        """,
+    )
     with pytest.raises(FilterError) as caught:
         Filter(load_filter("badign", tmp_path, fallback_to_bundled=False))
     assert f"{path}:4:" in str(caught.value)
@@ -336,9 +378,7 @@ def test_fail2ban_filters_load() -> None:
         spec = load_filter(f"sshd[mode={mode}]", "/etc/fail2ban", fallback_to_bundled=False)
         compiled = Filter(spec)
         assert compiled.failregex
-        assert all(r.path and r.path.startswith("/etc/fail2ban/filter.d/")
-                   for r in spec.failregex)
+        assert all(r.path and r.path.startswith("/etc/fail2ban/filter.d/") for r in spec.failregex)
     normal = load_filter("sshd", "/etc/fail2ban", fallback_to_bundled=False)
-    aggressive = load_filter("sshd[mode=aggressive]", "/etc/fail2ban",
-                             fallback_to_bundled=False)
+    aggressive = load_filter("sshd[mode=aggressive]", "/etc/fail2ban", fallback_to_bundled=False)
     assert len(aggressive.failregex) > len(normal.failregex)

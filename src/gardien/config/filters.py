@@ -184,17 +184,23 @@ def _build(
         if not value:
             return ()
         origin = origins.get(option)
-        out = []
-        for offset, line in enumerate(value.split("\n")):
-            if line.strip():
-                out.append(
-                    RegexSource(
-                        line,
-                        origin.path if origin else None,
-                        _line_of(origin, line, offset) if origin else None,
-                    )
-                )
-        return tuple(out)
+        lines = [line for line in value.split("\n") if line.strip()]
+        numbers: list[int | None] = [None] * len(lines)
+        if origin is not None:
+            written = [
+                (number, text)
+                for number, text in zip(origin.line_numbers, origin.value.split("\n"), strict=False)
+                if text.strip()
+            ]
+            if len(written) == len(lines):
+                # one written line per regex: interpolation changed words, not lines
+                numbers = [number for number, _text in written]
+            else:
+                numbers = [origin.line_of(line) for line in lines]
+        return tuple(
+            RegexSource(line, origin.path if origin else None, number)
+            for line, number in zip(lines, numbers, strict=True)
+        )
 
     maxlines = 1
     if resolved.get("maxlines"):
@@ -245,12 +251,6 @@ def _build(
         files=tuple(config.files),
         path=path,
     )
-
-
-def _line_of(origin: Located, line: str, offset: int) -> int:
-    """The file line of one line of a (possibly multi-line) value."""
-    del offset
-    return origin.line_of(line)
 
 
 def _interpolated(

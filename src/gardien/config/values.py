@@ -120,8 +120,9 @@ def split_specs(text: str) -> list[str]:
 
 
 _DURATION_PART_RE = re.compile(
-    r"(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|wk|w|"
-    r"months?|mo|years?|yy?)?\s*",
+    # longer units first: 'mo' must not be read as 'm' (minutes) followed by garbage
+    r"(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|months?|mo|minutes?|mins?|m|hours?|hrs?|h|days?|d|"
+    r"weeks?|wk|w|years?|yy?)?\s*",
     re.IGNORECASE,
 )
 _UNITS = {

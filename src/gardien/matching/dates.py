@@ -335,6 +335,8 @@ def _read_fields(match: re.Match[str], context: DateContext) -> float | None:
             return context.local_epoch(for_year, month, day, hour, minute, second)
         return calendar.timegm((for_year, month, day, hour, minute, second)) - offset * 60
 
+    if hour > 23 or minute > 59 or second > 59:
+        return None  # 24:00 or a leap second is not a time mktime should roll over
     # validate the calendar date (mktime would silently roll 31 Feb over)
     if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
         if assume_year and month == 2 and day == 29:
@@ -391,6 +393,8 @@ def _reader_for(regex: re.Pattern[str]) -> Callable[[re.Match[str], DateContext]
             day > last_day[month]
             or (month == 2 and day == 29)
             or context.default_offset is not None
+            or int(hour) > 23
+            or int(second) > 59
         ):
             return _read_fields(match, context)
         if has_year and year_text:
