@@ -225,6 +225,12 @@ def test_first_failregex_that_matches_wins() -> None:
     assert only(m.process("x from 192.0.2.1")).regex_index == 2
 
 
+def test_inline_flags_inside_a_group_apply_to_that_group_only() -> None:
+    m = matcher(r"^(?:(?i)failed) from <HOST>$")
+    assert only(m.process("FAILED from 192.0.2.1")).host == "192.0.2.1"
+    assert failures(m, "failed FROM 192.0.2.1") == [[]]
+
+
 def test_date_is_cut_out_before_matching() -> None:
     m = matcher(r"^\[\] NOTICE from <HOST>$")
     failure = only(m.process("[Nov 21 10:00:01] NOTICE from 192.0.2.1"))
