@@ -226,8 +226,11 @@ def test_regex_line_numbers_in_a_multi_line_failregex(tmp_path: Path) -> None:
 
 
 def test_regex_line_numbers_when_the_value_starts_on_the_next_line(tmp_path: Path) -> None:
-    write(tmp_path, "filter.d/lines.conf",
-          "[Definition]\nfailregex =\n    ^a <HOST>$\n    ^b <HOST>$\n")
+    write(
+        tmp_path,
+        "filter.d/lines.conf",
+        "[Definition]\nfailregex =\n    ^a <HOST>$\n    ^b <HOST>$\n",
+    )
     spec = load_filter("lines", tmp_path, fallback_to_bundled=False)
     assert [(r.pattern, r.line) for r in spec.failregex] == [
         ("^a <HOST>$", 3),

@@ -72,8 +72,10 @@ def test_every_match_contains_a_required_word(pattern: str, data: st.DataObject)
 
 def test_required_words_examples() -> None:
     assert required_words(r"Failed password for \S+ from") == {"password"}
-    assert required_words(r"(?:invalid|illegal) user") in ({"invalid", "illegal"},
-                                                           {"nvalid", "llegal"})
+    assert required_words(r"(?:invalid|illegal) user") in (
+        {"invalid", "illegal"},
+        {"nvalid", "llegal"},
+    )
     assert required_words(r"foo|bar") == {"foo", "bar"}
     assert required_words(re.compile(r"error: (?P<x>auth)entication")) is not None
 
@@ -112,8 +114,20 @@ def test_first_characters(pattern: str, chars: set[str]) -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"abc", r"^\d+", r"^\s*x", r"^x?y", r"^(?:foo)?bar", r"(?m)^abc", r"(?i)^abc", r"^.x",
-     r"^[^a]", r"^(?:a|)b", r"^(?=a)a", r"\Aabc"],
+    [
+        r"abc",
+        r"^\d+",
+        r"^\s*x",
+        r"^x?y",
+        r"^(?:foo)?bar",
+        r"(?m)^abc",
+        r"(?i)^abc",
+        r"^.x",
+        r"^[^a]",
+        r"^(?:a|)b",
+        r"^(?=a)a",
+        r"\Aabc",
+    ],
 )
 def test_first_characters_unknown(pattern: str) -> None:
     assert first_characters(re.compile(pattern)) is None
@@ -122,8 +136,9 @@ def test_first_characters_unknown(pattern: str) -> None:
 @pytest.mark.parametrize(("pattern", "chars"), FIRST_PATTERNS)
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
-def test_matches_start_with_a_first_character(pattern: str, chars: set[str],
-                                               data: st.DataObject) -> None:
+def test_matches_start_with_a_first_character(
+    pattern: str, chars: set[str], data: st.DataObject
+) -> None:
     text = data.draw(st.from_regex(pattern))
     assert re.search(pattern, text) is not None
     assert text[:1] in chars
@@ -142,12 +157,12 @@ def fail2ban_filters() -> list[str]:
 
 
 def summary(report: RegexReport) -> tuple[int, int, int, list[int], dict[str, int]]:
-    return (report.lines, report.matched, report.ignored, report.regex_hits,
-            dict(report.hosts))
+    return (report.lines, report.matched, report.ignored, report.regex_hits, dict(report.hosts))
 
 
-def both_ways(compiled: Filter, log: str, monkeypatch: pytest.MonkeyPatch,
-              engine: str) -> tuple[RegexReport, RegexReport]:
+def both_ways(
+    compiled: Filter, log: str, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> tuple[RegexReport, RegexReport]:
     """(every line matched, prefiltered scan) reports of ``log``."""
     full = run_log(compiled, log, clock=FakeClock(FAIL2BAN_NOW), every_line=lambda *_: None)
     if engine == "python":
@@ -160,16 +175,19 @@ def both_ways(compiled: Filter, log: str, monkeypatch: pytest.MonkeyPatch,
 
 ENGINES = [
     "python",
-    pytest.param("hyperscan", marks=pytest.mark.skipif(not HAVE_HYPERSCAN,
-                                                       reason="hyperscan is not installed")),
+    pytest.param(
+        "hyperscan",
+        marks=pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed"),
+    ),
 ]
 
 
 @pytest.mark.conformance
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", fail2ban_filters())
-def test_prefilter_is_exact_on_fail2ban_samples(name: str, engine: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefilter_is_exact_on_fail2ban_samples(
+    name: str, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     try:
         compiled = Filter(load_filter(name, FAIL2BAN_CONFIG, fallback_to_bundled=False))
     except GardienError as error:
@@ -217,15 +235,19 @@ _NOISE = [
     "Received disconnect from 203.0.113.9 port 4711:11: Bye Bye",
     "password changed for bob",
     "Connection closed by 192.0.2.200 port 2200 [preauth]",
-    "Invalid", "from", "port",
+    "Invalid",
+    "from",
+    "port",
 ]
 
 
 def _address(rng: random.Random) -> str:
     kind = rng.random()
     if kind < 0.7:
-        return f"{rng.choice([192, 198, 203, 45])}.{rng.randrange(256)}.{rng.randrange(256)}." \
-               f"{rng.randrange(1, 255)}"
+        return (
+            f"{rng.choice([192, 198, 203, 45])}.{rng.randrange(256)}.{rng.randrange(256)}."
+            f"{rng.randrange(1, 255)}"
+        )
     if kind < 0.8:
         return f"10.0.0.{rng.randrange(256)}"  # ignored
     if kind < 0.9:
@@ -238,51 +260,62 @@ def synthetic_log(path: Path, count: int = 50_000, seed: int = 2026) -> None:
     rng = random.Random(seed)
     out: list[bytes] = []
     for i in range(count):
-        stamp = f"Aug {1 + i * 13 // count:2d} {i // 3600 % 24:02d}:{i // 60 % 60:02d}:" \
-                f"{i % 60:02d}"
+        stamp = f"Aug {1 + i * 13 // count:2d} {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"
         pid = rng.randrange(100, 140)
         user = rng.choice(_USERS)
         address = _address(rng)
         port = rng.randrange(1024, 65536)
         kind = rng.randrange(20)
         if kind < 6:
-            line = f"{stamp} host {rng.choice(['cron', 'systemd', 'su', 'sshd'])}[{pid}]: " \
-                   f"{rng.choice(_NOISE)}"
+            line = (
+                f"{stamp} host {rng.choice(['cron', 'systemd', 'su', 'sshd'])}[{pid}]: "
+                f"{rng.choice(_NOISE)}"
+            )
         elif kind < 9:
             invalid = "invalid user " if rng.random() < 0.3 else ""
-            line = f"{stamp} host sshd[{pid}]: Failed password for {invalid}{user} from " \
-                   f"{address} port {port} ssh2"
+            line = (
+                f"{stamp} host sshd[{pid}]: Failed password for {invalid}{user} from "
+                f"{address} port {port} ssh2"
+            )
         elif kind == 9:
             line = f"{stamp} host sshd[{pid}]: Invalid user {user} from {address}"
         elif kind == 10:
-            line = f"{stamp} host sshd[{pid}]: Connection from {address} port {port} on " \
-                   f"10.1.1.1 port 22"
+            line = (
+                f"{stamp} host sshd[{pid}]: Connection from {address} port {port} on "
+                f"10.1.1.1 port 22"
+            )
         elif kind == 11:
             line = f"{stamp} host sshd[{pid}]: Failed keyboard-interactive for {user}"
         elif kind == 12:
-            line = f"{stamp} host sshd[{pid}]: Bad protocol version identification " \
-                   f"'\\x16\\x03' from {address} port {port}"
+            line = (
+                f"{stamp} host sshd[{pid}]: Bad protocol version identification "
+                f"'\\x16\\x03' from {address} port {port}"
+            )
         elif kind == 13:
             # the words, but not the shape: another daemon, or no address
-            line = rng.choice([
-                f"{stamp} host other[{pid}]: Failed password for {user} from {address} port 1",
-                f"{stamp} host sshd[{pid}]: Failed password for {user} from nowhere port 1",
-                f"{stamp} host sshd[{pid}]: message repeated 2 times: [ Failed password for "
-                f"{user} from {address} port {port} ssh2]",
-            ])
+            line = rng.choice(
+                [
+                    f"{stamp} host other[{pid}]: Failed password for {user} from {address} port 1",
+                    f"{stamp} host sshd[{pid}]: Failed password for {user} from nowhere port 1",
+                    f"{stamp} host sshd[{pid}]: message repeated 2 times: [ Failed password for "
+                    f"{user} from {address} port {port} ssh2]",
+                ]
+            )
         elif kind == 14:
             # no date: the previous line's date is used
             line = f"sshd[{pid}]: Failed password for {user} from {address} port {port}"
         elif kind == 15:
             line = rng.choice(["", "# Failed password for root from 192.0.2.1 port 1", "   "])
         elif kind == 16:
-            line = f"{stamp} host sshd[{pid}]: Failed password for {user} from {address} " \
-                   f"port {port}\r"
+            line = (
+                f"{stamp} host sshd[{pid}]: Failed password for {user} from {address} port {port}\r"
+            )
         elif kind == 17:
             line = f"{stamp} host sshd[{pid}]: Invalid user \udcff\udcfe{user} from {address}"
         elif kind == 18:
-            line = f"{stamp} host sshd[{pid}]: Failed password for a\x00b from {address} " \
-                   f"port {port}"
+            line = (
+                f"{stamp} host sshd[{pid}]: Failed password for a\x00b from {address} port {port}"
+            )
         else:
             line = f"{stamp} host kernel: [UFW BLOCK] IN=eth0 SRC={address} DST=10.1.1.1"
         out.append(line.encode("utf-8", "surrogateescape"))
@@ -296,13 +329,15 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     synthetic_log(log)
     (directory / "filter.d").mkdir()
     (directory / "filter.d" / "synth.conf").write_text(
-        textwrap.dedent(SYNTH_FILTER).lstrip(), encoding="utf-8")
+        textwrap.dedent(SYNTH_FILTER).lstrip(), encoding="utf-8"
+    )
     return directory, log
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_prefilter_is_exact_on_a_synthetic_log(synthetic: tuple[Path, Path], engine: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefilter_is_exact_on_a_synthetic_log(
+    synthetic: tuple[Path, Path], engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory, log = synthetic
     compiled = Filter(load_filter("synth", directory, fallback_to_bundled=False))
     assert Prefilter.for_filter(compiled) is not None
@@ -322,8 +357,9 @@ def test_prefilter_is_exact_with_fail2ban_sshd_on_a_synthetic_log(
     if not os.path.isfile(os.path.join(FAIL2BAN_CONFIG, "filter.d", "sshd.conf")):
         pytest.skip("fail2ban is not installed")
     _, log = synthetic
-    compiled = Filter(load_filter("sshd[mode=aggressive]", FAIL2BAN_CONFIG,
-                                  fallback_to_bundled=False))
+    compiled = Filter(
+        load_filter("sshd[mode=aggressive]", FAIL2BAN_CONFIG, fallback_to_bundled=False)
+    )
     assert Prefilter.for_filter(compiled) is not None
     full, fast = both_ways(compiled, str(log), monkeypatch, engine)
     assert full.matched > 10_000
@@ -331,8 +367,9 @@ def test_prefilter_is_exact_with_fail2ban_sshd_on_a_synthetic_log(
 
 
 @pytest.mark.parametrize("block_size", [1, 97, 4096])
-def test_scan_lines_is_exact_across_block_boundaries(synthetic: tuple[Path, Path],
-                                                     block_size: int) -> None:
+def test_scan_lines_is_exact_across_block_boundaries(
+    synthetic: tuple[Path, Path], block_size: int
+) -> None:
     directory, log = synthetic
     compiled = Filter(load_filter("synth", directory, fallback_to_bundled=False))
     prefilter = Prefilter.for_filter(compiled)
@@ -374,8 +411,13 @@ def test_prefilter_is_exact_when_the_date_format_changes(tmp_path: Path) -> None
         "01-02-2005 10:00:00.500 fail from 192.0.2.2\n",
         encoding="utf-8",
     )
-    compiled = Filter(FilterSpec(name="mixed", failregex=(RegexSource(r"^\s*fail from <HOST>$"),),
-                                 datepattern="{^LN-BEG}"))
+    compiled = Filter(
+        FilterSpec(
+            name="mixed",
+            failregex=(RegexSource(r"^\s*fail from <HOST>$"),),
+            datepattern="{^LN-BEG}",
+        )
+    )
     assert Prefilter.for_filter(compiled) is not None
     full = run_log(compiled, str(log), clock=FakeClock(FAIL2BAN_NOW), every_line=lambda *_: None)
     fast = run_log(compiled, str(log), clock=FakeClock(FAIL2BAN_NOW))
