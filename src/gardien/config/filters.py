@@ -202,36 +202,30 @@ def _build(
             for line, number in zip(lines, numbers, strict=True)
         )
 
-    maxlines = 1
-    if resolved.get("maxlines"):
-        origin = origins.get("maxlines")
-        try:
-            maxlines = int(resolved["maxlines"])
-        except ValueError:
-            raise ConfigError(
-                f"maxlines must be a whole number, got {resolved['maxlines']!r}",
-                path=origin.path if origin else None,
-                line=origin.line if origin else None,
-                section=DEFINITION,
-                option="maxlines",
-            ) from None
-        if maxlines < 1:
-            raise ConfigError(
-                "maxlines must be 1 or more",
-                section=DEFINITION,
-                option="maxlines",
-                path=origin.path if origin else None,
-                line=origin.line if origin else None,
-            )
-    usedns = (resolved.get("usedns") or "warn").strip().lower()
-    if usedns not in USEDNS_CHOICES:
-        origin = origins.get("usedns")
-        raise ConfigError(
-            f"usedns must be one of {', '.join(USEDNS_CHOICES)}, got {usedns!r}",
+    def option_error(option: str, message: str) -> ConfigError:
+        origin = origins.get(option)
+        return ConfigError(
+            message,
             path=origin.path if origin else None,
             line=origin.line if origin else None,
             section=DEFINITION,
-            option="usedns",
+            option=option,
+        )
+
+    maxlines = 1
+    if resolved.get("maxlines"):
+        try:
+            maxlines = int(resolved["maxlines"])
+        except ValueError:
+            raise option_error(
+                "maxlines", f"maxlines must be a whole number, got {resolved['maxlines']!r}"
+            ) from None
+        if maxlines < 1:
+            raise option_error("maxlines", "maxlines must be 1 or more")
+    usedns = (resolved.get("usedns") or "warn").strip().lower()
+    if usedns not in USEDNS_CHOICES:
+        raise option_error(
+            "usedns", f"usedns must be one of {', '.join(USEDNS_CHOICES)}, got {usedns!r}"
         )
     pref = regexes("prefregex")
     journal = tuple(
