@@ -130,9 +130,11 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
     if os.path.exists(log):
         stack = contextlib.ExitStack()
         try:
-            handle: BinaryIO = stack.enter_context(open(log, "rb"))  # noqa: SIM115
+            handle: BinaryIO = stack.enter_context(open(log, "rb", buffering=0))  # noqa: SIM115
             if log.endswith(".gz"):
-                handle = cast(BinaryIO, stack.enter_context(gzip.open(handle)))  # noqa: SIM115
+                # a gzip stream is not really seekable: read it as a stream
+                compressed = cast(BinaryIO, stack.enter_context(gzip.open(handle)))  # noqa: SIM115
+                return iter_blocks(_Unseekable(compressed)), stack.close
         except OSError as exc:
             stack.close()
             raise ConfigError(f"cannot read log: {exc.strerror}", path=log) from exc
@@ -144,6 +146,23 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
         )
     # not a file: the argument is itself a log line
     return iter_blocks(io.BytesIO(log.encode("utf-8"))), lambda: None
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream that says it cannot seek (so blocks are not re-read by seeking back)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        return self._inner.read(size)
 
 
 def test_log(

@@ -99,11 +99,12 @@ class Prefilter:
             return False
         return _hyperscan_available()
 
-    def candidate_spans(self, block: bytes) -> list[tuple[int, int]]:
-        """(start, end) of the lines of ``block`` that contain one of the words, in order."""
-        if self.uses_hyperscan:
+    def candidate_spans(self, block: bytes) -> tuple[list[tuple[int, int]], int]:
+        """(start, end) of the lines of ``block`` that contain one of the words, in order, and
+        the number of lines of ``block`` that count (not empty, not starting with ``#``)."""
+        if self.uses_hyperscan and b"\r" not in block:
             return self._spans_hyperscan(block)
-        return self._spans_python(block)
+        return self._spans_python(block), _counted_lines(block)
 
     def _spans_python(self, block: bytes) -> list[tuple[int, int]]:
         starts: dict[int, int] = {}
@@ -120,12 +121,15 @@ class Prefilter:
                 pos = find(word, end)
         return sorted(starts.items())
 
-    def _spans_hyperscan(self, block: bytes) -> list[tuple[int, int]]:
+    def _spans_hyperscan(self, block: bytes) -> tuple[list[tuple[int, int]], int]:
         import hyperscan
 
+        words = len(self.words)
         if not self._database:
             database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            # the words, then the two marks of lines that do not count: "\n#" and "\n\n"
             expressions = [re.escape(w.decode("ascii")).encode("ascii") for w in self.words]
+            expressions += [b"\\n#", b"\\n\\n"]
             database.compile(
                 expressions=expressions,
                 ids=list(range(len(expressions))),
@@ -138,9 +142,13 @@ class Prefilter:
         rfind = block.rfind
         size = len(block)
         line_end = -1
+        uncounted = 0
 
-        def on_match(_id: int, _start: int, end: int, _flags: int, _context: object) -> None:
-            nonlocal line_end
+        def on_match(ident: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            nonlocal line_end, uncounted
+            if ident >= words:
+                uncounted += 1  # an empty line, or one starting with '#'
+                return
             if end <= line_end:
                 return  # this line is already selected
             start = rfind(b"\n", 0, end) + 1
@@ -150,7 +158,10 @@ class Prefilter:
             spans[start] = line_end
 
         self._database[0].scan(block, match_event_handler=on_match)
-        return sorted(spans.items())
+        total = block.count(b"\n") + (1 if block and not block.endswith(b"\n") else 0)
+        if block.startswith((b"\n", b"#")):
+            uncounted += 1
+        return sorted(spans.items()), total - uncounted
 
 
 @dataclass
@@ -161,7 +172,15 @@ class ScanCounts:
 
 
 def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """Blocks of whole lines (each ends with a newline, except perhaps the last)."""
+    """Blocks of whole lines (each ends with a newline, except perhaps the last).
+
+    On a seekable stream the partial line at the end of a read is read again with the next
+    block instead of being carried over, which saves copying every block twice.
+    """
+    try:
+        seekable = stream.seekable()
+    except (AttributeError, ValueError, OSError):
+        seekable = False
     rest = b""
     while True:
         data = stream.read(block_size)
@@ -169,13 +188,21 @@ def iter_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[byte
             if rest:
                 yield rest
             return
-        data = rest + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
+        if rest:
+            data = rest + data
+            rest = b""
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
             rest = data
             continue
-        yield data[: cut + 1]
-        rest = data[cut + 1 :]
+        if cut == len(data):
+            yield data
+            continue
+        if seekable:
+            stream.seek(cut - len(data), os.SEEK_CUR)
+        else:
+            rest = data[cut:]
+        yield data[:cut]
 
 
 def _split_lines(block: bytes) -> list[bytes]:
@@ -221,8 +248,9 @@ def scan_lines(
                 counts.lines += 1
                 yield line
             continue
-        counts.lines += _counted_lines(block)
-        for start, end in prefilter.candidate_spans(block):
+        spans, counted = prefilter.candidate_spans(block)
+        counts.lines += counted
+        for start, end in spans:
             line = decode(block[start:end])
             if not line or line.startswith("#"):
                 continue
