@@ -31,7 +31,7 @@ from gardien.matching.scan import Prefilter, ScanCounts, decode, iter_blocks, sc
 __all__ = ["LineCallback", "RegexReport", "resolve_filter", "test_log"]
 
 #: how much of the start of a log is used to pick the rarest words to look for
-SAMPLE_SIZE = 1 << 20
+SAMPLE_SIZE = 1 << 18
 
 #: called for every line that counts: (line number or 0 when unknown, text, result)
 LineCallback = Callable[[int, str, LineResult], None]

@@ -231,6 +231,17 @@ class DateContext:
 
     def __post_init__(self) -> None:
         self._local_hours: dict[tuple[int, int, int, int], float] = {}
+        self._year_of: tuple[float, int] = (float("nan"), 0)
+
+    @property
+    def year(self) -> int:
+        """The local year of ``now`` (what a year-less date is first given)."""
+        now = self.now
+        cached_now, year = self._year_of
+        if cached_now != now:
+            year = time.localtime(now).tm_year
+            self._year_of = (now, year)
+        return year
 
     def local_epoch(
         self, year: int, month: int, day: int, hour: int, minute: int, second: int
@@ -402,7 +413,7 @@ def _reader_for(regex: re.Pattern[str]) -> Callable[[re.Match[str], DateContext]
             result = context.local_epoch(year, month, day, int(hour), int(minute), int(second))
         else:
             now = context.now
-            year = time.localtime(now).tm_year
+            year = context.year
             result = context.local_epoch(year, month, day, int(hour), int(minute), int(second))
             if result > now + 86400:
                 result = context.local_epoch(

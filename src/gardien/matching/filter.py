@@ -274,6 +274,10 @@ class LineMatcher:
         self._dates: dict[tuple[object, str], float | None] = {}
         self._dates_now = clock.now()
         self._hosts: dict[tuple[str, str | None], str] = {}
+        # fail2ban checks ignoreregex before the failregexes when there are far fewer of them
+        self._ignore_first = (
+            bool(compiled.ignoreregex) and len(compiled.ignoreregex) < len(compiled.failregex) - 2
+        )
 
     # ---- public --------------------------------------------------------------------------
     def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
@@ -364,7 +368,8 @@ class LineMatcher:
     def _find(self, parts: Parts, date: float | None, no_date: bool) -> LineResult:
         result = LineResult()
         flt = self.filter
-        if self._maxlines > 1:
+        single = self._maxlines == 1
+        if not single:
             self._buffer.append(parts)
             self._buffer = self._buffer[-self._maxlines :]
             original = self._buffer
@@ -372,11 +377,7 @@ class LineMatcher:
         else:
             original = self._buffer = [parts]
             text = parts[0] + parts[2] + "\n"
-        if (
-            flt.ignoreregex
-            and len(flt.ignoreregex) < len(flt.failregex) - 2
-            and self._ignored(text, None)
-        ):
+        if self._ignore_first and self._ignored(text, None):
             result.ignored = True
             return result
         prefix: dict[str, Any] = {}
@@ -394,7 +395,10 @@ class LineMatcher:
             if match is None:
                 continue
             groups = compiled.fields(match)
-            covered, uncovered = self._split(compiled, match, original)
+            if single:
+                covered, uncovered = original, []
+            else:
+                covered, uncovered = self._split(compiled, match, original)
             if flt.ignoreregex and self._ignored(text, covered):
                 result.ignored = True
                 self._buffer = uncovered
@@ -404,7 +408,7 @@ class LineMatcher:
             self._buffer = uncovered
             if prefix:
                 groups = {**prefix, **groups}
-            lines = ["".join(p) for p in covered]
+            lines = [parts[0] + parts[1] + parts[2]] if single else ["".join(p) for p in covered]
             connection = groups.get("mlfid")
             if connection is not None:
                 groups = self._merge(connection, groups, lines)

@@ -62,8 +62,16 @@ class Prefilter:
             if not (template.anchored or _UNBOUNDED_DATE.search(template.regex.pattern)):
                 return None
 
+        counted: dict[str, int] = {}
+
+        def count(word: str) -> int:
+            found = counted.get(word)
+            if found is None:
+                found = counted[word] = sample.count(word.encode("ascii"))
+            return found
+
         def rarity(words: frozenset[str]) -> tuple[int, int, int]:
-            hits = sum(sample.count(w.encode("ascii")) for w in words) if sample else 0
+            hits = sum(count(w) for w in words) if sample else 0
             return (-hits, min(len(w) for w in words), -len(words))
 
         alternatives: list[frozenset[str]] = []
