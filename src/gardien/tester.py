@@ -134,7 +134,7 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
             if log.endswith(".gz"):
                 # a gzip stream is not really seekable: read it as a stream
                 compressed = cast(BinaryIO, stack.enter_context(gzip.open(handle)))  # noqa: SIM115
-                return iter_blocks(_Unseekable(compressed)), stack.close
+                return iter_blocks(cast(BinaryIO, _Unseekable(compressed))), stack.close
         except OSError as exc:
             stack.close()
             raise ConfigError(f"cannot read log: {exc.strerror}", path=log) from exc

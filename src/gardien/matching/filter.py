@@ -395,6 +395,7 @@ class LineMatcher:
             if match is None:
                 continue
             groups = compiled.fields(match)
+            uncovered: list[Parts]
             if single:
                 covered, uncovered = original, []
             else:
