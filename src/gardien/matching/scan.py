@@ -19,13 +19,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from gardien.matching.dates import DateTemplate, default_templates
 from gardien.matching.filter import Filter
 from gardien.matching.literals import best_words, required_words
 
 __all__ = ["BLOCK_SIZE", "Prefilter", "ScanCounts", "iter_blocks", "scan_lines"]
 
 BLOCK_SIZE = 8 << 20
-_UNBOUNDED_DATE = re.compile(r"^\^|\(\?=\^\|\\b\|\\W\)")
 
 
 def _hyperscan_available() -> bool:
@@ -36,6 +36,17 @@ def _hyperscan_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _word_bounded(template: DateTemplate) -> bool:
+    """Whether no word can straddle the place where this template's date is cut out.
+
+    True for a date anchored at the line start (nothing but punctuation before it) and for the
+    default formats: each begins and ends with a letter or digit and is word-bounded on both
+    sides, or (EPOCH, TAI64N) follows a line start, "[", "audit(" or "@". A custom pattern that
+    can sit in the middle of a line might begin or end with punctuation: no prefilter then.
+    """
+    return template.anchored or template in default_templates()
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ class Prefilter:
         if compiled.spec.maxlines > 1:
             return None
         for template in compiled.date_templates:
-            if not (template.anchored or _UNBOUNDED_DATE.search(template.regex.pattern)):
+            if not _word_bounded(template):
                 return None
 
         counted: dict[str, int] = {}
