@@ -395,12 +395,6 @@ def test_scan_lines_is_exact_across_block_boundaries(
     assert results(selected) == results(all_lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the date detector tries the template of the last line it saw first, so "
-    "when two templates read a line differently the result depends on the lines the "
-    "prefilter skipped",
-)
 def test_prefilter_is_exact_when_the_date_format_changes(tmp_path: Path) -> None:
     # '01-02-2005 10:00:00.500' is read as dd-mm-yyyy (without the fraction) after a
     # dd-mm-yyyy line, and as mm-dd-yyyy (with it) after a mm-dd-yyyy line

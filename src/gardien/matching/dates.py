@@ -643,21 +643,33 @@ def templates_for(datepattern: str | None) -> list[DateTemplate]:
 
 
 class DateDetector:
-    """Finds the date of each line of one log, remembering which template worked."""
+    """Finds the date of each line of one log.
+
+    The rule does not depend on the lines seen before (so a prefiltered scan and a line-by-line
+    one agree): the first template in order that is anchored at the line start and matches
+    wins; otherwise the date found earliest in the line, ties going to the earlier template.
+    Remembering the template of the last line makes that one regex search per line in a log of
+    one format: it is confirmed by checking only the anchored templates listed before it.
+    """
 
     def __init__(self, templates: Sequence[DateTemplate]) -> None:
         if not templates:
             raise FilterError("no date template to look for")
         self.templates = list(templates)
         self._last: DateTemplate | None = None
-        self._last_start = -1
+        self._before: dict[DateTemplate, tuple[DateTemplate, ...]] = {}
+        anchored: list[DateTemplate] = []
+        for template in self.templates:
+            if template.anchored:
+                self._before.setdefault(template, tuple(anchored))
+                anchored.append(template)
 
     def find(self, line: str) -> tuple[re.Match[str], DateTemplate] | None:
         """The date match of ``line`` and its template, or ``None``."""
         last = self._last
         if last is not None:
             match = last.regex.search(line)
-            if match is not None and (last.anchored or match.start() == self._last_start):
+            if match is not None and not any(t.regex.search(line) for t in self._before[last]):
                 return match, last
         best: tuple[re.Match[str], DateTemplate] | None = None
         for template in self.templates:
@@ -669,9 +681,6 @@ class DateDetector:
                 break
             if best is None or match.start() < best[0].start():
                 best = (match, template)
-                if match.start() == 0:
-                    break
-        if best is not None:
+        if best is not None and best[1].anchored:
             self._last = best[1]
-            self._last_start = best[0].start()
         return best
