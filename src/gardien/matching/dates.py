@@ -669,8 +669,12 @@ class DateDetector:
         last = self._last
         if last is not None:
             match = last.regex.search(line)
-            if match is not None and not any(t.regex.search(line) for t in self._before[last]):
-                return match, last
+            if match is not None:
+                for earlier in self._before[last]:
+                    if earlier.regex.search(line) is not None:
+                        break
+                else:
+                    return match, last
         best: tuple[re.Match[str], DateTemplate] | None = None
         for template in self.templates:
             match = template.regex.search(line)
