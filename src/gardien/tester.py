@@ -10,6 +10,7 @@ The typed API the CLI is a thin layer over::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import io
 import itertools
@@ -22,7 +23,12 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from gardien.clock import Clock, SystemClock
-from gardien.config.filters import FilterSpec, RegexSource, load_filter, load_filter_file
+from gardien.config.filters import (
+    FilterSpec,
+    RegexSource,
+    load_filter,
+    load_filter_file,
+)
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, FilterError
 from gardien.matching.filter import Filter, LineResult
@@ -88,22 +94,17 @@ def resolve_filter(
 ) -> FilterSpec:
     """The filter a user means by ``argument``: a file path, a filter name (both may carry
     ``[param=value]``), or else a raw failregex."""
-    spec: FilterSpec | None = None
     head, bracket, _rest = argument.partition("[")
-    if os.path.isfile(argument) or (bracket and os.path.isfile(head)):
+    name_like = _looks_like_name(argument)
+    if os.path.isfile(head if bracket else argument):
         params = parse_spec("x" + argument[len(head) :]).params if bracket else {}
         spec = load_filter_file(head if bracket else argument, parameters=params)
-    elif _looks_like_name(argument) and not argument.startswith("^"):
-        try:
-            spec = load_filter(argument, config_dir)
-        except ConfigError as error:
-            if not str(error).startswith("no filter named"):
-                raise
-            if "<" not in argument:
-                raise
-    if spec is None:
-        if os.sep in argument and not any(c in argument for c in "<^$("):
-            raise ConfigError(f"no such filter file: {argument}")
+    elif name_like:
+        # a name that is no filter is a mistake, not a regex: load_filter says where it looked
+        spec = load_filter(argument, config_dir)
+    elif os.sep in argument and not any(c in argument for c in "<^$("):
+        raise ConfigError(f"no such filter file: {argument}")
+    else:
         spec = FilterSpec(name="command line", failregex=(RegexSource(argument),))
     changes: dict[str, object] = {}
     if ignoreregex:
@@ -115,9 +116,7 @@ def resolve_filter(
             raise ConfigError("--maxlines must be 1 or more")
         changes["maxlines"] = maxlines
     if changes:
-        from dataclasses import replace
-
-        spec = replace(spec, **changes)  # type: ignore[arg-type]
+        spec = dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
     return spec
 
 

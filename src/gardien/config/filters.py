@@ -26,6 +26,7 @@ __all__ = [
     "FilterSpec",
     "RegexSource",
     "bundled_config_dir",
+    "filter_files",
     "load_filter",
     "load_filter_file",
     "substitute_tags",
@@ -96,17 +97,37 @@ def load_filter(
     spec = parse_spec(name)
     params = dict(spec.params)
     params.update(parameters or {})
+    files = filter_files(spec.name, config_dir, fallback_to_bundled=fallback_to_bundled)
+    if files:
+        return _build(spec.name, ConfigSet.read_files(files), params, variables, files[0])
+    searched = " and ".join(
+        str(d / "filter.d") for d in _filter_dirs(config_dir, fallback_to_bundled)
+    )
+    raise ConfigError(f"no filter named {spec.name!r} in {searched}")
+
+
+def _filter_dirs(config_dir: str | os.PathLike[str] | None, fallback: bool) -> list[Path]:
     directories: list[Path] = []
     if config_dir is not None:
         directories.append(Path(config_dir))
-    if fallback_to_bundled or config_dir is None:
+    if fallback or config_dir is None:
         directories.append(bundled_config_dir())
-    for directory in directories:
-        files = resource_files(directory, os.path.join("filter.d", spec.name))
+    return directories
+
+
+def filter_files(
+    name: str,
+    config_dir: str | os.PathLike[str] | None = None,
+    *,
+    fallback_to_bundled: bool = True,
+) -> list[str]:
+    """The files of filter ``name`` (without parameters) in the first directory that has it:
+    ``config_dir``, then (if allowed) gardien's bundled filters; empty when none has it."""
+    for directory in _filter_dirs(config_dir, fallback_to_bundled):
+        files = resource_files(directory, os.path.join("filter.d", name))
         if files:
-            return _build(spec.name, ConfigSet.read_files(files), params, variables, files[0])
-    searched = " and ".join(str(d / "filter.d") for d in directories)
-    raise ConfigError(f"no filter named {spec.name!r} in {searched}")
+            return files
+    return []
 
 
 def load_filter_file(
