@@ -27,7 +27,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
-from gardien.matching.literals import first_characters, required_words
+from gardien.matching.literals import first_characters
 from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
 
@@ -64,7 +64,7 @@ MAX_LINE_LENGTH = 16384
 class CompiledRegex:
     """One filter regex with its tags expanded and compiled."""
 
-    __slots__ = ("_alt", "_tuple", "has_skiplines", "pattern", "regex", "source", "words")
+    __slots__ = ("_alt", "_tuple", "has_skiplines", "pattern", "regex", "source")
 
     def __init__(
         self, source: RegexSource, *, usedns: str, multiline: bool, kind: str = "failregex"
@@ -84,7 +84,6 @@ class CompiledRegex:
             ) from None
         self.pattern = expanded
         self.has_skiplines = "skiplines0" in self.regex.groupindex
-        self.words = required_words(self.regex)
         alt: list[tuple[str, str]] = []
         tup: list[tuple[str, str]] = []
         for name in self.regex.groupindex:
