@@ -257,55 +257,40 @@ class DateContext:
         return base + minute * 60 + second
 
 
+def _number(groups: dict[str, str | None], key: str) -> int | None:
+    value = groups.get(key)
+    return int(value) if value else None
+
+
 def _read_fields(match: re.Match[str], context: DateContext) -> float | None:
     groups = match.groupdict()
-    year = month = day = None
     offset: int | None = None
-    hour = minute = second = 0
-    fraction = 0.0
-    julian = week = weekday = None
+    week = weekday = None
     week_starts_sunday = False
-    value = groups.get("Y")
-    if value:
-        year = int(value)
-    value = groups.get("y")
-    if value and year is None:
-        year = int(value) + 2000
-    value = groups.get("m")
-    if value:
-        month = int(value)
-    value = groups.get("b") or groups.get("B")
-    if value:
-        month = _MONTH_INDEX[value.lower()]
-    value = groups.get("d")
-    if value:
-        day = int(value)
-    value = groups.get("H")
-    if value:
-        hour = int(value)
-    value = groups.get("I")
-    if value:
-        hour = int(value)
+    year = _number(groups, "Y")
+    short_year = _number(groups, "y")
+    if year is None and short_year is not None:
+        year = short_year + 2000
+    month = _number(groups, "m")
+    month_name = groups.get("b") or groups.get("B")
+    if month_name:
+        month = _MONTH_INDEX[month_name.lower()]
+    day = _number(groups, "d")
+    hour = _number(groups, "H") or 0
+    twelve = _number(groups, "I")
+    if twelve is not None:
         meridian = (groups.get("p") or "").lower()
-        if meridian == "pm" and hour != 12:
-            hour += 12
-        elif meridian in ("", "am") and hour == 12:
+        hour = twelve + 12 if meridian == "pm" and twelve != 12 else twelve
+        if meridian in ("", "am") and twelve == 12:
             hour = 0
-    value = groups.get("M")
-    if value:
-        minute = int(value)
-    value = groups.get("S")
-    if value:
-        second = int(value)
+    minute = _number(groups, "M") or 0
+    second = _number(groups, "S") or 0
     value = groups.get("f")
-    if value:
-        fraction = int(value.ljust(6, "0")) / 1_000_000
+    fraction = int(value.ljust(6, "0")) / 1_000_000 if value else 0.0
     value = groups.get("z") or groups.get("Z")
     if value:
         offset = zone_offset(value)
-    value = groups.get("j")
-    if value:
-        julian = int(value)
+    julian = _number(groups, "j")
     for key in ("U", "W"):
         value = groups.get(key)
         if value:
