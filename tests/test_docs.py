@@ -19,11 +19,20 @@ def _options(command: click.Command) -> list[str]:
     return names
 
 
+def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in group.commands.items():
+        found.append((f"{prefix} {name}", command))
+        if isinstance(command, click.Group):
+            found += _commands(command, f"{prefix} {name}")
+    return found
+
+
 def test_every_command_and_option_is_in_the_readme() -> None:
     missing = [o for o in _options(cli) if o not in README and o != "--version"]
-    for name, command in cli.commands.items():
-        if f"gardien {name}" not in README:
-            missing.append(f"gardien {name}")
+    for name, command in _commands(cli, "gardien"):
+        if name not in README:
+            missing.append(name)
         missing += [f"{name} {o}" for o in _options(command) if f"`{o}" not in README]
     assert not missing, f"undocumented: {missing}"
 

@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO, cast
 
 from gardien.clock import Clock, SystemClock
@@ -258,10 +257,3 @@ def _every_line(
             _tally(report, line, result, keep_matched, keep_missed, keep_ignored)
             if every_line is not None:
                 every_line(number, line, result)
-
-
-def config_dir_or_bundled(config_dir: str | None) -> Path | None:
-    """``config_dir`` if it exists; ``None`` (bundled defaults) otherwise."""
-    if config_dir and os.path.isdir(config_dir):
-        return Path(config_dir)
-    return None

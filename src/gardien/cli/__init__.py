@@ -8,11 +8,13 @@ as one ``gardien: error: ...`` line with exit status 1; usage mistakes exit with
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from gardien import __version__
+from gardien.config.filters import bundled_config_dir
 from gardien.errors import GardienError
 
 __all__ = ["DEFAULT_CONFIG_DIR", "cli", "main"]
@@ -51,13 +53,28 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_dir: str) -> None:
     """gardien: intrusion prevention with fail2ban-compatible filters, fast."""
-    ctx.obj = {"config_dir": config_dir}
+    ctx.obj = {"config_dir": resolve_config_dir(ctx, config_dir)}
+
+
+def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
+    """The directory to read: the one given, or gardien's bundled defaults when the default
+    directory does not exist. A directory given explicitly must exist."""
+    path = Path(config_dir)
+    if path.is_dir():
+        return path
+    source = ctx.get_parameter_source("config_dir")
+    if source is click.core.ParameterSource.DEFAULT:
+        return bundled_config_dir()
+    click.echo(f"gardien: error: {config_dir}: no such configuration directory", err=True)
+    raise click.exceptions.Exit(1)
 
 
 def _register() -> None:
+    from gardien.cli.config import config
     from gardien.cli.regex import regex
 
     cli.add_command(regex)
+    cli.add_command(config)
 
 
 _register()

@@ -14,7 +14,7 @@ import click
 from gardien.clock import FakeClock, SystemClock
 from gardien.errors import ConfigError
 from gardien.matching.filter import Filter, LineResult, public_fields
-from gardien.tester import RegexReport, config_dir_or_bundled, resolve_filter, test_log
+from gardien.tester import RegexReport, resolve_filter, test_log
 
 SHOWN_BY_DEFAULT = 20
 
@@ -108,7 +108,7 @@ def regex(
       gardien -c /etc/fail2ban regex /var/log/mail.log 'postfix[mode=auth]'
       gardien regex --json --now 2026-01-31T00:00 /var/log/asterisk/messages asterisk
     """
-    config_dir = config_dir_or_bundled(obj.get("config_dir"))
+    config_dir = obj["config_dir"]
     spec = resolve_filter(
         filter_, config_dir, ignoreregex=ignoreregex, datepattern=datepattern, maxlines=maxlines
     )

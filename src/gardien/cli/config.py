@@ -1,0 +1,164 @@
+"""``gardien config check|show``: test and display the configuration gardien would use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gardien.config.daemon import DaemonSettings, load_daemon_settings
+from gardien.config.filters import load_filter
+from gardien.config.jails import JailSettings, load_jails
+from gardien.errors import ConfigError, GardienError
+from gardien.matching.filter import Filter
+
+
+@click.group()
+def config() -> None:
+    """Test or show the configuration (daemon settings and jails).
+
+    \b
+    Examples:
+      gardien config check
+      gardien -c /etc/fail2ban config show sshd
+      gardien config show --json | jq '.jails[] | select(.enabled) | .name'
+    """
+
+
+def _filter_of(jail: JailSettings, config_dir: Path) -> Filter:
+    """The compiled filter of ``jail`` (errors say which jail)."""
+    variables = {k: v for k, v in jail.options.items() if "\n" not in v}
+    try:
+        spec = load_filter(
+            jail.filter.name, config_dir, parameters=jail.filter.params, variables=variables
+        )
+        return Filter(spec)
+    except ConfigError as error:
+        raise error.located(section=jail.name, option="filter") from None
+
+
+@config.command()
+@click.option("--all", "all_jails", is_flag=True, help="Also check the jails that are disabled.")
+@click.pass_obj
+def check(obj: dict[str, Any], all_jails: bool) -> None:
+    """Read every configuration file and compile the filter of every enabled jail.
+
+    Prints what was checked and exits with status 0, or prints every problem found (with
+    file:line) and exits with status 1.
+    """
+    config_dir: Path = obj["config_dir"]
+    load_daemon_settings(config_dir)
+    jails = load_jails(config_dir)
+    problems: list[str] = []
+    checked = 0
+    for jail in jails:
+        if not (jail.enabled or all_jails):
+            continue
+        checked += 1
+        try:
+            _filter_of(jail, config_dir)
+        except GardienError as error:
+            problems.append(str(error))
+    enabled = sum(1 for jail in jails if jail.enabled)
+    if problems:
+        for problem in problems:
+            click.echo(f"gardien: error: {problem}", err=True)
+        click.echo(f"{len(problems)} problem(s) in {config_dir}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(
+        f"OK: {config_dir}: {len(jails)} jails ({enabled} enabled), {checked} filters compiled"
+    )
+
+
+def _jail_record(jail: JailSettings, filter_path: str | None) -> dict[str, Any]:
+    return {
+        "name": jail.name,
+        "enabled": jail.enabled,
+        "filter": str(jail.filter),
+        "filter_file": filter_path,
+        "actions": [str(action) for action in jail.actions],
+        "logpath": list(jail.logpath),
+        "backend": jail.backend,
+        "findtime": jail.findtime,
+        "maxretry": jail.maxretry,
+        "bantime": jail.bantime,
+        "ignoreip": list(jail.ignoreip),
+        "ignoreself": jail.ignoreself,
+        "usedns": jail.usedns,
+        "bantime_increment": jail.increment.enabled,
+        "defined_at": f"{jail.path}:{jail.line}" if jail.path else None,
+    }
+
+
+def _daemon_record(settings: DaemonSettings) -> dict[str, Any]:
+    return {
+        "socket": settings.socket,
+        "pidfile": settings.pidfile,
+        "dbfile": settings.dbfile,
+        "dbpurgeage": settings.dbpurgeage,
+        "loglevel": settings.loglevel,
+        "logtarget": settings.logtarget,
+    }
+
+
+@config.command()
+@click.argument("jail_names", metavar="[JAIL]...", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def show(obj: dict[str, Any], jail_names: tuple[str, ...], as_json: bool) -> None:
+    """Show the effective settings: the daemon's and each jail's (or only the JAILs named)."""
+    config_dir: Path = obj["config_dir"]
+    settings = load_daemon_settings(config_dir)
+    jails = load_jails(config_dir)
+    known = {jail.name for jail in jails}
+    unknown = [name for name in jail_names if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"no jail named {', '.join(map(repr, unknown))} in {config_dir} "
+            f"(jails: {', '.join(sorted(known)) or 'none'})"
+        )
+    selected = [jail for jail in jails if not jail_names or jail.name in jail_names]
+    records = []
+    for jail in selected:
+        path = None
+        if jail.enabled or jail_names:
+            path = _filter_of(jail, config_dir).spec.path
+        records.append(_jail_record(jail, path))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "config_dir": str(config_dir),
+                    "daemon": _daemon_record(settings),
+                    "jails": records,
+                },
+                indent=2,
+            )
+        )
+        return
+    if not jail_names:
+        click.echo(f"configuration: {config_dir}")
+        for key, value in _daemon_record(settings).items():
+            click.echo(f"  {key:10s} {value}")
+        click.echo("")
+    for record in records:
+        state = "enabled" if record["enabled"] else "disabled"
+        click.echo(f"[{record['name']}] {state}   ({record['defined_at']})")
+        click.echo(
+            f"  filter     {record['filter']}"
+            + (f"   ({record['filter_file']})" if record["filter_file"] else "")
+        )
+        for action in record["actions"]:
+            click.echo(f"  action     {action}")
+        for path in record["logpath"]:
+            click.echo(f"  logpath    {path}")
+        click.echo(f"  backend    {record['backend']}")
+        click.echo(
+            f"  maxretry   {record['maxretry']} within {record['findtime']:g} s, "
+            f"ban for {record['bantime']:g} s"
+            + (" (increasing)" if record["bantime_increment"] else "")
+        )
+        if record["ignoreip"]:
+            click.echo(f"  ignoreip   {' '.join(record['ignoreip'])}")

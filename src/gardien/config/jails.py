@@ -1,0 +1,267 @@
+"""Jails: ``jail.conf``, ``jail.d/*.conf``, ``jail.local``, ``jail.d/*.local`` -> settings.
+
+Every section but ``[INCLUDES]`` and ``[DEFAULT]`` is a jail, as in fail2ban; options missing
+from a jail come from ``[DEFAULT]``. Only the options gardien reads are interpolated, so an
+unused helper such as fail2ban's ``action_cf_mwl`` (which refers to options nobody sets) does
+not make a working configuration fail. Errors name the file, line, jail and option.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gardien.config.ini import Located
+from gardien.config.reader import ConfigSet
+from gardien.config.values import (
+    Spec,
+    parse_bool,
+    parse_duration,
+    parse_spec,
+    split_specs,
+)
+from gardien.errors import ConfigError
+
+__all__ = ["BanTimeIncrement", "JailSettings", "load_jails"]
+
+NOT_JAILS = frozenset({"INCLUDES", "DEFAULT"})
+#: the fail2ban version whose configuration language gardien follows
+FAIL2BAN_COMPATIBLE_VERSION = "1.0.2"
+#: options read (and so interpolated) for every jail; the rest stay as written
+READ_OPTIONS = (
+    "enabled",
+    "filter",
+    "action",
+    "logpath",
+    "backend",
+    "findtime",
+    "bantime",
+    "maxretry",
+    "maxmatches",
+    "ignoreip",
+    "ignoreself",
+    "ignorecommand",
+    "usedns",
+    "logencoding",
+    "logtimezone",
+    "journalmatch",
+    "datepattern",
+    "maxlines",
+    "port",
+    "protocol",
+    "chain",
+    "banaction",
+    "banaction_allports",
+    "mode",
+    "bantime.increment",
+    "bantime.factor",
+    "bantime.formula",
+    "bantime.multipliers",
+    "bantime.maxtime",
+    "bantime.rndtime",
+    "bantime.overalljails",
+)
+
+
+@dataclass(frozen=True)
+class BanTimeIncrement:
+    """``bantime.*``: longer bans for addresses banned before."""
+
+    enabled: bool = False
+    factor: float = 1.0
+    formula: str | None = None
+    multipliers: tuple[int, ...] = ()
+    maxtime: float | None = None  # seconds
+    rndtime: float | None = None  # seconds
+    overalljails: bool = False
+
+
+@dataclass(frozen=True)
+class JailSettings:
+    """One jail as configured."""
+
+    name: str
+    enabled: bool
+    filter: Spec
+    actions: tuple[Spec, ...]
+    logpath: tuple[str, ...]
+    backend: str = "auto"
+    findtime: float = 600.0
+    bantime: float = 600.0  # seconds; -1 means for ever
+    maxretry: int = 5
+    maxmatches: int = 5
+    ignoreip: tuple[str, ...] = ()
+    ignoreself: bool = True
+    ignorecommand: str = ""
+    usedns: str = "warn"
+    logencoding: str = "auto"
+    increment: BanTimeIncrement = field(default_factory=BanTimeIncrement)
+    options: Mapping[str, str] = field(default_factory=dict)
+    path: str | None = None
+    line: int | None = None
+
+
+def load_jails(
+    config_dir: str | os.PathLike[str], *, only_enabled: bool = False
+) -> list[JailSettings]:
+    """The jails configured under ``config_dir``, in file order."""
+    config = ConfigSet.read_resource(Path(config_dir), "jail")
+    # what fail2ban provides to its jail files (e.g. ignorecommand paths)
+    for key, value in (
+        ("fail2ban_confpath", str(config_dir)),
+        ("fail2ban_version", FAIL2BAN_COMPATIBLE_VERSION),
+        ("gardien_confpath", str(config_dir)),
+    ):
+        config.defaults[key] = Located(value, "<built-in>", 0)
+    jails = []
+    for name in config.sections:
+        if name in NOT_JAILS:
+            continue
+        jail = _jail(config, name)
+        if jail.enabled or not only_enabled:
+            jails.append(jail)
+    return jails
+
+
+class _Reader:
+    """Typed access to one jail's options, with errors located at the option's line."""
+
+    def __init__(self, config: ConfigSet, jail: str) -> None:
+        self.config = config
+        self.jail = jail
+        self.values: dict[str, str] = {}
+
+    def located(self, option: str) -> Located | None:
+        return self.config.raw(self.jail, option)
+
+    def error(self, option: str, message: str) -> ConfigError:
+        located = self.located(option)
+        path, line = self.config.where(self.jail)
+        return ConfigError(
+            message,
+            path=located.path if located else path,
+            line=located.line if located else line,
+            section=self.jail,
+            option=option,
+        )
+
+    def text(self, option: str, default: str | None = None) -> str | None:
+        located = self.located(option)
+        if located is None:
+            return default
+        try:
+            value = self.config.interpolate(self.jail, located)
+        except ConfigError as error:
+            raise error.located(
+                path=located.path, line=located.line, section=self.jail, option=option
+            ) from None
+        self.values[option] = value
+        return value
+
+    def duration(self, option: str, default: float | None) -> float | None:
+        value = self.text(option)
+        if value is None or not value.strip():
+            return default
+        try:
+            return parse_duration(value)
+        except ConfigError as error:
+            raise self.error(option, error.message) from None
+
+    def integer(self, option: str, default: int) -> int:
+        value = self.text(option)
+        if value is None or not value.strip():
+            return default
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise self.error(option, f"expected a whole number, got {value.strip()!r}") from None
+
+    def number(self, option: str, default: float) -> float:
+        value = self.text(option)
+        if value is None or not value.strip():
+            return default
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise self.error(option, f"expected a number, got {value.strip()!r}") from None
+
+    def boolean(self, option: str, default: bool) -> bool:
+        value = self.text(option)
+        if value is None or not value.strip():
+            return default
+        try:
+            return parse_bool(value)
+        except ConfigError as error:
+            raise self.error(option, error.message) from None
+
+
+def _jail(config: ConfigSet, name: str) -> JailSettings:
+    read = _Reader(config, name)
+    for option in READ_OPTIONS:
+        if option not in ("filter", "action"):
+            read.text(option)
+    enabled = read.boolean("enabled", False)
+    filter_text = (read.text("filter") or name).strip()
+    try:
+        filter_spec = parse_spec(filter_text)
+    except ConfigError as error:
+        raise read.error("filter", error.message) from None
+    actions: list[Spec] = []
+    for item in split_specs(read.text("action") or ""):
+        try:
+            actions.append(parse_spec(item))
+        except ConfigError as error:
+            raise read.error("action", error.message) from None
+    logpath = tuple(
+        line.strip() for line in (read.values.get("logpath") or "").split("\n") if line.strip()
+    )
+    maxretry = read.integer("maxretry", 5)
+    if maxretry < 1:
+        raise read.error("maxretry", "maxretry must be 1 or more")
+    findtime = read.duration("findtime", 600.0) or 600.0
+    bantime = read.duration("bantime", 600.0) or 600.0
+    if findtime <= 0:
+        raise read.error("findtime", "findtime must be longer than 0 seconds")
+    multipliers_text = (read.values.get("bantime.multipliers") or "").split()
+    try:
+        multipliers = tuple(int(m) for m in multipliers_text)
+    except ValueError:
+        raise read.error(
+            "bantime.multipliers", "expected whole numbers separated by spaces, e.g. 1 2 4 8 16"
+        ) from None
+    increment = BanTimeIncrement(
+        enabled=read.boolean("bantime.increment", False),
+        factor=read.number("bantime.factor", 1.0),
+        formula=(read.values.get("bantime.formula") or "").strip() or None,
+        multipliers=multipliers,
+        maxtime=read.duration("bantime.maxtime", None),
+        rndtime=read.duration("bantime.rndtime", None),
+        overalljails=read.boolean("bantime.overalljails", False),
+    )
+    usedns = (read.values.get("usedns") or "warn").strip().lower()
+    if usedns not in ("yes", "warn", "no", "raw"):
+        raise read.error("usedns", f"usedns must be yes, warn, no or raw, got {usedns!r}")
+    path, line = config.where(name)
+    return JailSettings(
+        name=name,
+        enabled=enabled,
+        filter=filter_spec,
+        actions=tuple(actions),
+        logpath=logpath,
+        backend=(read.values.get("backend") or "auto").strip(),
+        findtime=findtime,
+        bantime=bantime,
+        maxretry=maxretry,
+        maxmatches=read.integer("maxmatches", maxretry),
+        ignoreip=tuple((read.values.get("ignoreip") or "").replace(",", " ").split()),
+        ignoreself=read.boolean("ignoreself", True),
+        ignorecommand=(read.values.get("ignorecommand") or "").strip(),
+        usedns=usedns,
+        logencoding=(read.values.get("logencoding") or "auto").strip(),
+        increment=increment,
+        options=dict(read.values),
+        path=path,
+        line=line,
+    )
