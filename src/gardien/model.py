@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["Address", "Failure", "parse_address"]
+__all__ = ["Address", "Ban", "Failure", "Unban", "parse_address"]
 
 Address = (
     ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,3 +60,36 @@ class Failure(NamedTuple):
     def user(self) -> str | None:
         value = self.fields.get("user")
         return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Ban:
+    """A decision to ban ``address`` in ``jail`` from ``start`` until ``end`` (seconds since the
+    epoch; ``end`` is ``None`` for a permanent ban). ``count`` is how many times this address
+    has been banned (1 for the first ban), which ``bantime.increment`` uses; ``failures`` the
+    failures that led to it; ``matches`` a bounded sample of the matched log lines."""
+
+    jail: str
+    address: Address
+    start: float
+    end: float | None
+    count: int = 1
+    failures: int = 0
+    matches: tuple[str, ...] = ()
+
+    @property
+    def permanent(self) -> bool:
+        return self.end is None
+
+    def remaining(self, now: float) -> float | None:
+        """Seconds left at ``now`` (0 when over), ``None`` for a permanent ban."""
+        return None if self.end is None else max(0.0, self.end - now)
+
+
+@dataclass(frozen=True)
+class Unban:
+    """A decision to lift the ban of ``address`` in ``jail`` (expired, or asked for)."""
+
+    jail: str
+    address: Address
+    reason: str = "expired"  # "expired" | "manual" | "reload"
