@@ -1,0 +1,281 @@
+"""The control socket: a Unix socket, root only, speaking JSON lines (one request, one response).
+
+A request is one line of JSON::
+
+    {"version": 1, "command": "set", "args": ["asterisk-provya", "banip", "192.0.2.7"]}
+
+and the answer one line::
+
+    {"ok": true, "result": ...}                      # result: any JSON value
+    {"ok": false, "error": "unknown jail 'x'", "kind": "ConfigError"}
+
+The command names and arguments are fail2ban-client's (``status``, ``set JAIL banip IP``,
+``get JAIL bantime``...); the server checks their shape and hands them to a
+:class:`ControlHandler` (the daemon). Nothing is ever unpickled or evaluated: a request is text
+that becomes a list of strings. The socket file is created with mode 0600 in a directory of mode
+0700, and a connecting process must be root or the daemon's own user (checked with
+``SO_PEERCRED``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gardien.errors import ControlError, GardienError
+
+__all__ = [
+    "COMMANDS",
+    "PROTOCOL_VERSION",
+    "ControlClient",
+    "ControlHandler",
+    "ControlServer",
+    "Request",
+    "decode_request",
+]
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE = 1 << 20  # bytes; a request is a few words, an answer may list many bans
+MAX_ARGS = 10_000
+#: command -> (least, most) number of arguments (None: no upper bound)
+COMMANDS: dict[str, tuple[int, int | None]] = {
+    "ping": (0, 0),
+    "version": (0, 0),
+    "status": (0, 1),
+    "get": (1, 2),
+    "set": (2, None),
+    "banned": (0, None),
+    "unban": (1, None),
+    "reload": (0, 1),
+    "stop": (0, 0),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request: a known command and its arguments (strings)."""
+
+    command: str
+    args: tuple[str, ...] = ()
+
+    def encode(self) -> bytes:
+        return (
+            json.dumps(
+                {"version": PROTOCOL_VERSION, "command": self.command, "args": list(self.args)}
+            )
+            + "\n"
+        ).encode("utf-8")
+
+
+def decode_request(line: bytes) -> Request:
+    """Check one request line; raise :class:`ControlError` saying what is wrong."""
+    try:
+        message = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ControlError(f"request is not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ControlError("request must be a JSON object")
+    if message.get("version") != PROTOCOL_VERSION:
+        raise ControlError(
+            f"protocol version {message.get('version')!r} is not {PROTOCOL_VERSION}: "
+            "client and daemon are different gardien versions"
+        )
+    command = message.get("command")
+    args = message.get("args", [])
+    if not isinstance(command, str) or command not in COMMANDS:
+        raise ControlError(
+            f"unknown command {command!r}: expected one of " + ", ".join(sorted(COMMANDS))
+        )
+    if (
+        not isinstance(args, list)
+        or len(args) > MAX_ARGS
+        or not all(isinstance(a, str) for a in args)
+    ):
+        raise ControlError("args must be a list of strings")
+    least, most = COMMANDS[command]
+    if len(args) < least or (most is not None and len(args) > most):
+        expected = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
+        raise ControlError(f"{command!r} takes {expected} argument(s), got {len(args)}")
+    return Request(command, tuple(args))
+
+
+class ControlHandler(Protocol):
+    """What answers requests: the daemon. Raise a :class:`GardienError` to refuse one."""
+
+    async def handle(self, request: Request) -> Any:
+        """The JSON-serialisable result of ``request``."""
+        ...
+
+
+def _peer_uid(sock: socket.socket) -> int | None:
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+class ControlServer:
+    """Serves :class:`ControlHandler` on a Unix socket (an asyncio server)."""
+
+    def __init__(self, path: str | os.PathLike[str], handler: ControlHandler) -> None:
+        self.path = Path(path)
+        self._handler = handler
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        """Create the socket (mode 0600 in a 0700 directory). A stale socket is replaced; one a
+        running daemon answers on is not."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if await _answers(self.path):
+                raise ControlError(f"another gardien daemon is running on {self.path}")
+            self.path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_MESSAGE
+            )
+        except OSError as exc:
+            raise ControlError(
+                f"cannot create the control socket {self.path}: {exc.strerror}"
+            ) from None
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            uid = _peer_uid(sock) if sock is not None else None
+            if uid is not None and uid not in (0, os.getuid()):
+                await _send(
+                    writer,
+                    {"ok": False, "kind": "ControlError", "error": "permission denied: root only"},
+                )
+                return
+            try:
+                line = await reader.readline()
+            except (asyncio.LimitOverrunError, ValueError):
+                await _send(
+                    writer,
+                    {
+                        "ok": False,
+                        "kind": "ControlError",
+                        "error": f"request longer than {MAX_MESSAGE} bytes",
+                    },
+                )
+                return
+            if not line:
+                return
+            try:
+                request = decode_request(line)
+                result = await self._handler.handle(request)
+                answer: dict[str, Any] = {"ok": True, "result": result}
+            except GardienError as error:
+                answer = {"ok": False, "kind": type(error).__name__, "error": str(error)}
+            await _send(writer, answer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+
+async def _send(writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:
+    writer.write((json.dumps(answer) + "\n").encode("utf-8"))
+    await writer.drain()
+
+
+async def _answers(path: Path) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
+    except (TimeoutError, OSError):
+        return False
+    try:
+        writer.write(Request("ping").encode())
+        await writer.drain()
+        return bool(await asyncio.wait_for(reader.readline(), 2.0))
+    except (TimeoutError, OSError):
+        return False
+    finally:
+        writer.close()
+
+
+class ControlClient:
+    """Sends one request to the daemon and returns its result (blocking; for the CLI)."""
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+
+    def call(self, command: str, *args: str) -> Any:
+        """The daemon's answer to ``command args...``; :class:`ControlError` (or the error kind
+        the daemon gave) when it refused or cannot be reached."""
+        request = Request(command, tuple(args)).encode()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            try:
+                sock.connect(str(self.path))
+            except FileNotFoundError:
+                raise ControlError(
+                    f"gardien is not running (no control socket at {self.path})"
+                ) from None
+            except ConnectionRefusedError:
+                raise ControlError(
+                    f"gardien is not running (nobody answers on {self.path})"
+                ) from None
+            except PermissionError:
+                raise ControlError(f"permission denied on {self.path}: run as root") from None
+            sock.sendall(request)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > 64 * MAX_MESSAGE:
+                    raise ControlError("answer too long")
+        except TimeoutError:
+            raise ControlError(f"gardien did not answer within {self.timeout:g} s") from None
+        finally:
+            sock.close()
+        if not data:
+            raise ControlError("gardien closed the connection without answering")
+        try:
+            answer = json.loads(data)
+        except json.JSONDecodeError:
+            raise ControlError("gardien answered something that is not JSON") from None
+        if not isinstance(answer, dict) or "ok" not in answer:
+            raise ControlError("gardien answered something unexpected")
+        if not answer["ok"]:
+            raise _error_of(str(answer.get("kind", "")), str(answer.get("error", "refused")))
+        return answer.get("result")
+
+
+def _error_of(kind: str, message: str) -> GardienError:
+    """The daemon's refusal as the same kind of error on this side."""
+    from gardien import errors
+
+    cls = getattr(errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, GardienError):
+        return cls(message)
+    return ControlError(message)
