@@ -49,11 +49,17 @@ class _Group(click.Group):
     help="Configuration directory (a fail2ban one such as /etc/fail2ban works as is). "
     "gardien's bundled defaults are used when it does not exist.",
 )
+@click.option(
+    "-s",
+    "--socket",
+    metavar="PATH",
+    help="Control socket of the daemon (default: 'socket' in gardien.conf).",
+)
 @click.version_option(__version__, prog_name="gardien")
 @click.pass_context
-def cli(ctx: click.Context, config_dir: str) -> None:
+def cli(ctx: click.Context, config_dir: str, socket: str | None) -> None:
     """gardien: intrusion prevention with fail2ban-compatible filters, fast."""
-    ctx.obj = {"config_dir": resolve_config_dir(ctx, config_dir)}
+    ctx.obj = {"config_dir": resolve_config_dir(ctx, config_dir), "socket": socket}
 
 
 def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
@@ -70,11 +76,14 @@ def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
 
 
 def _register() -> None:
+    from gardien.cli.client import CLIENT_COMMANDS
     from gardien.cli.config import config
     from gardien.cli.regex import regex
 
     cli.add_command(regex)
     cli.add_command(config)
+    for command in CLIENT_COMMANDS:
+        cli.add_command(command)
 
 
 _register()
