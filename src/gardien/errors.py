@@ -5,6 +5,7 @@ Library code raises these; only the CLI turns them into messages and exit codes.
     GardienError                  base of everything gardien raises on purpose
     ├── ConfigError               a configuration file or value is wrong (has file:line)
     │   └── FilterError           a filter cannot be built (bad regex, no <HOST>, bad date)
+    ├── JailError                 a jail cannot do what it was asked (ban an ignored address...)
     ├── BackendError              a firewall backend failed
     ├── StoreError                the ban store failed
     └── ControlError              the control socket or protocol failed
@@ -18,6 +19,7 @@ __all__ = [
     "ControlError",
     "FilterError",
     "GardienError",
+    "JailError",
     "StoreError",
 ]
 
@@ -80,6 +82,11 @@ class ConfigError(GardienError):
 
 class FilterError(ConfigError):
     """A filter definition cannot be compiled or used."""
+
+
+class JailError(GardienError):
+    """A jail was asked for something it cannot do: ban an ignored address or something that is
+    not an address, restore another jail's ban."""
 
 
 class BackendError(GardienError):

@@ -8,8 +8,10 @@ not make a working configuration fail. Errors name the file, line, jail and opti
 
 from __future__ import annotations
 
+import ast
+import operator
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,6 +171,10 @@ class _Reader:
         except ConfigError as error:
             raise self.error(option, error.message) from None
 
+    def required_duration(self, option: str, default: float) -> float:
+        value = self.duration(option, default)
+        return default if value is None else value
+
     def integer(self, option: str, default: int) -> int:
         value = self.text(option)
         if value is None or not value.strip():
@@ -179,13 +185,16 @@ class _Reader:
             raise self.error(option, f"expected a whole number, got {value.strip()!r}") from None
 
     def number(self, option: str, default: float) -> float:
+        """A number, or simple arithmetic on numbers as fail2ban allows (``2.0 / 2.885385``)."""
         value = self.text(option)
         if value is None or not value.strip():
             return default
         try:
-            return float(value.strip())
+            return _arithmetic(value.strip())
         except ValueError:
-            raise self.error(option, f"expected a number, got {value.strip()!r}") from None
+            raise self.error(
+                option, f"expected a number (or + - * / on numbers), got {value.strip()!r}"
+            ) from None
 
     def boolean(self, option: str, default: bool) -> bool:
         value = self.text(option)
@@ -195,6 +204,42 @@ class _Reader:
             return parse_bool(value)
         except ConfigError as error:
             raise self.error(option, error.message) from None
+
+
+_OPERATORS: dict[type, Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def _arithmetic(text: str) -> float:
+    """The value of ``text``: a number or + - * / and parentheses on numbers (nothing else is
+    evaluated). Raises ValueError otherwise."""
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise ValueError(text) from None
+
+    def value(node: ast.AST) -> float:
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float))
+            and not isinstance(node.value, bool)
+        ):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = value(node.operand)
+            return -inner if isinstance(node.op, ast.USub) else inner
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            try:
+                return _OPERATORS[type(node.op)](value(node.left), value(node.right))
+            except ZeroDivisionError:
+                raise ValueError(text) from None
+        raise ValueError(text)
+
+    return value(tree)
 
 
 def _jail(config: ConfigSet, name: str) -> JailSettings:
@@ -220,8 +265,8 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
     maxretry = read.integer("maxretry", 5)
     if maxretry < 1:
         raise read.error("maxretry", "maxretry must be 1 or more")
-    findtime = read.duration("findtime", 600.0) or 600.0
-    bantime = read.duration("bantime", 600.0) or 600.0
+    findtime = read.required_duration("findtime", 600.0)
+    bantime = read.required_duration("bantime", 600.0)
     if findtime <= 0:
         raise read.error("findtime", "findtime must be longer than 0 seconds")
     multipliers_text = (read.values.get("bantime.multipliers") or "").split()
