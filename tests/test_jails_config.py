@@ -153,11 +153,14 @@ def test_daemon_settings(config_dir: Path, fail2ban_config: Path) -> None:
 
 
 def test_bantime_factor_may_be_arithmetic_and_bantime_zero_stays_zero(config_dir: Path) -> None:
-    write(config_dir / "jail.local", """\
+    write(
+        config_dir / "jail.local",
+        """\
         [sshd]
         bantime.factor = 2.0 / 2.885385
         bantime = 0
-        """)
+        """,
+    )
     sshd = {j.name: j for j in load_jails(config_dir)}["sshd"]
     assert sshd.increment.factor == pytest.approx(2.0 / 2.885385)
     assert sshd.bantime == 0

@@ -79,8 +79,10 @@ def _register() -> None:
     from gardien.cli.client import CLIENT_COMMANDS
     from gardien.cli.config import config
     from gardien.cli.regex import regex
+    from gardien.cli.run import run
 
     cli.add_command(regex)
+    cli.add_command(run)
     cli.add_command(config)
     for command in CLIENT_COMMANDS:
         cli.add_command(command)

@@ -1,0 +1,531 @@
+"""The daemon: the one place where sources, matching, jails, actions and the store meet.
+
+Lifecycle (``gardien run``):
+
+1. **start**: read and check the whole configuration (a broken one stops here, before anything
+   is touched); open the store; give each jail back its active bans (with their remaining time)
+   and apply them through its actions; open the control socket; start watching the log files.
+2. **main loop**: read what the watched files gained, match it, count failures, ban; once a
+   second, lift the bans that are over; now and then save file positions and purge old history.
+3. **stop** (SIGTERM, SIGINT, ``gardien stop``): stop watching, save positions, close the
+   socket and the store. Bans stay in the store (and, with firewall backends, in the kernel
+   until their timeout), so a restart loses nothing. A second SIGINT exits at once.
+
+SIGHUP (or ``gardien reload``) re-reads the configuration; a broken one is refused and the
+running one stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gardien import __version__
+from gardien.actions import Action, build_actions
+from gardien.clock import Clock, SystemClock
+from gardien.config.daemon import DaemonSettings, load_daemon_settings
+from gardien.config.filters import load_filter
+from gardien.config.jails import JailSettings, load_jails
+from gardien.config.values import parse_duration
+from gardien.daemon.control import ControlServer, Request
+from gardien.errors import ConfigError, GardienError, JailError
+from gardien.jails import Jail
+from gardien.matching.filter import Filter, LineMatcher
+from gardien.model import Address, Ban, Unban, parse_address
+from gardien.sources.files import FilePosition, FileTail
+from gardien.sources.globs import expand_logpaths, parse_logpath_entry
+from gardien.sources.watch import FileWatcher
+from gardien.store.base import BanStore
+from gardien.store.base import FilePosition as StoredPosition
+
+__all__ = ["Daemon", "JailRuntime"]
+
+logger = logging.getLogger("gardien.daemon")
+READ_CHUNK = 4 << 20  # bytes read from one file before the loop looks at others
+TICK = 1.0  # seconds between expiry checks
+SAVE_POSITIONS_EVERY = 10.0
+PURGE_EVERY = 3600.0
+
+
+@dataclass
+class JailRuntime:
+    """A running jail: its settings, decisions, matcher, actions and files."""
+
+    settings: JailSettings
+    jail: Jail
+    matcher: LineMatcher
+    actions: list[Action]
+    tails: dict[str, FileTail] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+class Daemon:
+    """gardien's server. ``store`` is opened by the caller (SQLite in production)."""
+
+    def __init__(
+        self,
+        config_dir: Path,
+        store: BanStore,
+        *,
+        settings: DaemonSettings | None = None,
+        clock: Clock | None = None,
+        socket_path: str | None = None,
+        use_inotify: bool = True,
+    ) -> None:
+        self.config_dir = config_dir
+        self.store = store
+        self.settings = settings or load_daemon_settings(config_dir)
+        self.clock = clock or SystemClock()
+        self.socket_path = socket_path or self.settings.socket
+        self.jails: dict[str, JailRuntime] = {}
+        self._use_inotify = use_inotify
+        self._watcher: FileWatcher | None = None
+        self._control: ControlServer | None = None
+        self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()  # one change of state at a time (loop, control, reload)
+
+    # ---- building ------------------------------------------------------------------------
+    def _build(self) -> dict[str, JailRuntime]:
+        """Every enabled jail, fully checked; raises before anything runs."""
+        built: dict[str, JailRuntime] = {}
+        for settings in load_jails(self.config_dir, only_enabled=True):
+            variables = {k: v for k, v in settings.options.items() if "\n" not in v}
+            try:
+                spec = load_filter(
+                    settings.filter.name,
+                    self.config_dir,
+                    parameters=settings.filter.params,
+                    variables=variables,
+                )
+                compiled = Filter(spec)
+                actions = build_actions(settings.actions, settings.name)
+            except ConfigError as error:
+                raise error.located(section=settings.name) from None
+            jail = Jail(settings, clock=self.clock, history=self._history)
+            built[settings.name] = JailRuntime(
+                settings, jail, compiled.matcher(clock=self.clock), actions
+            )
+        return built
+
+    def _history(self, jail: str, address: Address, overall: bool) -> int:
+        return self.store.ban_count(address, None if overall else jail)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Build, restore, listen, watch. Raises (and leaves nothing behind) on a bad start."""
+        self.jails = self._build()
+        for runtime in self.jails.values():
+            await self._start_jail(runtime)
+        self._control = ControlServer(self.socket_path, self)
+        await self._control.start()
+        self._watcher = FileWatcher(self._watched_paths(), use_inotify=self._use_inotify)
+        await self._watcher.start()
+        logger.info(
+            "gardien %s started: %d jail(s): %s",
+            __version__,
+            len(self.jails),
+            ", ".join(self.jails) or "none",
+        )
+        await self._read_all()
+
+    async def _start_jail(self, runtime: JailRuntime) -> None:
+        now = self.clock.now()
+        bans = await asyncio.to_thread(self.store.active_bans, now, runtime.name)
+        restored = runtime.jail.restore(bans, now=now)
+        for action in runtime.actions:
+            await action.start()
+            if restored:
+                await action.ban(restored)
+        for entry in runtime.settings.logpath:
+            pattern, mode = parse_logpath_entry(entry)
+            for path in expand_logpaths([pattern]):
+                saved = await asyncio.to_thread(self.store.file_position, runtime.name, path)
+                start: FilePosition | str = mode
+                if saved is not None:
+                    start = FilePosition(
+                        saved.path, saved.inode, saved.offset, saved.first_line_hash
+                    )
+                runtime.tails[path] = FileTail(path, start, if_new=mode)  # type: ignore[arg-type]
+        if restored:
+            logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
+
+    def _watched_paths(self) -> list[str]:
+        return sorted({path for runtime in self.jails.values() for path in runtime.tails})
+
+    async def run(self) -> None:
+        """The main loop, until :meth:`request_stop`."""
+        changes = asyncio.ensure_future(self._watch())
+        ticks = asyncio.ensure_future(self._tick())
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in (changes, ticks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._shutdown()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def abort(self) -> None:
+        """Undo a start that failed half way (socket, watcher, files)."""
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.close()
+        await self._save_positions()
+        if self._control is not None:
+            await self._control.stop()
+        for runtime in self.jails.values():
+            for tail in runtime.tails.values():
+                tail.close()
+            for action in runtime.actions:
+                await action.stop()
+        logger.info("gardien stopped")
+
+    async def _watch(self) -> None:
+        if self._watcher is None:
+            return
+        async for changed in self._watcher:
+            await self._read_all(changed)
+
+    async def _tick(self) -> None:
+        last_save = last_purge = self.clock.now()
+        while True:
+            await asyncio.sleep(TICK)
+            now = self.clock.now()
+            async with self._lock:
+                await self._expire(now)
+            await self._read_all()  # catches what a lost notification would miss
+            if now - last_save >= SAVE_POSITIONS_EVERY:
+                await self._save_positions()
+                last_save = now
+            if now - last_purge >= PURGE_EVERY:
+                await asyncio.to_thread(self.store.purge, now - self.settings.dbpurgeage)
+                last_purge = now
+
+    # ---- the pipeline ----------------------------------------------------------------------
+    async def _read_all(self, changed: frozenset[str] | None = None) -> None:
+        async with self._lock:
+            for runtime in self.jails.values():
+                bans: list[Ban] = []
+                for path, tail in runtime.tails.items():
+                    if changed is not None and path not in changed:
+                        continue
+                    while True:
+                        lines = tail.read_lines(max_bytes=READ_CHUNK)
+                        if not lines:
+                            break
+                        bans += self._match(runtime, lines)
+                        await asyncio.sleep(0)  # let the control socket answer meanwhile
+                if bans:
+                    await self._apply(runtime, bans)
+
+    def _match(self, runtime: JailRuntime, lines: Sequence[tuple[str, int]]) -> list[Ban]:
+        bans: list[Ban] = []
+        process = runtime.matcher.process
+        for line, _offset in lines:
+            for failure in process(line).failures:
+                ban = runtime.jail.add_failure(failure)
+                if ban is not None:
+                    bans.append(ban)
+        return bans
+
+    async def _apply(self, runtime: JailRuntime, bans: list[Ban]) -> None:
+        """Store first (a ban is never lost), then act."""
+        await asyncio.to_thread(self.store.add_bans, bans)
+        for ban in bans:
+            logger.log(25, "[%s] Ban %s", runtime.name, ban.address)
+        for action in runtime.actions:
+            try:
+                await action.ban(bans)
+            except GardienError as error:
+                logger.error("[%s] action %s failed to ban: %s", runtime.name, action.name, error)
+
+    async def _lift(self, runtime: JailRuntime, unbans: list[Unban]) -> None:
+        for unban in unbans:
+            await asyncio.to_thread(self.store.remove_ban, runtime.name, unban.address)
+            logger.log(25, "[%s] Unban %s (%s)", runtime.name, unban.address, unban.reason)
+        for action in runtime.actions:
+            try:
+                await action.unban(unbans)
+            except GardienError as error:
+                logger.error("[%s] action %s failed to unban: %s", runtime.name, action.name, error)
+
+    async def _expire(self, now: float) -> None:
+        for runtime in self.jails.values():
+            unbans = runtime.jail.expire(now)
+            if unbans:
+                await self._lift(runtime, unbans)
+
+    async def _save_positions(self) -> None:
+        for runtime in self.jails.values():
+            for tail in runtime.tails.values():
+                position = tail.position()
+                stored = StoredPosition(
+                    position.path,
+                    position.inode,
+                    position.offset,
+                    position.offset,
+                    position.first_line_hash,
+                )
+                await asyncio.to_thread(self.store.save_file_position, runtime.name, stored)
+
+    # ---- control ---------------------------------------------------------------------------
+    async def handle(self, request: Request) -> Any:
+        """Answer one control request (see :mod:`gardien.daemon.control`)."""
+        command, args = request.command, request.args
+        if command == "ping":
+            return "pong"
+        if command == "version":
+            return __version__
+        if command == "stop":
+            asyncio.get_running_loop().call_soon(self.request_stop)
+            return "Shutdown successful"
+        if command == "status":
+            return self._status(args[0]) if args else {"jails": list(self.jails)}
+        if command == "get":
+            return self._get(args)
+        async with self._lock:
+            if command == "set":
+                return await self._set(args)
+            if command == "banned":
+                return self._banned(args)
+            if command == "unban":
+                return await self._unban_everywhere(args)
+            if command == "reload":
+                return await self._reload(args[0] if args else None)
+        raise ConfigError(f"unknown command {command!r}")
+
+    def _jail(self, name: str) -> JailRuntime:
+        runtime = self.jails.get(name)
+        if runtime is None:
+            raise ConfigError(f"unknown jail {name!r} (running: {', '.join(self.jails) or 'none'})")
+        return runtime
+
+    def _status(self, name: str) -> dict[str, Any]:
+        runtime = self._jail(name)
+        status = runtime.jail.status(self.clock.now())
+        return {
+            "jail": name,
+            "currently_failed": status.currently_failed,
+            "total_failed": status.total_failed,
+            "files": list(runtime.tails),
+            "currently_banned": status.currently_banned,
+            "total_banned": status.total_banned,
+            "banned": [str(address) for address in status.banned],
+        }
+
+    def _get(self, args: Sequence[str]) -> Any:
+        if len(args) == 1:
+            option = args[0].lower()
+            daemon = {
+                "dbpurgeage": self.settings.dbpurgeage,
+                "dbfile": self.settings.dbfile,
+                "socket": self.socket_path,
+                "pidfile": self.settings.pidfile,
+                "loglevel": self.settings.loglevel,
+                "logtarget": self.settings.logtarget,
+            }
+            if option not in daemon:
+                raise ConfigError(
+                    f"unknown option {args[0]!r} (daemon options: {', '.join(daemon)})"
+                )
+            return daemon[option]
+        runtime = self._jail(args[0])
+        settings = runtime.settings
+        option = args[1].lower()
+        values: dict[str, Any] = {
+            "bantime": settings.bantime,
+            "findtime": settings.findtime,
+            "maxretry": settings.maxretry,
+            "maxmatches": settings.maxmatches,
+            "ignoreip": list(runtime.jail.ignore.entries),
+            "ignoreself": settings.ignoreself,
+            "logpath": list(runtime.tails),
+            "usedns": settings.usedns,
+            "backend": settings.backend,
+            "banip": [str(a) for a in runtime.jail.status(self.clock.now()).banned],
+            "actions": [str(a) for a in settings.actions],
+            "filter": str(settings.filter),
+        }
+        if option not in values:
+            raise ConfigError(
+                f"unknown option {args[1]!r} for jail {args[0]!r} (options: {', '.join(values)})"
+            )
+        return values[option]
+
+    @staticmethod
+    def _addresses(texts: Sequence[str]) -> list[Address]:
+        """Every text as an address, or an error naming the first that is not (so that a
+        request with one bad address changes nothing)."""
+        found: list[Address] = []
+        for text in texts:
+            address = parse_address(text)
+            if address is None:
+                raise JailError(f"{text!r} is not an IP address")
+            found.append(address)
+        return found
+
+    async def _set(self, args: Sequence[str]) -> Any:
+        if args[0].lower() == "dbpurgeage" and len(args) == 2:
+            self.settings = replace(self.settings, dbpurgeage=parse_duration(args[1]))
+            return self.settings.dbpurgeage
+        if len(args) < 3:
+            raise ConfigError("set takes JAIL OPTION VALUE..., or dbpurgeage VALUE")
+        runtime = self._jail(args[0])
+        option, values = args[1].lower(), args[2:]
+        if option == "banip":
+            addresses = self._addresses(values)
+            for address in addresses:  # check all before banning any
+                reason = runtime.jail.ignore.contains(address)
+                if reason is not None:
+                    raise JailError(f"{address} is not banned: it is ignored ({reason})")
+            bans = [runtime.jail.ban(address) for address in addresses]
+            await self._apply(runtime, bans)
+            return len(bans)
+        if option == "unbanip":
+            addresses = self._addresses(values)
+            unbans = [u for u in (runtime.jail.unban(a) for a in addresses) if u is not None]
+            if len(unbans) < len(addresses):
+                missing = [str(a) for a in addresses if all(u.address != a for u in unbans)]
+                if not unbans:
+                    raise JailError(f"not banned in {runtime.name}: {', '.join(missing)}")
+            await self._lift(runtime, [replace(u, reason="manual") for u in unbans])
+            return len(unbans)
+        if option in ("addignoreip", "delignoreip"):
+            changed = 0
+            for value in values:
+                changed += (
+                    runtime.jail.ignore.add(value)
+                    if option == "addignoreip"
+                    else runtime.jail.ignore.remove(value)
+                )
+            return list(runtime.jail.ignore.entries)
+        if option in ("bantime", "findtime", "maxretry") and len(values) == 1:
+            return await self._retune(runtime, option, values[0])
+        raise ConfigError(
+            f"cannot set {args[1]!r} on jail {runtime.name!r} (banip, unbanip, "
+            "addignoreip, delignoreip, bantime, findtime, maxretry)"
+        )
+
+    async def _retune(self, runtime: JailRuntime, option: str, value: str) -> Any:
+        """Change bantime/findtime/maxretry of a running jail, keeping its bans."""
+        settings = runtime.settings
+        number: float
+        if option == "maxretry":
+            try:
+                count = int(value)
+            except ValueError:
+                raise ConfigError(f"maxretry must be a whole number, got {value!r}") from None
+            if count < 1:
+                raise ConfigError("maxretry must be 1 or more")
+            settings, number = replace(settings, maxretry=count), count
+        elif option == "findtime":
+            number = parse_duration(value)
+            if number <= 0:
+                raise ConfigError("findtime must be longer than 0 seconds")
+            settings = replace(settings, findtime=number)
+        else:
+            number = parse_duration(value)
+            settings = replace(settings, bantime=number)
+        jail = Jail(settings, clock=self.clock, history=self._history, ignore=runtime.jail.ignore)
+        jail.restore(runtime.jail.active_bans(), now=self.clock.now())
+        runtime.settings, runtime.jail = settings, jail
+        return number
+
+    def _banned(self, args: Sequence[str]) -> Any:
+        wanted = set(self._addresses(args)) if args else None
+        result: dict[str, list[str]] = {}
+        for runtime in self.jails.values():
+            for ban in runtime.jail.active_bans():
+                if wanted is None or ban.address in wanted:
+                    result.setdefault(str(ban.address), []).append(runtime.name)
+        return [{"ip": ip, "jails": jails} for ip, jails in sorted(result.items())]
+
+    async def _unban_everywhere(self, args: Sequence[str]) -> int:
+        everything = list(args) == ["--all"]
+        addresses = None if everything else set(self._addresses(args))
+        total = 0
+        for runtime in self.jails.values():
+            targets = [
+                b.address
+                for b in runtime.jail.active_bans()
+                if addresses is None or b.address in addresses
+            ]
+            unbans = [u for u in (runtime.jail.unban(a) for a in targets) if u is not None]
+            if unbans:
+                await self._lift(runtime, [replace(u, reason="manual") for u in unbans])
+            total += len(unbans)
+        return total
+
+    async def reload(self, only: str | None = None) -> str:
+        """Re-read the configuration (SIGHUP): see :meth:`_reload`."""
+        async with self._lock:
+            return await self._reload(only)
+
+    async def _reload(self, only: str | None) -> str:
+        """Re-read the configuration; refuse a broken one, keeping the running one."""
+        try:
+            self.settings = load_daemon_settings(self.config_dir)
+            built = self._build()
+        except GardienError as error:
+            raise ConfigError(f"reload refused, the running configuration stays: {error}") from None
+        if only is not None and only not in built:
+            raise ConfigError(f"unknown jail {only!r} in the new configuration")
+        await self._save_positions()
+        names = [only] if only else sorted(set(self.jails) | set(built))
+        for name in names:
+            old = self.jails.pop(name, None)
+            if old is not None:
+                for tail in old.tails.values():
+                    tail.close()
+                for action in old.actions:
+                    await action.stop()
+            new = built.get(name)
+            if new is not None:
+                await self._start_jail(new)
+                self.jails[name] = new
+        if self._watcher is not None:
+            for path in self._watched_paths():
+                self._watcher.add(path)
+        logger.info("configuration reloaded (%s)", only or "all jails")
+        return "OK"
+
+
+def install_signal_handlers(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> list[int]:
+    """SIGTERM/SIGINT stop (a second SIGINT exits at once), SIGHUP reloads."""
+    interrupted = False
+
+    def on_interrupt() -> None:
+        nonlocal interrupted
+        if interrupted:
+            os._exit(130)
+        interrupted = True
+        daemon.request_stop()
+
+    def on_hangup() -> None:
+        async def reload() -> None:
+            try:
+                await daemon.reload()
+            except GardienError as error:
+                logger.error("%s", error)
+
+        loop.create_task(reload())
+
+    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    return [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]

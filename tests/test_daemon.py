@@ -1,0 +1,216 @@
+"""The real daemon, started as a process on a temporary configuration, driven only through
+the command line, as an administrator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from test_cli_regex import gardien
+
+JAIL = """\
+[asterisk-provya]
+enabled  = true
+ignoreip = 127.0.0.1 1.2.3.4
+filter   = asterisk
+action   = log
+logpath  = {log}
+findtime  = 10m
+maxretry = 3
+bantime  = 360m
+"""
+
+
+def failure_line(address: str) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f'[{stamp}] NOTICE[2104] chan_sip.c: Registration from \'"1001" '
+        f"<sip:1001@192.0.2.10>' failed for '{address}:5060' - Wrong password\n"
+    )
+
+
+class Running:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.etc = root / "etc"
+        self.log = root / "log" / "fail2ban"
+        self.socket = root / "run" / "gardien.sock"
+        self.db = root / "lib" / "gardien.sqlite3"
+        self.pidfile = root / "run" / "gardien.pid"
+        self.process: subprocess.Popen[str] | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return gardien("-c", str(self.etc), "-s", str(self.socket), *args)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gardien",
+                "-c",
+                str(self.etc),
+                "-s",
+                str(self.socket),
+                "run",
+                "--dbfile",
+                str(self.db),
+                "--pidfile",
+                str(self.pidfile),
+                "--loglevel",
+                "debug",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output, _ = self.process.communicate()
+                raise AssertionError(f"daemon exited: {output}")
+            if self.cli("ping").stdout == "pong\n":
+                return
+            time.sleep(0.1)
+        raise AssertionError("daemon did not answer within 20 s")
+
+    def stop(self) -> str:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.cli("stop")
+        try:
+            output, _ = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        self.process = None
+        return output
+
+    def wait_for(self, predicate: object, what: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():  # type: ignore[operator]
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Running]:
+    running = Running(tmp_path)
+    running.etc.mkdir()
+    running.log.parent.mkdir()
+    running.log.write_text("")
+    (running.etc / "jail.d").mkdir()
+    (running.etc / "jail.d" / "provya.conf").write_text(JAIL.format(log=running.log))
+    # the sshd jail of the bundled defaults is not wanted here
+    (running.etc / "jail.local").write_text("[sshd]\nenabled = false\n")
+    yield running
+    if running.process is not None:
+        running.process.kill()
+        running.process.communicate(timeout=5)
+
+
+def banned(running: Running) -> list[str]:
+    out = running.cli("status", "--json", "asterisk-provya")
+    import json
+
+    return list(json.loads(out.stdout)["banned"]) if out.returncode == 0 else []
+
+
+def test_seed_article_setup_works_word_for_word(daemon: Running) -> None:
+    daemon.start()
+    assert daemon.pidfile.read_text().strip().isdigit()
+    status = daemon.cli("status").stdout
+    assert "Jail list:\tasterisk-provya" in status
+    with daemon.log.open("a") as log:
+        for _ in range(3):
+            log.write(failure_line("203.0.113.61"))
+        log.write(failure_line("1.2.3.4") * 3)  # ignored by ignoreip
+    daemon.wait_for(lambda: banned(daemon) == ["203.0.113.61"], "the ban")
+    tree = daemon.cli("status", "asterisk-provya").stdout
+    assert "Currently banned:\t1" in tree and "203.0.113.61" in tree
+    assert f"File list:\t{daemon.log}" in tree
+    assert daemon.cli("get", "asterisk-provya", "bantime").stdout == "21600\n"
+    assert daemon.cli("get", "dbpurgeage").stdout == "86400\n"
+    assert daemon.cli("set", "asterisk-provya", "banip", "198.51.100.9").returncode == 0
+    assert sorted(banned(daemon)) == ["198.51.100.9", "203.0.113.61"]
+    assert daemon.cli("set", "asterisk-provya", "unbanip", "198.51.100.9").returncode == 0
+    assert banned(daemon) == ["203.0.113.61"]
+    assert daemon.cli("reload").returncode == 0
+    assert banned(daemon) == ["203.0.113.61"]
+    output = daemon.stop()
+    assert "Ban 203.0.113.61" in output
+    assert not daemon.pidfile.exists()
+
+
+def test_bad_input_changes_nothing(daemon: Running) -> None:
+    daemon.start()
+    bad_address = daemon.cli("set", "asterisk-provya", "banip", "203.0.113.5", "not-an-ip")
+    assert bad_address.returncode == 1 and "'not-an-ip' is not an IP address" in bad_address.stderr
+    ignored = daemon.cli("set", "asterisk-provya", "banip", "1.2.3.4")
+    assert ignored.returncode == 1 and "ignored" in ignored.stderr
+    unknown = daemon.cli("status", "nojail")
+    assert unknown.returncode == 1 and "unknown jail 'nojail'" in unknown.stderr
+    assert banned(daemon) == []
+    # a broken configuration on reload is refused and the running one stays
+    (daemon.etc / "jail.d" / "broken.local").write_text("[asterisk-provya]\nbantime = soon\n")
+    refused = daemon.cli("reload")
+    assert refused.returncode == 1
+    assert "reload refused" in refused.stderr and "broken.local:2" in refused.stderr
+    assert daemon.cli("get", "asterisk-provya", "bantime").stdout == "21600\n"
+    daemon.stop()
+
+
+def test_bans_survive_a_kill_9(daemon: Running) -> None:
+    daemon.start()
+    with daemon.log.open("a") as log:
+        log.write(failure_line("203.0.113.77") * 3)
+    daemon.wait_for(lambda: banned(daemon) == ["203.0.113.77"], "the ban")
+    assert daemon.process is not None
+    os.kill(daemon.process.pid, signal.SIGKILL)
+    daemon.process.communicate(timeout=5)
+    daemon.start()  # the stale socket and pid file left by the kill are handled
+    assert banned(daemon) == ["203.0.113.77"]
+    # the lines already read are not counted again: no second ban, same total
+    assert '"total_banned": 1' in daemon.cli("status", "--json", "asterisk-provya").stdout
+    daemon.stop()
+
+
+def test_firewall_action_fails_clearly_until_backends_exist(daemon: Running) -> None:
+    (daemon.etc / "jail.d" / "provya.conf").write_text(
+        JAIL.format(log=daemon.log).replace(
+            "action   = log", "action   = iptables-allports[name=asterisk, protocol=all]"
+        )
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gardien",
+            "-c",
+            str(daemon.etc),
+            "-s",
+            str(daemon.socket),
+            "run",
+            "--dbfile",
+            str(daemon.db),
+            "--pidfile",
+            str(daemon.pidfile),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "[asterisk-provya]" in result.stderr and "firewall action" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not daemon.socket.exists()
