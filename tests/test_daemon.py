@@ -214,3 +214,31 @@ def test_firewall_action_fails_clearly_until_backends_exist(daemon: Running) -> 
     assert "[asterisk-provya]" in result.stderr and "firewall action" in result.stderr
     assert "Traceback" not in result.stderr
     assert not daemon.socket.exists()
+
+
+def test_unreadable_log_path_stops_the_start_clearly(daemon: Running) -> None:
+    daemon.log.unlink()
+    daemon.log.mkdir()  # a directory where the log should be
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gardien",
+            "-c",
+            str(daemon.etc),
+            "-s",
+            str(daemon.socket),
+            "run",
+            "--dbfile",
+            str(daemon.db),
+            "--pidfile",
+            str(daemon.pidfile),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"[asterisk-provya] logpath: cannot read log file {daemon.log}" in result.stderr
+    assert "Traceback" not in result.stderr

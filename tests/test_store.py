@@ -280,15 +280,15 @@ def test_purge_forgets_old_history_but_never_a_current_ban(
 
 
 def test_file_positions(store: BanStore) -> None:
-    position = FilePosition("/var/log/auth.log", 1234, 5000, 4096, "9f86d081884c7d65")
+    position = FilePosition("/var/log/auth.log", 1234, 4096, "9f86d081884c7d65")
     assert store.file_position("sshd", "/var/log/auth.log") is None
     store.save_file_position("sshd", position)
     assert store.file_position("sshd", "/var/log/auth.log") == position
     assert store.file_position("postfix", "/var/log/auth.log") is None
-    moved = FilePosition("/var/log/auth.log", 99, 10, 10, "other")
+    moved = FilePosition("/var/log/auth.log", 99, 10, "other")
     store.save_file_position("sshd", moved)
     assert store.file_position("sshd", "/var/log/auth.log") == moved
-    huge = FilePosition("/srv/log/app.log", 2**64 - 1, 2**40, 2**40, "")  # 64-bit inode
+    huge = FilePosition("/srv/log/app.log", 2**64 - 1, 2**40, "")  # 64-bit inode
     store.save_file_position("app", huge)
     assert store.file_position("app", "/srv/log/app.log") == huge
 
@@ -383,7 +383,7 @@ def db_path(tmp_path: Path) -> Path:
 
 def test_bans_and_positions_survive_a_restart(db_path: Path, clock: FakeClock) -> None:
     bans = [ban("192.0.2.1", end=NOW + 600, matches=("a", "b")), ban("2001:db8::7", end=None)]
-    position = FilePosition("/var/log/auth.log", 12, 300, 200, "h")
+    position = FilePosition("/var/log/auth.log", 12, 200, "h")
     with SQLiteBanStore(db_path, clock) as store:
         store.add_bans(bans)
         store.add_ban(ban("192.0.2.99", end=NOW - 1))

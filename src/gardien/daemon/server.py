@@ -43,7 +43,6 @@ from gardien.sources.files import FilePosition, FileTail
 from gardien.sources.globs import expand_logpaths, parse_logpath_entry
 from gardien.sources.watch import FileWatcher
 from gardien.store.base import BanStore
-from gardien.store.base import FilePosition as StoredPosition
 
 __all__ = ["Daemon", "JailRuntime"]
 
@@ -150,12 +149,15 @@ class Daemon:
             pattern, mode = parse_logpath_entry(entry)
             for path in expand_logpaths([pattern]):
                 saved = await asyncio.to_thread(self.store.file_position, runtime.name, path)
-                start: FilePosition | str = mode
-                if saved is not None:
-                    start = FilePosition(
-                        saved.path, saved.inode, saved.offset, saved.first_line_hash
-                    )
-                runtime.tails[path] = FileTail(path, start, if_new=mode)  # type: ignore[arg-type]
+                start: FilePosition | str = saved if saved is not None else mode
+                try:
+                    runtime.tails[path] = FileTail(path, start, if_new=mode)  # type: ignore[arg-type]
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot read log file {path}: {exc.strerror}",
+                        section=runtime.name,
+                        option="logpath",
+                    ) from None
         if restored:
             logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
 
@@ -225,7 +227,13 @@ class Daemon:
                     if changed is not None and path not in changed:
                         continue
                     while True:
-                        lines = tail.read_lines(max_bytes=READ_CHUNK)
+                        try:
+                            lines = tail.read_lines(max_bytes=READ_CHUNK)
+                        except OSError as exc:
+                            logger.error(
+                                "[%s] cannot read %s: %s", runtime.name, path, exc.strerror
+                            )
+                            break
                         if not lines:
                             break
                         bans += self._match(runtime, lines)
@@ -274,14 +282,7 @@ class Daemon:
         for runtime in self.jails.values():
             for tail in runtime.tails.values():
                 position = tail.position()
-                stored = StoredPosition(
-                    position.path,
-                    position.inode,
-                    position.offset,
-                    position.offset,
-                    position.first_line_hash,
-                )
-                await asyncio.to_thread(self.store.save_file_position, runtime.name, stored)
+                await asyncio.to_thread(self.store.save_file_position, runtime.name, position)
 
     # ---- control ---------------------------------------------------------------------------
     async def handle(self, request: Request) -> Any:

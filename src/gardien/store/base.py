@@ -19,10 +19,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 from gardien.model import Address, Ban, parse_address
+from gardien.sources.files import FilePosition  # one type, shared with the file source
 
 __all__ = [
     "DEFAULT_MAX_MATCHES",
@@ -35,21 +35,6 @@ __all__ = [
 
 DEFAULT_MAX_MATCHES = 10
 """How many matched lines a stored ban keeps, the most recent ones (fail2ban's ``dbmaxmatches``)."""
-
-
-@dataclass(frozen=True)
-class FilePosition:
-    """Where reading the log file ``path`` stopped: at byte ``offset`` of the file that had
-    inode ``inode`` and ``size`` bytes, whose first line hashed to ``first_line_hash``.
-
-    The inode and the hash of the first line tell a rotated or rewritten file from the one
-    that was being read; the hash is whatever the file source chose, kept as text."""
-
-    path: str
-    inode: int
-    size: int
-    offset: int
-    first_line_hash: str
 
 
 class BanStore(Protocol):

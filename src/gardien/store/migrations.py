@@ -64,7 +64,6 @@ _VERSION_1 = _statements(
         jail TEXT NOT NULL,
         path TEXT NOT NULL,
         inode INTEGER NOT NULL,
-        size INTEGER NOT NULL,
         offset INTEGER NOT NULL,
         first_line_hash TEXT NOT NULL,
         PRIMARY KEY (jail, path)

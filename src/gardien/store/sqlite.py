@@ -58,10 +58,10 @@ _UPSERT_HISTORY = """
         end_time = excluded.end_time, count = excluded.count, failures = excluded.failures
 """
 _UPSERT_POSITION = """
-    INSERT INTO file_positions (jail, path, inode, size, offset, first_line_hash)
-    VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO file_positions (jail, path, inode, offset, first_line_hash)
+    VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (jail, path) DO UPDATE SET
-        inode = excluded.inode, size = excluded.size, offset = excluded.offset,
+        inode = excluded.inode, offset = excluded.offset,
         first_line_hash = excluded.first_line_hash
 """
 _BanRow = tuple[str, str, float, float | None, int, int]
@@ -185,7 +185,6 @@ class SQLiteBanStore:
             jail,
             position.path,
             _signed64(position.inode),
-            position.size,
             position.offset,
             position.first_line_hash,
         )
@@ -248,14 +247,13 @@ class SQLiteBanStore:
 
     def file_position(self, jail: str, path: str) -> FilePosition | None:
         rows = self._query(
-            "SELECT inode, size, offset, first_line_hash FROM file_positions"
-            " WHERE jail = ? AND path = ?",
+            "SELECT inode, offset, first_line_hash FROM file_positions WHERE jail = ? AND path = ?",
             (jail, path),
         )
         if not rows:
             return None
-        inode, size, offset, first_line_hash = rows[0]
-        return FilePosition(path, _unsigned64(inode), size, offset, first_line_hash)
+        inode, offset, first_line_hash = rows[0]
+        return FilePosition(path, _unsigned64(inode), offset, first_line_hash)
 
     def close(self) -> None:
         with self._read_lock:
