@@ -242,3 +242,26 @@ def test_unreadable_log_path_stops_the_start_clearly(daemon: Running) -> None:
     assert result.returncode == 1
     assert f"[asterisk-provya] logpath: cannot read log file {daemon.log}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_host_addresses_and_resolver() -> None:
+    from gardien.daemon.host import own_addresses, resolve
+
+    assert "127.0.0.1" in own_addresses()
+    assert "127.0.0.1" in resolve("localhost")
+    assert resolve("no-such-host.invalid") == []
+
+
+def test_sigterm_stops_and_sighup_reloads(daemon: Running) -> None:
+    daemon.start()
+    assert daemon.process is not None
+    (daemon.etc / "jail.d" / "more.local").write_text("[asterisk-provya]\nbantime = 2h\n")
+    os.kill(daemon.process.pid, signal.SIGHUP)
+    daemon.wait_for(
+        lambda: daemon.cli("get", "asterisk-provya", "bantime").stdout == "7200\n", "reload"
+    )
+    os.kill(daemon.process.pid, signal.SIGTERM)
+    output, _ = daemon.process.communicate(timeout=15)
+    daemon.process = None
+    assert "gardien stopped" in output
+    assert not daemon.socket.exists() and not daemon.pidfile.exists()

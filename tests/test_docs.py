@@ -41,4 +41,5 @@ def test_readme_quick_start_scripts_exist() -> None:
     root = Path(__file__).resolve().parent.parent
     assert "./scripts/test" in README and (root / "scripts" / "test").is_file()
     assert "./scripts/demo" in README and (root / "scripts" / "demo").is_file()
+    assert "./scripts/run" in README and (root / "scripts" / "run").is_file()
     assert "scripts/test" in (root / ".ci" / "run").read_text()

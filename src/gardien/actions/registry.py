@@ -39,10 +39,25 @@ FIREWALL_ACTIONS = frozenset(
 )
 
 
+#: parameters fail2ban's jail.conf passes to every ban action; the dry run accepts and ignores
+#: them, so that ``banaction = log`` works with ``action_ = %(banaction)s[port=...]``
+FIREWALL_PARAMETERS = frozenset(
+    {
+        "name",
+        "port",
+        "protocol",
+        "chain",
+        "blocktype",
+        "bantime",
+        "actname",
+    }
+)
+
+
 def build_action(spec: Spec, jail: str) -> Action:
     """The action ``spec`` names for ``jail``; :class:`ConfigError` when gardien has none."""
     if spec.name == "log":
-        unknown = set(spec.params) - {"level", "name"}
+        unknown = set(spec.params) - {"level"} - FIREWALL_PARAMETERS
         if unknown:
             raise ConfigError(
                 f"action 'log' has no parameter {sorted(unknown)[0]!r} "

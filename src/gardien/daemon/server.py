@@ -35,8 +35,9 @@ from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
 from gardien.config.values import parse_duration
 from gardien.daemon.control import ControlServer, Request
+from gardien.daemon.host import own_addresses, resolve
 from gardien.errors import ConfigError, GardienError, JailError
-from gardien.jails import Jail
+from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher
 from gardien.model import Address, Ban, Unban, parse_address
 from gardien.sources.files import FilePosition, FileTail
@@ -49,7 +50,6 @@ __all__ = ["Daemon", "JailRuntime"]
 logger = logging.getLogger("gardien.daemon")
 READ_CHUNK = 4 << 20  # bytes read from one file before the loop looks at others
 TICK = 1.0  # seconds between expiry checks
-SAVE_POSITIONS_EVERY = 10.0
 PURGE_EVERY = 3600.0
 
 
@@ -110,7 +110,10 @@ class Daemon:
                 actions = build_actions(settings.actions, settings.name)
             except ConfigError as error:
                 raise error.located(section=settings.name) from None
-            jail = Jail(settings, clock=self.clock, history=self._history)
+            ignore = IgnoreList.from_settings(
+                settings, clock=self.clock, own_addresses=own_addresses, resolve=resolve
+            )
+            jail = Jail(settings, clock=self.clock, history=self._history, ignore=ignore)
             built[settings.name] = JailRuntime(
                 settings, jail, compiled.matcher(clock=self.clock), actions
             )
@@ -204,16 +207,13 @@ class Daemon:
             await self._read_all(changed)
 
     async def _tick(self) -> None:
-        last_save = last_purge = self.clock.now()
+        last_purge = self.clock.now()
         while True:
             await asyncio.sleep(TICK)
             now = self.clock.now()
             async with self._lock:
                 await self._expire(now)
             await self._read_all()  # catches what a lost notification would miss
-            if now - last_save >= SAVE_POSITIONS_EVERY:
-                await self._save_positions()
-                last_save = now
             if now - last_purge >= PURGE_EVERY:
                 await asyncio.to_thread(self.store.purge, now - self.settings.dbpurgeage)
                 last_purge = now
