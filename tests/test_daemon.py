@@ -265,3 +265,13 @@ def test_sigterm_stops_and_sighup_reloads(daemon: Running) -> None:
     daemon.process = None
     assert "gardien stopped" in output
     assert not daemon.socket.exists() and not daemon.pidfile.exists()
+
+
+def test_glob_logpath_follows_files_created_later(daemon: Running) -> None:
+    logs = daemon.root / "vhosts"
+    logs.mkdir()
+    (daemon.etc / "jail.d" / "provya.conf").write_text(JAIL.format(log=logs / "*.log"))
+    daemon.start()
+    (logs / "second.log").write_text(failure_line("198.51.100.33") * 3)
+    daemon.wait_for(lambda: banned(daemon) == ["198.51.100.33"], "the ban from a new file")
+    daemon.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import os
 import signal
@@ -40,8 +41,8 @@ from gardien.errors import ConfigError, GardienError, JailError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher
 from gardien.model import Address, Ban, Unban, parse_address
-from gardien.sources.files import FilePosition, FileTail
-from gardien.sources.globs import expand_logpaths, parse_logpath_entry
+from gardien.sources.files import FilePosition, FileTail, StartMode
+from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
 from gardien.sources.watch import FileWatcher
 from gardien.store.base import BanStore
 
@@ -62,6 +63,8 @@ class JailRuntime:
     matcher: LineMatcher
     actions: list[Action]
     tails: dict[str, FileTail] = field(default_factory=dict)
+    #: glob patterns of logpath, so that files created later are followed too
+    patterns: dict[str, StartMode] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -150,6 +153,8 @@ class Daemon:
                 await action.ban(restored)
         for entry in runtime.settings.logpath:
             pattern, mode = parse_logpath_entry(entry)
+            if has_glob(pattern):
+                runtime.patterns[pattern] = mode
             for path in expand_logpaths([pattern]):
                 saved = await asyncio.to_thread(self.store.file_position, runtime.name, path)
                 start: FilePosition | str = saved if saved is not None else mode
@@ -165,7 +170,27 @@ class Daemon:
             logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
 
     def _watched_paths(self) -> list[str]:
-        return sorted({path for runtime in self.jails.values() for path in runtime.tails})
+        paths = {path for runtime in self.jails.values() for path in runtime.tails}
+        paths |= {pattern for runtime in self.jails.values() for pattern in runtime.patterns}
+        return sorted(paths)
+
+    def _follow_new_files(self, changed: frozenset[str]) -> None:
+        """Start following files that appeared and match a jail's logpath glob."""
+        for runtime in self.jails.values():
+            for path in changed:
+                if path in runtime.tails:
+                    continue
+                for pattern in runtime.patterns:
+                    if fnmatch.fnmatchcase(path, pattern) and os.path.isfile(path):
+                        try:
+                            runtime.tails[path] = FileTail(path, "head")
+                        except OSError as exc:
+                            logger.error(
+                                "[%s] cannot read %s: %s", runtime.name, path, exc.strerror
+                            )
+                        else:
+                            logger.info("[%s] following new file %s", runtime.name, path)
+                        break
 
     async def run(self) -> None:
         """The main loop, until :meth:`request_stop`."""
@@ -204,6 +229,8 @@ class Daemon:
         if self._watcher is None:
             return
         async for changed in self._watcher:
+            async with self._lock:
+                self._follow_new_files(changed)
             await self._read_all(changed)
 
     async def _tick(self) -> None:
