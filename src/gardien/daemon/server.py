@@ -133,7 +133,10 @@ class Daemon:
             await self._start_jail(runtime)
         self._control = ControlServer(self.socket_path, self)
         await self._control.start()
-        self._watcher = FileWatcher(self._watched_paths(), use_inotify=self._use_inotify)
+        # a short batch delay: a failure line must become a ban within milliseconds
+        self._watcher = FileWatcher(
+            self._watched_paths(), use_inotify=self._use_inotify, batch_delay=0.001
+        )
         await self._watcher.start()
         logger.info(
             "gardien %s started: %d jail(s): %s",
