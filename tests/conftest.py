@@ -4,9 +4,13 @@ a skip there would hide a failure."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import struct
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,64 @@ def samples_timezone() -> Iterator[None]:
     else:
         os.environ["TZ"] = previous
     time.tzset()
+
+
+# ---- systemd journal files (written by systemd-journal-remote) -------------------------
+
+
+def _journal_remote() -> str | None:
+    for candidate in (
+        shutil.which("systemd-journal-remote"),
+        "/lib/systemd/systemd-journal-remote",
+        "/usr/lib/systemd/systemd-journal-remote",
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture
+def journal_remote() -> str:
+    """systemd-journal-remote (Debian package ``systemd-journal-remote``), and cysystemd."""
+    tool = _journal_remote()
+    require(
+        tool is not None,
+        "systemd-journal-remote is missing (apt-get install systemd-journal-remote)",
+    )
+    require(
+        importlib.util.find_spec("cysystemd") is not None,
+        "cysystemd is missing (pip install -e '.[journal]')",
+    )
+    assert tool is not None
+    return tool
+
+
+def export_format(entries: list[dict[str, str | list[str]]]) -> bytes:
+    """The journal export format: ``FIELD=value`` lines, or the binary form for values with a
+    newline; a blank line after each entry."""
+    out = bytearray()
+    for fields in entries:
+        for name, values in fields.items():
+            for value in [values] if isinstance(values, str) else values:
+                data = value.encode()
+                if b"\n" in data:
+                    out += name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
+                else:
+                    out += name.encode() + b"=" + data + b"\n"
+        out += b"\n"
+    return bytes(out)
+
+
+@pytest.fixture
+def write_journal(journal_remote: str) -> Callable[[Path, list[dict[str, str | list[str]]]], None]:
+    """Add entries to a journal file (created when missing; its name ends in .journal)."""
+
+    def write(path: Path, entries: list[dict[str, str | list[str]]]) -> None:
+        subprocess.run(
+            [journal_remote, f"--output={path}", "-"],
+            input=export_format(entries),
+            check=True,
+            capture_output=True,
+        )
+
+    return write

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -274,4 +275,37 @@ def test_glob_logpath_follows_files_created_later(daemon: Running) -> None:
     daemon.start()
     (logs / "second.log").write_text(failure_line("198.51.100.33") * 3)
     daemon.wait_for(lambda: banned(daemon) == ["198.51.100.33"], "the ban from a new file")
+    daemon.stop()
+
+
+def test_systemd_journal_backend(daemon: Running, write_journal: Any) -> None:
+    from test_journal import T0, sshd
+
+    journal = daemon.root / "system.journal"
+    now = time.time() - T0
+    write_journal(
+        journal,
+        [
+            sshd(
+                now - 30 + i,
+                f"Failed password for root from 198.51.100.40 port {4000 + i} ssh2",
+                pid=str(900 + i),
+            )
+            for i in range(3)
+        ],
+    )
+    (daemon.etc / "jail.d" / "provya.conf").write_text(
+        "[sshd-journal]\nenabled = true\nfilter = sshd\naction = log\n"
+        f"backend = systemd[journalfiles={journal}]\nmaxretry = 3\n"
+    )
+    daemon.start()
+    daemon.wait_for(
+        lambda: "198.51.100.40" in daemon.cli("status", "--json", "sshd-journal").stdout,
+        "the ban from the journal",
+    )
+    daemon.stop()
+    # resumed from the saved cursor: the same entries do not ban twice after a restart
+    daemon.start()
+    status = daemon.cli("status", "--json", "sshd-journal").stdout
+    assert '"total_banned": 1' in status
     daemon.stop()

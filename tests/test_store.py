@@ -703,3 +703,33 @@ def test_the_store_package_exports_documented_names() -> None:
         value = getattr(gardien.store, name)
         if callable(value):
             assert value.__doc__, name
+
+
+def test_journal_cursors(store: BanStore) -> None:
+    assert store.journal_cursor("sshd") is None
+    store.save_journal_cursor("sshd", "s=abc;i=1")
+    store.save_journal_cursor("sshd", "s=abc;i=2")
+    store.save_journal_cursor("postfix", "s=def;i=9")
+    assert store.journal_cursor("sshd") == "s=abc;i=2"
+    assert store.journal_cursor("postfix") == "s=def;i=9"
+
+
+def test_a_version_1_database_gains_journal_cursors(tmp_path: Path, clock: FakeClock) -> None:
+    from gardien.store.migrations import MIGRATIONS
+
+    path = tmp_path / "v1.sqlite3"
+    connection = sqlite3.connect(path)
+    MIGRATIONS[0](connection)
+    connection.execute("PRAGMA user_version = 1")
+    connection.execute(
+        "INSERT INTO bans (jail, address, start_time, end_time, count, failures, matches)"
+        " VALUES ('sshd', '192.0.2.1', ?, NULL, 1, 3, '[]')",
+        (NOW,),
+    )
+    connection.commit()
+    connection.close()
+    with SQLiteBanStore(path, clock) as store:
+        assert [str(b.address) for b in store.active_bans(NOW)] == ["192.0.2.1"]
+        store.save_journal_cursor("sshd", "s=1")
+        assert store.journal_cursor("sshd") == "s=1"
+    assert _user_version(path) == SCHEMA_VERSION == 2

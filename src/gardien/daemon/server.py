@@ -18,6 +18,7 @@ running one stays in force.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fnmatch
 import logging
@@ -34,7 +35,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
-from gardien.config.values import parse_duration
+from gardien.config.values import parse_duration, parse_spec
 from gardien.daemon.control import ControlServer, Request
 from gardien.daemon.host import own_addresses, resolve
 from gardien.errors import ConfigError, GardienError, JailError
@@ -43,6 +44,7 @@ from gardien.matching.filter import Filter, LineMatcher
 from gardien.model import Address, Ban, Unban, parse_address
 from gardien.sources.files import FilePosition, FileTail, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
+from gardien.sources.journal import JournalSource
 from gardien.sources.watch import FileWatcher
 from gardien.store.base import BanStore
 
@@ -52,6 +54,7 @@ logger = logging.getLogger("gardien.daemon")
 READ_CHUNK = 4 << 20  # bytes read from one file before the loop looks at others
 TICK = 1.0  # seconds between expiry checks
 PURGE_EVERY = 3600.0
+JOURNAL_DIRECTORIES = ("/run/log/journal", "/var/log/journal")
 
 
 @dataclass
@@ -65,6 +68,8 @@ class JailRuntime:
     tails: dict[str, FileTail] = field(default_factory=dict)
     #: glob patterns of logpath, so that files created later are followed too
     patterns: dict[str, StartMode] = field(default_factory=dict)
+    journalmatch: tuple[str, ...] = ()
+    journal: JournalSource | None = None
 
     @property
     def name(self) -> str:
@@ -95,6 +100,7 @@ class Daemon:
         self._control: ControlServer | None = None
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()  # one change of state at a time (loop, control, reload)
+        self._journal_tasks: dict[str, asyncio.Future[None]] = {}
 
     # ---- building ------------------------------------------------------------------------
     def _build(self) -> dict[str, JailRuntime]:
@@ -117,8 +123,20 @@ class Daemon:
                 settings, clock=self.clock, own_addresses=own_addresses, resolve=resolve
             )
             jail = Jail(settings, clock=self.clock, history=self._history, ignore=ignore)
+            journalmatch = (
+                tuple(
+                    line.strip()
+                    for line in settings.options.get("journalmatch", "").split("\n")
+                    if line.strip()
+                )
+                or spec.journalmatch
+            )
             built[settings.name] = JailRuntime(
-                settings, jail, compiled.matcher(clock=self.clock), actions
+                settings,
+                jail,
+                compiled.matcher(clock=self.clock),
+                actions,
+                journalmatch=journalmatch,
             )
         return built
 
@@ -154,6 +172,11 @@ class Daemon:
             await action.start()
             if restored:
                 await action.ban(restored)
+        if self._uses_journal(runtime):
+            await self._open_journal(runtime, now)
+            if restored:
+                logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
+            return
         for entry in runtime.settings.logpath:
             pattern, mode = parse_logpath_entry(entry)
             if has_glob(pattern):
@@ -171,6 +194,81 @@ class Daemon:
                     ) from None
         if restored:
             logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
+
+    @staticmethod
+    def _uses_journal(runtime: JailRuntime) -> bool:
+        """``backend = systemd``; or ``auto`` on a host that keeps a systemd journal, for a jail
+        with a journalmatch whose log files (plain paths, no globs) do not exist -- Debian 12
+        without rsyslog has no /var/log/auth.log. Otherwise missing files are waited for."""
+        backend = parse_spec(runtime.settings.backend or "auto").name.lower()
+        if backend == "systemd":
+            return True
+        if backend != "auto" or not runtime.journalmatch:
+            return False
+        if not any(os.path.isdir(d) for d in JOURNAL_DIRECTORIES):
+            return False
+        patterns = [parse_logpath_entry(entry)[0] for entry in runtime.settings.logpath]
+        if any(has_glob(pattern) for pattern in patterns):
+            return False
+        return not any(os.path.exists(pattern) for pattern in patterns)
+
+    async def _open_journal(self, runtime: JailRuntime, now: float) -> None:
+        params = parse_spec(runtime.settings.backend).params
+        files = [f for f in params.get("journalfiles", "").split() if f] or None
+        directory = params.get("journalpath") or None
+        if not runtime.journalmatch:
+            raise ConfigError(
+                "backend systemd needs a journalmatch (in the filter or the jail)",
+                section=runtime.name,
+                option="backend",
+            )
+        cursor = await asyncio.to_thread(self.store.journal_cursor, runtime.name)
+        since = None if cursor else now - runtime.settings.findtime
+        try:
+            runtime.journal = JournalSource(
+                runtime.journalmatch, files=files, directory=directory, cursor=cursor, since=since
+            )
+        except ConfigError as error:
+            raise error.located(section=runtime.name, option="backend") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open the systemd journal: {exc.strerror or exc}",
+                section=runtime.name,
+                option="backend",
+            ) from None
+
+    async def _follow_journal(self, runtime: JailRuntime) -> None:
+        """Read the journal of one jail as entries arrive (one thread reads it)."""
+        source = runtime.journal
+        if source is None:
+            return
+        loop = asyncio.get_running_loop()
+        reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal")
+        try:
+            while True:
+                entries = await loop.run_in_executor(reader, source.read_entries, 1000)
+                if not entries:
+                    await source.wait_async(1.0)
+                    continue
+                async with self._lock:
+                    bans: list[Ban] = []
+                    for entry in entries:
+                        result = runtime.matcher.process(
+                            entry.line, date=entry.time, date_text=entry.date_text
+                        )
+                        for failure in result.failures:
+                            ban = runtime.jail.add_failure(failure)
+                            if ban is not None:
+                                bans.append(ban)
+                    if bans:
+                        await self._apply(runtime, bans)
+                    cursor = source.cursor()
+                    if cursor:
+                        await asyncio.to_thread(
+                            self.store.save_journal_cursor, runtime.name, cursor
+                        )
+        finally:
+            reader.shutdown(wait=False)
 
     def _watched_paths(self) -> list[str]:
         paths = {path for runtime in self.jails.values() for path in runtime.tails}
@@ -199,14 +297,20 @@ class Daemon:
         """The main loop, until :meth:`request_stop`."""
         changes = asyncio.ensure_future(self._watch())
         ticks = asyncio.ensure_future(self._tick())
+        for runtime in self.jails.values():
+            self._start_journal_task(runtime)
         try:
             await self._stopping.wait()
         finally:
-            for task in (changes, ticks):
+            for task in (changes, ticks, *self._journal_tasks.values()):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._shutdown()
+
+    def _start_journal_task(self, runtime: JailRuntime) -> None:
+        if runtime.journal is not None:
+            self._journal_tasks[runtime.name] = asyncio.ensure_future(self._follow_journal(runtime))
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -224,6 +328,8 @@ class Daemon:
         for runtime in self.jails.values():
             for tail in runtime.tails.values():
                 tail.close()
+            if runtime.journal is not None:
+                runtime.journal.close()
             for action in runtime.actions:
                 await action.stop()
         logger.info("gardien stopped")
@@ -520,15 +626,24 @@ class Daemon:
         names = [only] if only else sorted(set(self.jails) | set(built))
         for name in names:
             old = self.jails.pop(name, None)
+            task = self._journal_tasks.pop(name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if old is not None:
                 for tail in old.tails.values():
                     tail.close()
+                if old.journal is not None:
+                    old.journal.close()
                 for action in old.actions:
                     await action.stop()
             new = built.get(name)
             if new is not None:
                 await self._start_jail(new)
                 self.jails[name] = new
+                if self._watcher is not None:  # running: follow its journal now
+                    self._start_journal_task(new)
         if self._watcher is not None:
             for path in self._watched_paths():
                 self._watcher.add(path)

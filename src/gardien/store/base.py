@@ -84,6 +84,14 @@ class BanStore(Protocol):
         """Remember where ``jail`` stopped reading ``position.path``."""
         ...
 
+    def journal_cursor(self, jail: str) -> str | None:
+        """The cursor of the last journal entry ``jail`` read, or ``None``."""
+        ...
+
+    def save_journal_cursor(self, jail: str, cursor: str) -> None:
+        """Remember where ``jail`` stopped reading the systemd journal."""
+        ...
+
     def purge(self, older_than: float) -> int:
         """Forget the bans that ended before ``older_than`` (``dbpurgeage`` ago): their history
         records and stale current bans. A ban not over yet is never forgotten. Returns how

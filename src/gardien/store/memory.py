@@ -39,6 +39,7 @@ class MemoryBanStore:
         # keyed by (jail, address, start); dicts keep insertion order, the tie-breaker
         self._history: dict[tuple[str, str, float], Ban] = {}
         self._positions: dict[tuple[str, str], FilePosition] = {}
+        self._cursors: dict[str, str] = {}
 
     def __enter__(self) -> MemoryBanStore:
         return self
@@ -116,6 +117,16 @@ class MemoryBanStore:
         with self._lock:
             self._check_open()
             self._positions[jail, position.path] = position
+
+    def journal_cursor(self, jail: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            return self._cursors.get(jail)
+
+    def save_journal_cursor(self, jail: str, cursor: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._cursors[jail] = cursor
 
     def purge(self, older_than: float) -> int:
         with self._lock:

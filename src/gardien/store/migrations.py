@@ -71,7 +71,15 @@ _VERSION_1 = _statements(
     f"PRAGMA application_id = {APPLICATION_ID}",
 )
 
-MIGRATIONS: list[Migration] = [_VERSION_1]
+_VERSION_2 = _statements(
+    # where each jail stopped reading the systemd journal (backend = systemd)
+    """CREATE TABLE journal_cursors (
+        jail TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: list[Migration] = [_VERSION_1, _VERSION_2]
 """Step ``i`` takes a database from version ``i`` to version ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -57,6 +57,10 @@ _UPSERT_HISTORY = """
     ON CONFLICT (address, jail, start_time) DO UPDATE SET
         end_time = excluded.end_time, count = excluded.count, failures = excluded.failures
 """
+_UPSERT_CURSOR = """
+    INSERT INTO journal_cursors (jail, cursor) VALUES (?, ?)
+    ON CONFLICT (jail) DO UPDATE SET cursor = excluded.cursor
+"""
 _UPSERT_POSITION = """
     INSERT INTO file_positions (jail, path, inode, offset, first_line_hash)
     VALUES (?, ?, ?, ?, ?)
@@ -244,6 +248,14 @@ class SQLiteBanStore:
             if len(rows) < _HISTORY_PAGE:
                 return
             after = (rows[-1][2], rows[-1][-1])
+
+    def journal_cursor(self, jail: str) -> str | None:
+        rows = self._query("SELECT cursor FROM journal_cursors WHERE jail = ?", (jail,))
+        return str(rows[0][0]) if rows else None
+
+    def save_journal_cursor(self, jail: str, cursor: str) -> None:
+        row = (jail, cursor)
+        self._writer.run(lambda connection: connection.execute(_UPSERT_CURSOR, row))
 
     def file_position(self, jail: str, path: str) -> FilePosition | None:
         rows = self._query(

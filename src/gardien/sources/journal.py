@@ -1,0 +1,542 @@
+"""Read the systemd journal as fail2ban's ``backend = systemd`` does.
+
+A filter's ``journalmatch`` says which entries to read: ``FIELD=value`` terms separated by spaces
+must all hold, ``+`` separates alternatives, and each line of the option is one more
+alternative (fail2ban splits each line as a shell would, so values may be quoted). Two terms on
+the same field within one alternative accept either value, as in journalctl. Each entry read
+becomes the line fail2ban makes of it, ``HOSTNAME IDENTIFIER[PID]: MESSAGE`` (details in
+:func:`format_entry`), timed by the entry rather than by a date in the line.
+
+    JournalMatch.parse(journalmatch)  -- clauses() -->  libsystemd's matches
+    JournalSource.read_entries()  -->  [JournalLine(line, time, cursor)]  --> LineMatcher.process
+
+The journal is read through the optional ``cysystemd`` package (``pip install
+'gardien[journal]'``), imported only when a :class:`JournalSource` is opened. cysystemd can only
+hand libsystemd a conjunction of disjunctions of single terms (each term is followed by an AND
+or an OR), so :meth:`JournalMatch.clauses` turns fail2ban's "any of these groups" into that
+equivalent form.
+
+A :class:`JournalSource` is not thread-safe (cysystemd refuses concurrent calls): use it from one
+thread at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import functools
+import importlib
+import itertools
+import math
+import operator
+import re
+import select
+import shlex
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from gardien.errors import ConfigError
+
+__all__ = ["MAX_CLAUSES", "Fields", "JournalLine", "JournalMatch", "JournalSource", "format_entry"]
+
+Fields = Mapping[str, str | list[str]]
+"""A journal entry's fields; a field the entry repeats has the list of its values."""
+
+Term = tuple[str, str]
+"""One ``FIELD=value`` term of a journalmatch, as (field, value)."""
+
+MAX_CLAUSES = 256
+"""The most clauses :meth:`JournalMatch.clauses` makes: their number is the product of the
+number of distinct fields of each alternative, which real journalmatches keep small."""
+
+# journald's own rule for field names; fail2ban hands terms to libsystemd unchecked
+_FIELD = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_NO_TIMEOUT = (1 << 64) - 1  # sd_journal_get_timeout(): "no timeout"
+_INVALIDATE = 2  # sd_journal_process(): journal files were added or removed
+
+
+@dataclass(frozen=True)
+class JournalLine:
+    """One journal entry as a log line: ``time`` in seconds since the epoch, ``cursor`` to save
+    and give back to :class:`JournalSource` to resume after it."""
+
+    line: str
+    time: float
+    cursor: str
+
+    @property
+    def date_text(self) -> str:
+        """The time as fail2ban puts it before a journal line (local ISO 8601, then a space):
+        the ``date_text`` to give :meth:`LineMatcher.process` along with ``date=time``."""
+        return datetime.fromtimestamp(self.time, UTC).astimezone().isoformat() + " "
+
+
+@dataclass(frozen=True)
+class JournalMatch:
+    """Which journal entries a filter reads: those matching any of ``groups``, a group being
+    terms that must all hold (terms on the same field: any of their values). Without groups,
+    every entry."""
+
+    groups: tuple[tuple[Term, ...], ...] = ()
+
+    @classmethod
+    def parse(cls, lines: Sequence[str] | str) -> JournalMatch:
+        """Read a ``journalmatch`` option, one alternative (or several, separated by ``+``) per
+        line. A ``+`` with nothing on one side is ignored, as fail2ban does.
+
+        Raises :class:`ConfigError` naming the term that is not ``FIELD=value`` with ``FIELD``
+        in upper-case letters, digits and ``_``.
+        """
+        if isinstance(lines, str):
+            lines = [lines]
+        groups: list[tuple[Term, ...]] = []
+        for text in lines:
+            try:
+                words = shlex.split(text)
+            except ValueError as error:
+                raise ConfigError(
+                    f"cannot split {text!r} into terms: {error}", option="journalmatch"
+                ) from None
+            group: list[Term] = []
+            for word in [*words, "+"]:
+                if word != "+":
+                    group.append(_parse_term(word))
+                elif group:
+                    groups.append(tuple(group))
+                    group = []
+        return cls(tuple(groups))
+
+    def __str__(self) -> str:
+        return " + ".join(
+            " ".join(shlex.quote(f"{field}={value}") for field, value in group)
+            for group in self.groups
+        )
+
+    def matches(self, fields: Fields) -> bool:
+        """Whether an entry with these fields is one to read (what the journal decides when it
+        is given :meth:`clauses`)."""
+        if not self.groups:
+            return True
+        return any(
+            all(_has_any(fields, field, values) for field, values in _by_field(group).items())
+            for group in self.groups
+        )
+
+    def clauses(self) -> tuple[tuple[str, ...], ...]:
+        """The same choice as clauses that must all hold, each true when any of its
+        ``FIELD=value`` terms is: the form cysystemd can give to libsystemd. ``()`` means every
+        entry.
+
+        "A or B" with A and B each "all of these" becomes, by distribution, one clause per way of
+        picking one condition of each group. Raises :class:`ConfigError` beyond
+        :data:`MAX_CLAUSES`.
+        """
+        if not self.groups:
+            return ()
+        choices = [
+            [tuple(f"{field}={value}" for value in values) for field, values in fields.items()]
+            for fields in map(_by_field, self.groups)
+        ]
+        if math.prod(len(choice) for choice in choices) > MAX_CLAUSES:
+            raise ConfigError(
+                f"{self} has too many alternatives to give to the journal "
+                f"(more than {MAX_CLAUSES} clauses once distributed)",
+                option="journalmatch",
+            )
+        clauses = [
+            tuple(dict.fromkeys(term for part in pick for term in part))
+            for pick in itertools.product(*choices)
+        ]
+        sets = [frozenset(clause) for clause in clauses]
+        kept: dict[frozenset[str], tuple[str, ...]] = {}
+        for clause, terms in zip(clauses, sets, strict=True):
+            # a clause holding all the terms of another one adds nothing to it
+            if terms not in kept and not any(other < terms for other in sets):
+                kept[terms] = clause
+        return tuple(kept.values())
+
+
+def _parse_term(word: str) -> Term:
+    field, equals, value = word.partition("=")
+    if not equals or not _FIELD.fullmatch(field) or "\0" in value:
+        raise ConfigError(
+            f"{word!r} is not a FIELD=value term (FIELD in upper-case letters, digits and _, "
+            "not starting with a digit, at most 64 characters; or + between alternatives)",
+            option="journalmatch",
+        )
+    return field, value
+
+
+def _by_field(group: tuple[Term, ...]) -> dict[str, tuple[str, ...]]:
+    values: dict[str, dict[str, None]] = {}
+    for field, value in group:
+        values.setdefault(field, {})[value] = None
+    return {field: tuple(found) for field, found in values.items()}
+
+
+def _has_any(fields: Fields, field: str, values: tuple[str, ...]) -> bool:
+    found = fields.get(field)
+    if found is None:
+        return False
+    if isinstance(found, str):
+        return found in values
+    return any(value in values for value in found)
+
+
+# formatting
+
+
+def format_entry(
+    fields: Fields, *, realtime_usec: int, monotonic_usec: int = 0, cursor: str = ""
+) -> JournalLine:
+    """The line fail2ban makes of a journal entry, with the entry's time.
+
+    The line is, separated by spaces:
+
+    - ``_HOSTNAME``, when the entry has one;
+    - ``SYSLOG_IDENTIFIER`` (else ``_COMM``), when there is one, followed by ``[SYSLOG_PID]``
+      (else ``[_PID]``; a PID reading as 0 counts as none, one reading as a number, ``0x1f``
+      included, is written in decimal) and ``:``; a ``kernel:`` without PID is followed by the
+      seconds since boot as ``[%12.6f]``, from ``_SOURCE_MONOTONIC_TIMESTAMP`` else
+      ``monotonic_usec``;
+    - ``MESSAGE`` (its values joined by spaces when repeated; nothing when missing);
+
+    with each newline written ``\\n``. The time is ``_SOURCE_REALTIME_TIMESTAMP`` (when the
+    sender gave it) else ``realtime_usec`` (the entry's ``__REALTIME_TIMESTAMP``).
+    """
+    elements: list[str] = []
+    hostname = _first(fields, "_HOSTNAME")
+    if hostname:
+        elements.append(hostname)
+    identifier = _first(fields, "SYSLOG_IDENTIFIER") or _first(fields, "_COMM")
+    if identifier:
+        identifier += _pid_text(fields) + ":"
+        elements.append(identifier)
+        if identifier == "kernel:":
+            since_boot = _usec(fields, "_SOURCE_MONOTONIC_TIMESTAMP", monotonic_usec)
+            elements.append(f"[{since_boot / 1_000_000:12.6f}]")
+    message = fields.get("MESSAGE", "")
+    elements.append(message if isinstance(message, str) else " ".join(message))
+    line = " ".join(elements).replace("\n", "\\n")
+    when = _usec(fields, "_SOURCE_REALTIME_TIMESTAMP", realtime_usec)
+    return JournalLine(line, when / 1_000_000, cursor)
+
+
+def _first(fields: Fields, name: str) -> str:
+    value = fields.get(name, "")
+    if isinstance(value, str):
+        return value
+    return value[0] if value else ""
+
+
+def _pid_text(fields: Fields) -> str:
+    for name in ("SYSLOG_PID", "_PID"):
+        text = _first(fields, name)
+        if not text:
+            continue
+        try:
+            number = int(text)
+        except ValueError:
+            pass
+        else:
+            if number == 0:
+                continue  # fail2ban reads the PID as a number, and 0 as no PID
+            return f"[{number}]"
+        try:
+            return f"[{int(text, 0)}]"
+        except ValueError:
+            return f"[{text}]"
+    return ""
+
+
+def _usec(fields: Fields, name: str, default: int) -> int:
+    try:
+        return int(_first(fields, name))
+    except ValueError:
+        return default
+
+
+# reading
+
+
+class _Entry(Protocol):
+    """What is used of cysystemd's ``JournalEntry``."""
+
+    @property
+    def cursor(self) -> bytes: ...
+
+    @property
+    def data(self) -> Fields: ...
+
+    def get_realtime_usec(self) -> int: ...
+
+    def get_monotonic_usec(self) -> int: ...
+
+
+class _Reader(Protocol):
+    """What is used of cysystemd's ``JournalReader``."""
+
+    @property
+    def fd(self) -> int: ...
+
+    @property
+    def timeout(self) -> int: ...
+
+    def next(self) -> _Entry | None: ...
+
+    def previous(self) -> _Entry | None: ...
+
+    def seek_head(self) -> bool: ...
+
+    def seek_tail(self) -> bool: ...
+
+    def seek_cursor(self, cursor: bytes) -> bool: ...
+
+    def seek_realtime_usec(self, usec: int) -> bool: ...
+
+    def process_events(self) -> int: ...
+
+
+class JournalSource:
+    """The entries of the systemd journal that ``match`` (a ``journalmatch``) selects, as lines.
+
+    The system journal is read, or the journal ``files`` (or the journal ``directory``) given.
+    Reading starts after the entry of a saved ``cursor`` (see :meth:`cursor`): nothing is read
+    twice across a restart (when that entry is gone, libsystemd starts at the nearest one).
+    Without a cursor, or with a text that is not one, reading starts at the first entry at or
+    after ``since`` (seconds since the epoch), or else after the entries there now.
+
+    To follow the journal, read until nothing comes back, then wait: :meth:`wait` blocks,
+    :meth:`wait_async` awaits; or watch :meth:`fileno` yourself (readable: call
+    :meth:`process_events`), looking at the journal anyway after :meth:`poll_timeout` seconds.
+
+    Raises :class:`ConfigError` for a bad ``match`` or without ``cysystemd``, ``OSError`` when
+    the journal cannot be opened or read. Call :meth:`close` (or use ``with``) to release it.
+    """
+
+    def __init__(
+        self,
+        match: Sequence[str] | str = (),
+        *,
+        files: Sequence[str] | None = None,
+        directory: str | None = None,
+        cursor: str | None = None,
+        since: float | None = None,
+    ) -> None:
+        if files is not None and directory is not None:
+            raise ValueError("give journal files or a journal directory, not both")
+        if files is not None and (isinstance(files, str) or not files):
+            raise ValueError("files must be a non-empty list of journal files")
+        self.match = JournalMatch.parse(match)
+        clauses = self.match.clauses()
+        cysystemd = _cysystemd()
+        reader = cysystemd.JournalReader()
+        where = f"journal files {', '.join(files)}" if files else directory or "the system journal"
+        with _journal_errors(f"cannot open {where}"):
+            if files:
+                reader.open_files(*files)
+            elif directory is not None:
+                reader.open_directory(directory)
+            else:
+                # fail2ban's default: the system's journal files, not every user's
+                reader.open(cysystemd.JournalOpenMode.SYSTEM)
+            for clause in clauses:
+                rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
+                # each term but the last is ORed with the next; the clause is ANDed with the next
+                reader.add_filter(functools.reduce(operator.or_, rules))
+        self._reader: _Reader | None = reader
+        self._where = where
+        self._cursor = cursor
+        self._skip: str | None = None  # the saved cursor's entry, when next() finds it again
+        self._start(cursor, since)
+
+    def __enter__(self) -> JournalSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"JournalSource({str(self.match)!r}, {self._where})"
+
+    def close(self) -> None:
+        """Release the journal; the source cannot be read any more (its cursor still can)."""
+        self._reader = None  # cysystemd closes the journal when its reader is freed
+
+    def cursor(self) -> str | None:
+        """Where reading stands, to be saved and given back as ``cursor`` after a restart: the
+        cursor of the last entry read or skipped, ``None`` while there is none."""
+        return self._cursor
+
+    def read_entries(self, max_entries: int | None = None) -> list[JournalLine]:
+        """The entries added since the last call (at most ``max_entries``), in journal order.
+
+        A backlog is read in bounded chunks by calling again until nothing comes back.
+        """
+        if max_entries is not None and max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        lines: list[JournalLine] = []
+        with self._errors() as reader:
+            while max_entries is None or len(lines) < max_entries:
+                entry = reader.next()
+                if entry is None:
+                    break
+                cursor = _text(entry.cursor)
+                self._cursor = cursor
+                if self._skip is not None:
+                    skip, self._skip = self._skip, None
+                    if cursor == skip:
+                        continue  # read before the restart
+                lines.append(
+                    format_entry(
+                        entry.data,
+                        realtime_usec=entry.get_realtime_usec(),
+                        monotonic_usec=entry.get_monotonic_usec(),
+                        cursor=cursor,
+                    )
+                )
+        return lines
+
+    # waiting
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when the journal may have changed; then call
+        :meth:`process_events`."""
+        with self._errors() as reader:
+            return reader.fd
+
+    def process_events(self) -> bool:
+        """Take in the journal's change notifications (without it :meth:`fileno` stays
+        readable); whether entries may have been added or journal files changed."""
+        with self._errors() as reader:
+            event = reader.process_events()
+        if event == _INVALIDATE and self._cursor is not None and self._skip is None:
+            # journal files were added or removed (rotation, vacuuming): where next() goes
+            # from may be gone, so find the last entry read again, as a restart would
+            self._start(self._cursor, None)
+        return event != 0
+
+    def poll_timeout(self) -> float | None:
+        """Seconds after which to look at the journal even without a notification (journal
+        files on a network file system), ``None`` when notifications are enough."""
+        self.fileno()  # libsystemd knows only once it watches the files
+        with self._errors() as reader:
+            deadline = reader.timeout
+        if deadline == _NO_TIMEOUT:
+            return None
+        return max(0.0, deadline / 1_000_000 - time.monotonic())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the journal changes, or for ``timeout`` seconds (``None``: no limit);
+        whether it may have new entries (``False`` on a timeout or an unrelated change)."""
+        poller = select.poll()
+        poller.register(self.fileno(), select.POLLIN)
+        limit, journal_due = self._limit(timeout)
+        ready = poller.poll(None if limit is None else math.ceil(limit * 1000))
+        return self.process_events() or (journal_due and not ready)
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """:meth:`wait`, without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        fd = self.fileno()
+        changed: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not changed.done():
+                changed.set_result(None)
+
+        limit, journal_due = self._limit(timeout)
+        loop.add_reader(fd, wake)
+        try:
+            async with asyncio.timeout(limit):
+                await changed
+        except TimeoutError:
+            return self.process_events() or journal_due
+        finally:
+            loop.remove_reader(fd)
+        return self.process_events()
+
+    # internals
+
+    def _start(self, cursor: str | None, since: float | None) -> None:
+        if cursor is not None:
+            try:
+                with self._errors() as reader:
+                    reader.seek_cursor(cursor.encode("ascii"))
+            except (OSError, UnicodeEncodeError):
+                self._cursor = None  # not a cursor at all: start as if none was saved
+            else:
+                self._skip = cursor
+                return
+        with self._errors() as reader:
+            if since is not None:
+                reader.seek_realtime_usec(max(0, int(since * 1_000_000)))
+                return
+            # libsystemd versions disagree on where next() goes after seek_tail(), and some
+            # step back two entries in previous(): go near the end, then read to it
+            reader.seek_tail()
+            last = reader.previous()
+            if last is None:
+                reader.seek_head()  # few or no entries match: start over
+            else:
+                self._cursor = _text(last.cursor)
+            while (entry := reader.next()) is not None:
+                self._cursor = _text(entry.cursor)
+
+    def _limit(self, timeout: float | None) -> tuple[float | None, bool]:
+        """How long to wait, and whether it is the journal that asks to be looked at then."""
+        journal = self.poll_timeout()
+        if journal is not None and (timeout is None or journal <= timeout):
+            return journal, True
+        return (None if timeout is None else max(0.0, timeout)), False
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[_Reader]:
+        """The open reader, its errors raised as OSError."""
+        if self._reader is None:
+            raise ValueError(f"{self!r} is closed")
+        with _journal_errors(f"cannot read {self._where}"):
+            yield self._reader
+
+
+def _text(cursor: bytes) -> str:
+    return cursor.decode("ascii", "replace")
+
+
+@contextlib.contextmanager
+def _journal_errors(doing: str) -> Iterator[None]:
+    """Raise what cysystemd raises as OSError: it raises SystemError(strerror, "EINVAL") for
+    libsystemd's errors, and OSError without errno for a missing file or directory."""
+    try:
+        yield
+    except (OSError, SystemError) as error:
+        raise _os_error(error, doing) from None
+
+
+def _cysystemd() -> Any:
+    """cysystemd's reader module, or a ConfigError saying how to get it."""
+    try:
+        return importlib.import_module("cysystemd.reader")
+    except ImportError as error:
+        raise ConfigError(
+            "reading the systemd journal needs the cysystemd package: "
+            "pip install 'gardien[journal]'",
+            option="backend",
+        ) from error
+
+
+def _os_error(error: OSError | SystemError, doing: str) -> OSError:
+    if isinstance(error, OSError) and error.errno is not None:
+        return OSError(error.errno, f"{doing}: {error.strerror}")
+    message = str(error.args[0]) if error.args else type(error).__name__
+    name = str(error.args[1]) if len(error.args) > 1 else ""
+    code = getattr(errno, name, None)
+    if code is None and "not found" in message:
+        code = errno.ENOENT
+    if code is None:
+        return OSError(f"{doing}: {message}")
+    return OSError(code, f"{doing}: {message}")
