@@ -52,3 +52,15 @@ def test_permanent_ban_is_said_so(caplog: pytest.LogCaptureFixture) -> None:
 def test_unavailable_or_wrong_actions_fail_clearly(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         build_actions([parse_spec("log"), parse_spec(spec)], "jail")
+
+
+def test_a_large_restore_is_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    action = build_action(parse_spec("log"), "sshd")
+    bans = [
+        Ban("sshd", ipaddress.ip_address(f"10.0.{i // 250}.{i % 250 + 1}"), 0.0, 60.0)
+        for i in range(1000)
+    ]
+    with caplog.at_level(logging.WARNING, logger="gardien.actions.log"):
+        asyncio.run(action.ban(bans))
+    assert len(caplog.records) == 1
+    assert "would ban 1000 addresses (10.0.0.1, 10.0.0.2" in caplog.text

@@ -309,3 +309,31 @@ def test_systemd_journal_backend(daemon: Running, write_journal: Any) -> None:
     status = daemon.cli("status", "--json", "sshd-journal").stdout
     assert '"total_banned": 1' in status
     daemon.stop()
+
+
+def test_unwritable_pid_file_is_a_clear_error(daemon: Running) -> None:
+    blocker = daemon.root / "not-a-dir"
+    blocker.write_text("")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gardien",
+            "-c",
+            str(daemon.etc),
+            "-s",
+            str(daemon.socket),
+            "run",
+            "--dbfile",
+            str(daemon.db),
+            "--pidfile",
+            str(blocker / "gardien.pid"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot write the pid file" in result.stderr and "Traceback" not in result.stderr
+    assert not daemon.socket.exists()

@@ -23,6 +23,9 @@ class LogAction:
         "error": logging.ERROR,
     }
 
+    #: batches larger than this are logged as one summary line
+    DETAILED = 20
+
     def __init__(self, jail: str, *, level: str = "warning", name: str = "log") -> None:
         self.name = name
         self.jail = jail
@@ -36,10 +39,18 @@ class LogAction:
         self.banned.clear()
 
     async def ban(self, bans: Sequence[Ban]) -> None:
+        fresh: list[Ban] = []
         for ban in bans:
-            if str(ban.address) in self.banned:
-                continue
-            self.banned[str(ban.address)] = ban
+            if str(ban.address) not in self.banned:
+                self.banned[str(ban.address)] = ban
+                fresh.append(ban)
+        if len(fresh) > self.DETAILED:  # a restore after a restart: one line, not thousands
+            shown = ", ".join(str(ban.address) for ban in fresh[:5])
+            logger.log(
+                self.level, "[%s] would ban %d addresses (%s, ...)", self.jail, len(fresh), shown
+            )
+            return
+        for ban in fresh:
             lasting = "for ever" if ban.end is None else f"for {ban.end - ban.start:g} s"
             logger.log(
                 self.level,

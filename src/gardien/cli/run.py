@@ -14,7 +14,7 @@ import click
 from gardien.config.daemon import load_daemon_settings
 from gardien.daemon.logs import configure_logging
 from gardien.daemon.server import Daemon, install_signal_handlers
-from gardien.errors import GardienError
+from gardien.errors import ConfigError, GardienError
 from gardien.store import SQLiteBanStore
 
 logger = logging.getLogger("gardien.daemon")
@@ -76,12 +76,18 @@ async def _serve(config_dir: Path, settings: Any, socket: str | None, inotify: b
         except GardienError:
             await daemon.abort()
             raise
-        pidfile.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        pidfile.write_text(f"{os.getpid()}\n")
+        try:
+            pidfile.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            pidfile.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            await daemon.abort()
+            raise ConfigError(
+                f"cannot write the pid file: {exc.strerror}", path=str(pidfile)
+            ) from None
         install_signal_handlers(daemon, asyncio.get_running_loop())
         await daemon.run()
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             if pidfile.read_text().strip() == str(os.getpid()):
                 pidfile.unlink()
         store.close()
