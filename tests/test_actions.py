@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 
 import pytest
 
-from gardien.actions import LogAction, build_action, build_actions
+from gardien.actions import FirewallRegistry, LogAction, block_spec, build_action, build_actions
+from gardien.backends import BlockSpec, MemoryFirewall
+from gardien.clock import FakeClock
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.model import Ban, Unban
@@ -42,16 +45,65 @@ def test_permanent_ban_is_said_so(caplog: pytest.LogCaptureFixture) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("iptables-allports[name=asterisk, protocol=all]", "firewall action"),
-        ("nftables-multiport[port=ssh]", "use action = log for a dry run"),
+        ("ufw", "another firewall manager"),
+        ("firewallcmd-ipset[port=ssh]", "use nftables-multiport"),
         ("sendmail-whois", "unknown action 'sendmail-whois'"),
         ("log[colour=red]", "no parameter 'colour'"),
         ("log[level=loud]", "unknown level 'loud'"),
+        ("iptables-multiport[name=x]", "needs port="),
+        ("iptables-allports[protocol=icmp]", "protocol 'icmp' is not one of"),
+        ("nftables-allports[chain=OUTPUT]", "chain 'OUTPUT' is not one of"),
+        ("iptables-allports[blocktype=ACCEPT]", "blocktype 'ACCEPT' is not DROP or REJECT"),
+        ("nftables-multiport[port=ssh, colour=red]", "no parameter 'colour'"),
     ],
 )
 def test_unavailable_or_wrong_actions_fail_clearly(spec: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        build_actions([parse_spec("log"), parse_spec(spec)], "jail")
+    firewalls = FirewallRegistry({"iptables": MemoryFirewall, "nftables": MemoryFirewall})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_actions([parse_spec("log"), parse_spec(spec)], "jail", firewalls=firewalls)
+
+
+def test_fail2ban_action_names_map_to_what_they_block() -> None:
+    seed = block_spec(parse_spec("iptables-allports[name=asterisk, protocol=all]"), "provya")
+    assert seed == BlockSpec(name="asterisk", ports=None, protocol="all", blocktype="drop")
+    multi = block_spec(
+        parse_spec(
+            'nftables-multiport[port="5060,5061", protocol=udp, chain="<known/chain>", '
+            "blocktype=REJECT --reject-with icmp-port-unreachable]"
+        ),
+        "asterisk",
+    )
+    assert multi == BlockSpec(
+        name="asterisk", ports=("5060", "5061"), protocol="udp", blocktype="reject", chain="INPUT"
+    )
+    ipset = block_spec(parse_spec("iptables-ipset-proto6-allports[name=sshd]"), "x")
+    assert ipset.ports is None and ipset.name == "sshd"
+
+
+def test_firewall_action_reconciles_bans_and_unbans() -> None:
+    firewall = MemoryFirewall()
+    firewalls = FirewallRegistry({"nftables": lambda: firewall})
+    action = build_action(
+        parse_spec("nftables-allports[name=sip]"),
+        "asterisk",
+        firewalls=firewalls,
+        clock=FakeClock(1000.0),
+    )
+    spec = BlockSpec(name="sip", ports=None, protocol="tcp")
+    leftover = ipaddress.ip_address("192.0.2.99")
+    kept = ipaddress.ip_address("192.0.2.1")
+    firewall.setup(spec)
+    firewall.ban(spec, [Ban("asterisk", leftover, 0.0, None)], 1000.0)
+    asyncio.run(action.start())
+    asyncio.run(action.restore([Ban("asterisk", kept, 900.0, 2000.0)]))
+    assert firewall.banned(spec) == {kept}  # leftover removed, missing one added
+    new = ipaddress.ip_address("2001:db8::7")
+    asyncio.run(action.ban([Ban("asterisk", new, 1000.0, 1060.0)]))
+    assert firewall.banned(spec) == {kept, new}
+    asyncio.run(action.unban([Unban("asterisk", kept, "manual")]))
+    assert firewall.banned(spec) == {new}
+    asyncio.run(action.stop())
+    assert firewall.banned(spec) == set()
 
 
 def test_a_large_restore_is_one_line(caplog: pytest.LogCaptureFixture) -> None:

@@ -185,11 +185,9 @@ def test_bans_survive_a_kill_9(daemon: Running) -> None:
     daemon.stop()
 
 
-def test_firewall_action_fails_clearly_until_backends_exist(daemon: Running) -> None:
+def test_an_action_gardien_cannot_carry_out_stops_the_start(daemon: Running) -> None:
     (daemon.etc / "jail.d" / "provya.conf").write_text(
-        JAIL.format(log=daemon.log).replace(
-            "action   = log", "action   = iptables-allports[name=asterisk, protocol=all]"
-        )
+        JAIL.format(log=daemon.log).replace("action   = log", "action   = ufw[application=x]")
     )
     result = subprocess.run(
         [
@@ -212,7 +210,7 @@ def test_firewall_action_fails_clearly_until_backends_exist(daemon: Running) -> 
         check=False,
     )
     assert result.returncode == 1
-    assert "[asterisk-provya]" in result.stderr and "firewall action" in result.stderr
+    assert "[asterisk-provya]" in result.stderr and "another firewall manager" in result.stderr
     assert "Traceback" not in result.stderr
     assert not daemon.socket.exists()
 

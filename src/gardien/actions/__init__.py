@@ -7,7 +7,22 @@ makes the jail fail at start with a message that says so, and ``action = log`` i
 """
 
 from gardien.actions.base import Action
+from gardien.actions.firewall import FirewallAction, block_spec
 from gardien.actions.log import LogAction
-from gardien.actions.registry import FIREWALL_ACTIONS, build_action, build_actions
+from gardien.actions.registry import (
+    FIREWALL_ACTIONS,
+    FirewallRegistry,
+    build_action,
+    build_actions,
+)
 
-__all__ = ["FIREWALL_ACTIONS", "Action", "LogAction", "build_action", "build_actions"]
+__all__ = [
+    "FIREWALL_ACTIONS",
+    "Action",
+    "FirewallAction",
+    "FirewallRegistry",
+    "LogAction",
+    "block_spec",
+    "build_action",
+    "build_actions",
+]

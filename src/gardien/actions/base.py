@@ -20,6 +20,11 @@ class Action(Protocol):
         """Prepare (create sets, chains...); called once before the first ban."""
         ...
 
+    async def restore(self, bans: Sequence[Ban]) -> None:
+        """At start: make what the action holds exactly ``bans`` (the store's active bans):
+        leftovers removed, missing ones added."""
+        ...
+
     async def stop(self) -> None:
         """Undo what start did, unless configured to keep bans across a restart."""
         ...

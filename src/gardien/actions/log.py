@@ -35,6 +35,10 @@ class LogAction:
     async def start(self) -> None:
         logger.log(self.level, "[%s] dry run: bans are logged, nothing is blocked", self.jail)
 
+    async def restore(self, bans: Sequence[Ban]) -> None:
+        self.banned.clear()
+        await self.ban(bans)
+
     async def stop(self) -> None:
         self.banned.clear()
 

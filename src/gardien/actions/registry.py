@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+import threading
+from collections.abc import Callable, Sequence
 
 from gardien.actions.base import Action
+from gardien.actions.firewall import BACKEND_OF, firewall_action
 from gardien.actions.log import LogAction
+from gardien.backends.base import Firewall
+from gardien.clock import Clock
 from gardien.config.values import Spec
-from gardien.errors import ConfigError
+from gardien.errors import BackendError, ConfigError
 
-__all__ = ["FIREWALL_ACTIONS", "build_action", "build_actions"]
+__all__ = ["FIREWALL_ACTIONS", "FirewallRegistry", "build_action", "build_actions"]
 
-#: fail2ban's firewall actions, which gardien's nftables/ipset/iptables backends will implement
-FIREWALL_ACTIONS = frozenset(
+#: firewall actions of fail2ban that gardien does not carry out (other firewall managers)
+UNSUPPORTED = frozenset(
     {
-        "iptables",
-        "iptables-allports",
-        "iptables-multiport",
-        "iptables-multiport-log",
-        "iptables-new",
-        "iptables-xt_recent-echo",
-        "iptables-ipset",
-        "iptables-ipset-proto4",
-        "iptables-ipset-proto6",
-        "iptables-ipset-proto6-allports",
-        "nftables",
-        "nftables-allports",
-        "nftables-multiport",
         "firewallcmd-allports",
         "firewallcmd-ipset",
         "firewallcmd-multiport",
@@ -35,10 +27,12 @@ FIREWALL_ACTIONS = frozenset(
         "firewallcmd-rich-rules",
         "shorewall",
         "ufw",
+        "iptables-new",
+        "iptables-xt_recent-echo",
+        "iptables-multiport-log",
     }
 )
-
-
+FIREWALL_ACTIONS = frozenset(BACKEND_OF) | UNSUPPORTED
 #: parameters fail2ban's jail.conf passes to every ban action; the dry run accepts and ignores
 #: them, so that ``banaction = log`` works with ``action_ = %(banaction)s[port=...]``
 FIREWALL_PARAMETERS = frozenset(
@@ -52,9 +46,56 @@ FIREWALL_PARAMETERS = frozenset(
         "actname",
     }
 )
+_BACKEND_CLASSES = {
+    "nftables": ("gardien.backends.nftables", "NftablesFirewall"),
+    "ipset": ("gardien.backends.ipset", "IpsetFirewall"),
+    "iptables": ("gardien.backends.iptables", "IptablesFirewall"),
+}
 
 
-def build_action(spec: Spec, jail: str) -> Action:
+class FirewallRegistry:
+    """One instance of each backend, made when a jail first needs it."""
+
+    def __init__(self, factories: dict[str, Callable[[], Firewall]] | None = None) -> None:
+        self._factories = factories
+        self._made: dict[str, Firewall] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, backend: str) -> Firewall:
+        with self._lock:
+            found = self._made.get(backend)
+            if found is None:
+                found = self._made[backend] = self._make(backend)
+            return found
+
+    def _make(self, backend: str) -> Firewall:
+        if self._factories is not None:
+            if backend not in self._factories:
+                raise ConfigError(f"firewall backend {backend!r} is not available here")
+            return self._factories[backend]()
+        module_name, class_name = _BACKEND_CLASSES[backend]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ConfigError(
+                f"the {backend} backend is not part of this version of gardien; use "
+                "action = log for a dry run"
+            ) from None
+        try:
+            firewall: Firewall = getattr(module, class_name)()
+        except BackendError as error:
+            raise ConfigError(f"the {backend} backend cannot start: {error}") from None
+        return firewall
+
+
+def build_action(
+    spec: Spec,
+    jail: str,
+    *,
+    firewalls: Callable[[str], Firewall] | None = None,
+    clock: Clock | None = None,
+    keep_bans: bool = False,
+) -> Action:
     """The action ``spec`` names for ``jail``; :class:`ConfigError` when gardien has none."""
     if spec.name == "log":
         unknown = set(spec.params) - {"level"} - FIREWALL_PARAMETERS
@@ -69,15 +110,31 @@ def build_action(spec: Spec, jail: str) -> Action:
                 f"action 'log': unknown level {level!r} (debug, info, notice, warning or error)"
             )
         return LogAction(jail, level=level)
-    if spec.name in FIREWALL_ACTIONS:
-        raise ConfigError(
-            f"action {spec.name!r} is a firewall action, which this version of gardien cannot "
-            "carry out yet (the nftables, ipset and iptables backends come next); use "
-            "action = log for a dry run"
+    if spec.name in BACKEND_OF:
+        return firewall_action(
+            spec, jail, firewalls or FirewallRegistry(), clock=clock, keep_bans=keep_bans
         )
-    raise ConfigError(f"unknown action {spec.name!r} (gardien knows: log)")
+    if spec.name in UNSUPPORTED:
+        raise ConfigError(
+            f"action {spec.name!r} drives another firewall manager, which gardien does not; "
+            "use nftables-multiport, nftables-allports, iptables-multiport, iptables-allports "
+            "or iptables-ipset"
+        )
+    raise ConfigError(
+        f"unknown action {spec.name!r} (gardien knows: log, " + ", ".join(sorted(BACKEND_OF)) + ")"
+    )
 
 
-def build_actions(specs: Sequence[Spec], jail: str) -> list[Action]:
+def build_actions(
+    specs: Sequence[Spec],
+    jail: str,
+    *,
+    firewalls: Callable[[str], Firewall] | None = None,
+    clock: Clock | None = None,
+    keep_bans: bool = False,
+) -> list[Action]:
     """All the actions of a jail; the first one gardien cannot carry out stops the start."""
-    return [build_action(spec, jail) for spec in specs]
+    return [
+        build_action(spec, jail, firewalls=firewalls, clock=clock, keep_bans=keep_bans)
+        for spec in specs
+    ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet, resource_files
-from gardien.config.values import parse_duration
+from gardien.config.values import parse_bool, parse_duration
 from gardien.errors import ConfigError
 
 __all__ = ["LOG_LEVELS", "DaemonSettings", "load_daemon_settings"]
@@ -33,6 +33,7 @@ class DaemonSettings:
     dbpurgeage: float = 86400.0  # seconds; ban history older than this is purged
     loglevel: str = "INFO"
     logtarget: str = "STDERR"
+    keepbans: bool = False  # leave bans in the firewall at stop (they carry kernel timeouts)
     files: tuple[str, ...] = ()
 
 
@@ -80,7 +81,13 @@ def load_daemon_settings(config_dir: str | os.PathLike[str]) -> DaemonSettings:
             "loglevel",
             f"unknown log level {level!r}: expected one of " + ", ".join(LOG_LEVELS),
         )
+    keep_text, keep_at = text("keepbans", "no")
+    try:
+        keepbans = parse_bool(keep_text)
+    except ConfigError as error:
+        raise invalid(keep_at, "keepbans", error.message) from None
     return DaemonSettings(
+        keepbans=keepbans,
         socket=text("socket", defaults.socket)[0],
         pidfile=text("pidfile", defaults.pidfile)[0],
         dbfile=text("dbfile", defaults.dbfile)[0],

@@ -24,13 +24,14 @@ import fnmatch
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gardien import __version__
-from gardien.actions import Action, build_actions
+from gardien.actions import Action, FirewallRegistry, build_actions
+from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
@@ -88,6 +89,7 @@ class Daemon:
         clock: Clock | None = None,
         socket_path: str | None = None,
         use_inotify: bool = True,
+        firewalls: Callable[[str], Firewall] | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.store = store
@@ -96,6 +98,7 @@ class Daemon:
         self.socket_path = socket_path or self.settings.socket
         self.jails: dict[str, JailRuntime] = {}
         self._use_inotify = use_inotify
+        self.firewalls = firewalls or FirewallRegistry()
         self._watcher: FileWatcher | None = None
         self._control: ControlServer | None = None
         self._stopping = asyncio.Event()
@@ -116,7 +119,13 @@ class Daemon:
                     variables=variables,
                 )
                 compiled = Filter(spec)
-                actions = build_actions(settings.actions, settings.name)
+                actions = build_actions(
+                    settings.actions,
+                    settings.name,
+                    firewalls=self.firewalls,
+                    clock=self.clock,
+                    keep_bans=self.settings.keepbans,
+                )
             except ConfigError as error:
                 raise error.located(section=settings.name) from None
             ignore = IgnoreList.from_settings(
@@ -170,8 +179,7 @@ class Daemon:
         restored = runtime.jail.restore(bans, now=now)
         for action in runtime.actions:
             await action.start()
-            if restored:
-                await action.ban(restored)
+            await action.restore(restored)  # the firewall holds exactly the store's bans
         if self._uses_journal(runtime):
             await self._open_journal(runtime, now)
             if restored:
