@@ -1,0 +1,136 @@
+"""The seed article's setup, word for word, on a real kernel: the daemon runs inside a network
+namespace (its own firewall), failure lines appended to the jail's log make the attacker's next
+packets drop while another client keeps talking, and the CLI lifts the ban."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import require
+from netns import Lab, netns_available
+from test_cli_regex import gardien
+from test_daemon import failure_line
+
+SEED_JAIL = """\
+[asterisk-provya]
+enabled  = true
+ignoreip = 127.0.0.1 1.2.3.4
+filter   = asterisk
+action   = {action}
+logpath  = {log}
+findtime  = 10m
+maxretry = 3
+bantime  = 360m
+"""
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    available, why = netns_available() if os.geteuid() == 0 else (False, "needs root")
+    require(available, f"network namespaces: {why}")
+    for tool in ("iptables", "nft"):
+        require(shutil.which(tool) is not None, f"{tool} is missing")
+    with Lab.create(clients=2) as built:
+        yield built
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "iptables-allports[name=asterisk, protocol=all]",  # the seed article's, word for word
+        "nftables-allports[name=asterisk, protocol=all]",
+    ],
+)
+def test_attacker_is_dropped_and_the_other_client_keeps_talking(
+    lab: Lab, tmp_path: Path, action: str
+) -> None:
+    etc, log = tmp_path / "etc", tmp_path / "fail2ban"
+    (etc / "jail.d").mkdir(parents=True)
+    (etc / "jail.local").write_text("[sshd]\nenabled = false\n")
+    (etc / "jail.d" / "provya.conf").write_text(SEED_JAIL.format(action=action, log=log))
+    log.write_text("")
+    sock = tmp_path / "gardien.sock"
+    attacker, friend = lab.clients
+    daemon = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.server,
+            sys.executable,
+            "-m",
+            "gardien",
+            "-c",
+            str(etc),
+            "-s",
+            str(sock),
+            "run",
+            "--dbfile",
+            str(tmp_path / "db.sqlite3"),
+            "--pidfile",
+            str(tmp_path / "gardien.pid"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        eventually(lambda: gardien("-s", str(sock), "ping").stdout == "pong\n", "the daemon")
+        for family in (4, 6):
+            assert lab.reachable(attacker, "udp", 5060, family)
+            assert lab.reachable(attacker, "tcp", 22, family)
+        address = str(attacker.address(4))
+        with log.open("a") as handle:
+            handle.write(failure_line(address) * 3)
+        try:
+            eventually(
+                lambda: not lab.reachable(attacker, "udp", 5060, 4),
+                "the attacker's packets to drop",
+            )
+        except AssertionError:
+            print(gardien("-s", str(sock), "status", "asterisk-provya").stdout)
+            print(lab.run(lab.server, "iptables-save").stdout)
+            print(lab.run(lab.server, "nft", "list", "ruleset").stdout)
+            raise
+        assert not lab.reachable(attacker, "tcp", 22, 4)  # every port, as asked
+        assert lab.reachable(friend, "udp", 5060, 4)  # the other client talks on
+        assert lab.reachable(friend, "tcp", 22, 4)
+        status = gardien("-s", str(sock), "status", "asterisk-provya").stdout
+        assert f"Banned IP list:\t{address}" in status
+        unban = gardien("-s", str(sock), "set", "asterisk-provya", "unbanip", address)
+        assert unban.returncode == 0, unban.stderr
+        eventually(
+            lambda: lab.reachable(attacker, "udp", 5060, 4),
+            "the attacker to pass again after unban",
+        )
+        ipv6 = str(attacker.address(6))
+        assert gardien("-s", str(sock), "set", "asterisk-provya", "banip", ipv6).returncode == 0
+        eventually(lambda: not lab.reachable(attacker, "tcp", 22, 6), "the IPv6 ban")
+        assert lab.reachable(friend, "tcp", 22, 6)
+    finally:
+        gardien("-s", str(sock), "stop")
+        try:
+            output, _ = daemon.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            output, _ = daemon.communicate()
+    assert daemon.returncode == 0, output
+    # stopped without keepbans: the jail's rules are gone, the attacker passes
+    assert lab.reachable(attacker, "tcp", 22, 6)
