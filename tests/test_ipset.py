@@ -362,3 +362,18 @@ def test_iptables_layout_is_fail2bans(lab: Lab, prefix: tuple[str, ...]) -> None
     firewall.setup(SSH)  # again: the bans stay, the jump is not doubled
     assert sum(rule.endswith("-j f2b-test") for rule in rules(lab)) == 1
     assert firewall.banned(SSH) == {a, b, c}
+
+
+def test_replace_keeps_exactly_the_given_bans(
+    lab: Lab, firewall: Any, client1: Client, client2: Client
+) -> None:
+    spec = BlockSpec("restore", ports=None, protocol="all")
+    firewall.setup(spec)
+    now = time.time()
+    leftover = ipaddress.ip_address("198.51.100.250")
+    firewall.ban(spec, [Ban("restore", leftover, now, now + 600), *bans_of(client2, now=now)], now)
+    wanted = bans_of(client1, now=now)
+    firewall.replace(spec, wanted, now)
+    assert firewall.banned(spec) == {ban.address for ban in wanted}
+    assert not lab.reachable(client1, "tcp", 22, 4)
+    assert lab.reachable(client2, "tcp", 22, 4)

@@ -343,3 +343,21 @@ def test_addresses_are_validated() -> None:
         nftables._address("192.0.2.1; flush ruleset")
     with pytest.raises(ConfigError):
         nftables._check_name("sshd; flush ruleset")
+
+
+def test_replace_makes_the_sets_hold_exactly_the_given_bans(
+    lab: Lab, firewall: RemoteObject, client1: Client, client2: Client
+) -> None:
+    spec = BlockSpec("restore", ports=None, protocol="all")
+    firewall.setup(spec)
+    now = time.time()
+    leftover = ipaddress.ip_address("198.51.100.250")
+    firewall.ban(spec, [Ban("restore", leftover, now, now + 600), *bans_of(client2, now=now)], now)
+    wanted = bans_of(client1, now=now)
+    firewall.replace(spec, wanted, now)
+    assert firewall.banned(spec) == {ban.address for ban in wanted}
+    assert_dropped(lab, client1, ("tcp", 22), 4)
+    assert_open(lab, client2, ("tcp", 22), 4)
+    firewall.replace(spec, [], now)
+    assert firewall.banned(spec) == set()
+    assert_open(lab, client1, ("tcp", 22), 4)

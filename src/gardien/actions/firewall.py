@@ -127,16 +127,10 @@ class FirewallAction:
 
     async def restore(self, bans: Sequence[Ban]) -> None:
         """Make the firewall hold exactly ``bans``: leftovers removed, missing ones added."""
-        present = await asyncio.to_thread(self.firewall.banned, self.spec)
-        wanted = {ban.address for ban in bans}
-        leftovers = sorted(present - wanted, key=str)
-        if leftovers:
-            await asyncio.to_thread(self.firewall.unban, self.spec, leftovers)
-            logger.info(
-                "[%s] removed %d address(es) the store does not ban", self.spec.name, len(leftovers)
-            )
-        if bans:
-            await asyncio.to_thread(self.firewall.ban, self.spec, list(bans), self.clock.now())
+        await asyncio.to_thread(self.firewall.replace, self.spec, list(bans), self.clock.now())
+        logger.info(
+            "[%s] firewall holds the %d active ban(s) of the store", self.spec.name, len(bans)
+        )
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.firewall.teardown, self.spec, keep_bans=self.keep_bans)

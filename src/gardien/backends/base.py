@@ -15,7 +15,7 @@ from typing import Protocol
 
 from gardien.model import Address, Ban
 
-__all__ = ["CHAINS", "BlockSpec", "Firewall"]
+__all__ = ["CHAINS", "BlockSpec", "Firewall", "replace_by_difference"]
 
 #: where a jail's rule is hooked: packets to this host, routed ones, or Docker's published ports
 CHAINS = ("INPUT", "FORWARD", "DOCKER-USER")
@@ -55,6 +55,11 @@ class Firewall(Protocol):
         already banned updates it; one transaction for the whole batch."""
         ...
 
+    def replace(self, spec: BlockSpec, bans: Sequence[Ban], now: float) -> None:
+        """Make the jail block exactly ``bans`` (at start, from the store): leftovers removed,
+        missing ones added, atomically where the firewall allows it."""
+        ...
+
     def unban(self, spec: BlockSpec, addresses: Sequence[Address]) -> None:
         """Stop blocking these addresses; an address that is not banned is ignored."""
         ...
@@ -62,3 +67,16 @@ class Firewall(Protocol):
     def banned(self, spec: BlockSpec) -> set[Address]:
         """The addresses the firewall blocks for this jail now (to reconcile with the store)."""
         ...
+
+
+def replace_by_difference(
+    firewall: Firewall, spec: BlockSpec, bans: Sequence[Ban], now: float
+) -> None:
+    """:meth:`Firewall.replace` for backends without an atomic swap: unban what is there and
+    should not be, then ban the rest (an address banned twice is harmless)."""
+    wanted = {ban.address for ban in bans if ban.end is None or ban.end > now}
+    leftovers = sorted(firewall.banned(spec) - wanted, key=str)
+    if leftovers:
+        firewall.unban(spec, leftovers)
+    if bans:
+        firewall.ban(spec, bans, now)

@@ -28,7 +28,7 @@ import socket
 import subprocess
 from collections.abc import Iterable, Sequence
 
-from gardien.backends.base import BlockSpec
+from gardien.backends.base import BlockSpec, replace_by_difference
 from gardien.backends.conntrack import forget_connections
 from gardien.errors import BackendError
 from gardien.model import Address, Ban, parse_address
@@ -251,6 +251,10 @@ class IptablesFirewall:
             tables.restore(lines)
         if self.forget_connections and 0 < len(added) <= FORGET_AT_MOST:
             forget_connections(added, command_prefix=self.command_prefix)
+
+    def replace(self, spec: BlockSpec, bans: Sequence[Ban], now: float) -> None:
+        """Block exactly ``bans`` (at start): leftovers unbanned, the others banned."""
+        replace_by_difference(self, spec, bans, now)
 
     def unban(self, spec: BlockSpec, addresses: Sequence[Address]) -> None:
         chain = self.chain(spec)

@@ -43,6 +43,13 @@ class MemoryFirewall:
                     table[ban.address] = ban.end
             self.transactions += 1
 
+    def replace(self, spec: BlockSpec, bans: Sequence[Ban], now: float) -> None:
+        with self._lock:
+            self.elements[spec.name] = {
+                ban.address: ban.end for ban in bans if ban.end is None or ban.end > now
+            }
+            self.transactions += 1
+
     def unban(self, spec: BlockSpec, addresses: Sequence[Address]) -> None:
         with self._lock:
             table = self.elements.get(spec.name, {})

@@ -216,6 +216,15 @@ class NftablesFirewall:
         An address already banned gets the new timeout. Bans already over at ``now`` are left
         out; the last of several bans of one address wins. Overlapping networks are refused.
         """
+        commands = self._additions(spec, bans, now, refresh=not self._updates_timeouts())
+        if commands:
+            self._run(commands, f"ban in jail {spec.name}")
+
+    def _additions(
+        self, spec: BlockSpec, bans: Sequence[Ban], now: float, *, refresh: bool
+    ) -> list[Json]:
+        """The commands adding ``bans`` (``refresh``: delete first, for kernels before 6.10
+        that keep the old timeout of an element added again)."""
         latest: dict[Address, float | None] = {}
         for ban in bans:
             if ban.end is None or ban.end > now:
@@ -232,17 +241,26 @@ class NftablesFirewall:
             plain.append(value)
             timed.append(element)
         commands: list[Json] = []
-        replace = not self._updates_timeouts()
         for kind, (plain, timed) in groups.items():
             elements = self._elements(spec, kind)
-            if replace:
+            if refresh:
                 commands += [
                     {"add": {"element": {**elements, "elem": plain}}},
                     {"delete": {"element": {**elements, "elem": plain}}},
                 ]
             commands.append({"add": {"element": {**elements, "elem": timed}}})
-        if commands:
-            self._run(commands, f"ban in jail {spec.name}")
+        return commands
+
+    def replace(self, spec: BlockSpec, bans: Sequence[Ban], now: float) -> None:
+        """Make the jail's sets hold exactly ``bans``, atomically: the sets are flushed and
+        refilled in one transaction, so no packet sees them half done, and nothing needs to
+        list a set of a million addresses first."""
+        flush: list[Json] = [{"flush": {"set": self._elements(spec, kind)}} for kind in _SETS]
+        if not bans:
+            self._run(flush, f"restoring jail {spec.name}")
+            return
+        commands = flush + self._additions(spec, bans, now, refresh=False)
+        self._run(commands, f"restoring jail {spec.name}")
 
     def unban(self, spec: BlockSpec, addresses: Sequence[Address]) -> None:
         """Remove the addresses in one transaction; those not banned are ignored."""
