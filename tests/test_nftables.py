@@ -361,3 +361,27 @@ def test_replace_makes_the_sets_hold_exactly_the_given_bans(
     firewall.replace(spec, [], now)
     assert firewall.banned(spec) == set()
     assert_open(lab, client1, ("tcp", 22), 4)
+
+
+def test_an_established_udp_flow_is_cut_by_a_ban(
+    lab: Lab, firewall: RemoteObject, client1: Client
+) -> None:
+    """fail2ban issues #2503, #3351: an ESTABLISHED accept rule let a banned SIP flow on. The
+    gardien chain runs before the filter chains, and the ban forgets the flow as well."""
+    from test_ipset import DROP_TIMEOUT as SHORT
+    from test_ipset import OPEN_TIMEOUT as LONG
+    from test_ipset import accept_established_first, answered, sip_scanner
+
+    sip = BlockSpec("sipflow", ports=("5060",), protocol="udp")
+    firewall.setup(sip)
+    accept_established_first(lab)
+    scanner = sip_scanner(lab, client1)
+    try:
+        assert answered(scanner, LONG)
+        now = time.time()
+        firewall.ban(sip, [Ban("sipflow", client1.ipv4, now, now + 600)], now)
+        assert not answered(scanner, SHORT)
+    finally:
+        scanner.close()
+        firewall.teardown(sip)
+        lab.run(lab.server, "iptables", "-F", "INPUT")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 
@@ -15,6 +17,8 @@ from gardien.config.values import Spec
 from gardien.errors import BackendError, ConfigError
 
 __all__ = ["FIREWALL_ACTIONS", "FirewallRegistry", "build_action", "build_actions"]
+
+logger = logging.getLogger("gardien.actions")
 
 #: firewall actions of fail2ban that gardien does not carry out (other firewall managers)
 UNSUPPORTED = frozenset(
@@ -73,19 +77,31 @@ class FirewallRegistry:
             if backend not in self._factories:
                 raise ConfigError(f"firewall backend {backend!r} is not available here")
             return self._factories[backend]()
-        module_name, class_name = _BACKEND_CLASSES[backend]
         try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            raise ConfigError(
-                f"the {backend} backend is not part of this version of gardien; use "
-                "action = log for a dry run"
-            ) from None
-        try:
-            firewall: Firewall = getattr(module, class_name)()
+            return _instantiate(backend)
         except BackendError as error:
-            raise ConfigError(f"the {backend} backend cannot start: {error}") from None
-        return firewall
+            if backend != "nftables":
+                raise ConfigError(f"the {backend} backend cannot start: {error}") from None
+            # nftables is the default where available; without libnftables, ipset and
+            # iptables block the same addresses and ports
+            fallback = "ipset" if shutil.which("ipset") else "iptables"
+            if not shutil.which("iptables-restore"):
+                raise ConfigError(
+                    f"the nftables backend cannot start ({error}), and "
+                    "iptables is not installed either"
+                ) from None
+            logger.warning("nftables unavailable (%s): using %s instead", error, fallback)
+            try:
+                return _instantiate(fallback)
+            except BackendError as second:
+                raise ConfigError(f"no firewall backend can start: {error}; {second}") from None
+
+
+def _instantiate(backend: str) -> Firewall:
+    module_name, class_name = _BACKEND_CLASSES[backend]
+    module = importlib.import_module(module_name)
+    firewall: Firewall = getattr(module, class_name)()
+    return firewall
 
 
 def build_action(

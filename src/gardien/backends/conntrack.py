@@ -16,12 +16,17 @@ from collections.abc import Sequence
 from gardien.errors import BackendError
 from gardien.model import Address
 
-__all__ = ["forget_connections"]
+__all__ = ["FORGET_AT_MOST", "forget_connections"]
 
 logger = logging.getLogger("gardien.backends.conntrack")
 
 _DELETED = re.compile(r"(\d+) flow entr(?:y|ies) ha(?:s|ve) been deleted")
 _warned_missing = False
+
+
+#: a ban batch larger than this is a restore or a flood: one conntrack process per address
+#: would cost more than it saves, so such batches leave the connections alone
+FORGET_AT_MOST = 256
 
 
 def forget_connections(addresses: Sequence[Address], *, command_prefix: Sequence[str] = ()) -> int:

@@ -34,10 +34,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from gardien.backends.base import BlockSpec, replace_by_difference
-from gardien.backends.conntrack import forget_connections
+from gardien.backends.conntrack import FORGET_AT_MOST, forget_connections
 from gardien.backends.iptables import (
     FAMILIES,
-    FORGET_AT_MOST,
     MAX_CHAIN_NAME,
     Xtables,
     family_of,

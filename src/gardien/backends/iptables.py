@@ -29,7 +29,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 from gardien.backends.base import BlockSpec, replace_by_difference
-from gardien.backends.conntrack import forget_connections
+from gardien.backends.conntrack import FORGET_AT_MOST, forget_connections
 from gardien.errors import BackendError
 from gardien.model import Address, Ban, parse_address
 
@@ -41,7 +41,6 @@ MAX_CHAIN_NAME = 28
 _MULTIPORT_SLOTS = 15
 #: a batch larger than this is a restore or a flood: forgetting connections would cost one
 #: ``conntrack`` process per address, so it is left to the next (small) bans
-FORGET_AT_MOST = 256
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: (address family, tool)
 FAMILIES = ((4, "iptables"), (6, "ip6tables"))

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gardien.backends.base import BlockSpec
+from gardien.backends.conntrack import FORGET_AT_MOST, forget_connections
 from gardien.errors import BackendError, ConfigError
 from gardien.model import Address, Ban
 
@@ -141,11 +142,16 @@ class NftablesFirewall:
 
     name = "nftables"
 
-    def __init__(self, *, table: str = TABLE, set_size: int = SET_SIZE) -> None:
+    def __init__(
+        self, *, table: str = TABLE, set_size: int = SET_SIZE, forget_connections: bool = True
+    ) -> None:
         if not _NAME.fullmatch(table):
             raise ConfigError(f"invalid nftables table name {table!r}")
         self.table = table
         self.set_size = set_size
+        #: cut the tracked connections of banned addresses (an ESTABLISHED accept rule would
+        #: otherwise keep passing a UDP SIP flow: fail2ban issues #2503, #3351)
+        self.forget_connections = forget_connections
         self._lock = threading.Lock()
         self._timeout_update: bool | None = None
         self._lib = _Library.get()
@@ -219,6 +225,9 @@ class NftablesFirewall:
         commands = self._additions(spec, bans, now, refresh=not self._updates_timeouts())
         if commands:
             self._run(commands, f"ban in jail {spec.name}")
+        added = sorted({ban.address for ban in bans if ban.end is None or ban.end > now}, key=str)
+        if self.forget_connections and 0 < len(added) <= FORGET_AT_MOST:
+            forget_connections(added)
 
     def _additions(
         self, spec: BlockSpec, bans: Sequence[Ban], now: float, *, refresh: bool
