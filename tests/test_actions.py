@@ -54,7 +54,7 @@ def test_permanent_ban_is_said_so(caplog: pytest.LogCaptureFixture) -> None:
         ("iptables-allports[protocol=icmp]", "protocol 'icmp' is not one of"),
         ("nftables-allports[chain=OUTPUT]", "chain 'OUTPUT' is not one of"),
         ("iptables-allports[blocktype=ACCEPT]", "blocktype 'ACCEPT' is not DROP or REJECT"),
-        ("nftables-multiport[port=ssh, colour=red]", "no parameter 'colour'"),
+        ("iptables-xt_recent-echo", "'recent' module"),
     ],
 )
 def test_unavailable_or_wrong_actions_fail_clearly(spec: str, message: str) -> None:
@@ -116,3 +116,14 @@ def test_a_large_restore_is_one_line(caplog: pytest.LogCaptureFixture) -> None:
         asyncio.run(action.ban(bans))
     assert len(caplog.records) == 1
     assert "would ban 1000 addresses (10.0.0.1, 10.0.0.2" in caplog.text
+
+
+def test_parameters_gardien_does_not_use_are_accepted(caplog: pytest.LogCaptureFixture) -> None:
+    """fail2ban's jail.conf passes parameters such as actionrepair_on_unban: a stock
+    configuration must load; the user is told they have no effect."""
+    with caplog.at_level(logging.WARNING, logger="gardien.actions.firewall"):
+        spec = block_spec(
+            parse_spec("iptables-multiport[port=ftp, actionrepair_on_unban=x]"), "pass2allow-ftp"
+        )
+    assert spec.ports == ("ftp",)
+    assert "actionrepair_on_unban" in caplog.text and "have no effect" in caplog.text

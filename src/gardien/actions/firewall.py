@@ -47,6 +47,9 @@ BACKEND_OF: dict[str, tuple[str, bool]] = {
     "iptables-ipset-proto4": ("ipset", False),
     "iptables-ipset-proto6": ("ipset", False),
     "iptables-ipset-proto6-allports": ("ipset", True),
+    # the same blocking; fail2ban's variants also log dropped packets or match NEW only
+    "iptables-multiport-log": ("iptables", False),
+    "iptables-new": ("iptables", False),
 }
 PROTOCOLS = ("tcp", "udp", "sctp", "udplite", "all")
 _KNOWN_PARAMETERS = frozenset(
@@ -73,9 +76,16 @@ def block_spec(spec: Spec, jail: str) -> BlockSpec:
     """What ``spec`` (e.g. ``iptables-allports[name=asterisk, protocol=all]``) blocks."""
     _backend, all_ports = BACKEND_OF[spec.name]
     params = {k.lower(): v.strip() for k, v in spec.params.items()}
-    unknown = set(params) - _KNOWN_PARAMETERS
-    if unknown:
-        raise ConfigError(f"action {spec.name!r} has no parameter {sorted(unknown)[0]!r}")
+    ignored = sorted(set(params) - _KNOWN_PARAMETERS)
+    if ignored:
+        # fail2ban lets a jail override any part of an action (its shell commands too);
+        # gardien builds its rules itself, so such parameters have no effect here
+        logger.warning(
+            "[%s] action %s: parameter(s) %s have no effect in gardien",
+            jail,
+            spec.name,
+            ", ".join(ignored),
+        )
     name = params.get("name") or jail
     protocol = (params.get("protocol") or "tcp").lower()
     if protocol not in PROTOCOLS:
@@ -91,6 +101,11 @@ def block_spec(spec: Spec, jail: str) -> BlockSpec:
         )
     blocktype_text = (params.get("blocktype") or "DROP").split()[0].upper()
     blocktype = {"DROP": "drop", "REJECT": "reject"}.get(blocktype_text)
+    if blocktype_text == "RETURN":
+        raise ConfigError(
+            f"action {spec.name!r}: blocktype RETURN turns a ban into a permission (fail2ban's "
+            "pass2allow trick), which gardien does not do"
+        )
     if blocktype is None:
         raise ConfigError(
             f"action {spec.name!r}: blocktype {params['blocktype']!r} is not DROP or REJECT"

@@ -31,12 +31,11 @@ UNSUPPORTED = frozenset(
         "firewallcmd-rich-rules",
         "shorewall",
         "ufw",
-        "iptables-new",
-        "iptables-xt_recent-echo",
-        "iptables-multiport-log",
     }
 )
-FIREWALL_ACTIONS = frozenset(BACKEND_OF) | UNSUPPORTED
+#: fail2ban actions with a mechanism of their own that gardien does not reproduce
+DIFFERENT = frozenset({"iptables-xt_recent-echo"})
+FIREWALL_ACTIONS = frozenset(BACKEND_OF) | UNSUPPORTED | DIFFERENT
 #: parameters fail2ban's jail.conf passes to every ban action; the dry run accepts and ignores
 #: them, so that ``banaction = log`` works with ``action_ = %(banaction)s[port=...]``
 FIREWALL_PARAMETERS = frozenset(
@@ -129,6 +128,11 @@ def build_action(
     if spec.name in BACKEND_OF:
         return firewall_action(
             spec, jail, firewalls or FirewallRegistry(), clock=clock, keep_bans=keep_bans
+        )
+    if spec.name in DIFFERENT:
+        raise ConfigError(
+            f"action {spec.name!r} works with the iptables 'recent' module, which gardien does "
+            "not use; use iptables-multiport or nftables-multiport"
         )
     if spec.name in UNSUPPORTED:
         raise ConfigError(

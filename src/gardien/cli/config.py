@@ -8,11 +8,16 @@ from typing import Any
 
 import click
 
+from gardien.actions import FirewallRegistry, build_actions
+from gardien.backends import MemoryFirewall
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.filter import Filter
+
+#: backends that only remember, to check actions without touching the firewall
+_PRETEND = FirewallRegistry(dict.fromkeys(("nftables", "ipset", "iptables"), MemoryFirewall))
 
 
 @click.group()
@@ -43,7 +48,8 @@ def _filter_of(jail: JailSettings, config_dir: Path) -> Filter:
 @click.option("--all", "all_jails", is_flag=True, help="Also check the jails that are disabled.")
 @click.pass_obj
 def check(obj: dict[str, Any], all_jails: bool) -> None:
-    """Read every configuration file and compile the filter of every enabled jail.
+    """Read every configuration file, compile the filter and check the actions of every enabled
+    jail.
 
     Prints what was checked and exits with status 0, or prints every problem found (with
     file:line) and exits with status 1.
@@ -61,6 +67,16 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
             _filter_of(jail, config_dir)
         except GardienError as error:
             problems.append(str(error))
+        try:  # action names and parameters, without touching the firewall
+            build_actions(jail.actions, jail.name, firewalls=_PRETEND)
+        except ConfigError as error:
+            problems.append(
+                str(
+                    error.located(
+                        path=jail.path, line=jail.line, section=jail.name, option="action"
+                    )
+                )
+            )
     enabled = sum(1 for jail in jails if jail.enabled)
     if problems:
         for problem in problems:
