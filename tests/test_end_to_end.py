@@ -134,3 +134,77 @@ def test_attacker_is_dropped_and_the_other_client_keeps_talking(
     assert daemon.returncode == 0, output
     # stopped without keepbans: the jail's rules are gone, the attacker passes
     assert lab.reachable(attacker, "tcp", 22, 6)
+
+
+def test_restart_after_kill_reconciles_the_firewall_with_the_store(
+    lab: Lab, tmp_path: Path
+) -> None:
+    etc, log = tmp_path / "etc", tmp_path / "fail2ban"
+    (etc / "jail.d").mkdir(parents=True)
+    (etc / "jail.local").write_text("[sshd]\nenabled = false\n")
+    (etc / "jail.d" / "provya.conf").write_text(
+        SEED_JAIL.format(action="nftables-allports[name=asterisk, protocol=all]", log=log)
+    )
+    log.write_text("")
+    sock = tmp_path / "gardien.sock"
+    attacker, friend = lab.clients
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        lab.server,
+        sys.executable,
+        "-m",
+        "gardien",
+        "-c",
+        str(etc),
+        "-s",
+        str(sock),
+        "run",
+        "--dbfile",
+        str(tmp_path / "db.sqlite3"),
+        "--pidfile",
+        str(tmp_path / "gardien.pid"),
+    ]
+
+    def start() -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        eventually(lambda: gardien("-s", str(sock), "ping").stdout == "pong\n", "the daemon")
+        return process
+
+    daemon = start()
+    try:
+        address = str(attacker.address(4))
+        with log.open("a") as handle:
+            handle.write(failure_line(address) * 3)
+        eventually(lambda: not lab.reachable(attacker, "tcp", 22, 4), "the ban")
+        daemon.kill()  # no clean stop: the kernel keeps the set, the store keeps the ban
+        daemon.communicate(timeout=10)
+        assert not lab.reachable(attacker, "tcp", 22, 4)
+        # meanwhile somebody left an element the store knows nothing about
+        friend_address = str(friend.address(4))
+        lab.run(
+            lab.server,
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "gardien",
+            "asterisk-v4",
+            "{",
+            friend_address,
+            "}",
+        )
+        assert not lab.reachable(friend, "tcp", 22, 4)
+        daemon = start()
+        eventually(lambda: lab.reachable(friend, "tcp", 22, 4), "the leftover to be removed")
+        assert not lab.reachable(attacker, "tcp", 22, 4)  # the stored ban holds
+    finally:
+        gardien("-s", str(sock), "stop")
+        try:
+            daemon.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.communicate()
