@@ -65,7 +65,7 @@ def test_unavailable_or_wrong_actions_fail_clearly(spec: str, message: str) -> N
 
 def test_fail2ban_action_names_map_to_what_they_block() -> None:
     seed = block_spec(parse_spec("iptables-allports[name=asterisk, protocol=all]"), "provya")
-    assert seed == BlockSpec(name="asterisk", ports=None, protocol="all", blocktype="drop")
+    assert seed == BlockSpec(name="asterisk", ports=None, protocol="all", blocktype="reject")
     multi = block_spec(
         parse_spec(
             'nftables-multiport[port="5060,5061", protocol=udp, chain="<known/chain>", '

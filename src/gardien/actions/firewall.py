@@ -15,8 +15,8 @@ action (fail2ban name)               backend             blocks
 
 Parameters: ``name`` (the jail's objects in the firewall; default: the jail's name), ``port``
 (``ssh``, ``5060,5061``, ``10000:20000``), ``protocol`` (``tcp``, ``udp``, ``all``...),
-``chain`` (``INPUT``, ``FORWARD``, ``DOCKER-USER``) and ``blocktype`` (``DROP``, or fail2ban's
-``REJECT --reject-with ...``).
+``chain`` (``INPUT``, ``FORWARD``, ``DOCKER-USER``) and ``blocktype`` (``DROP``, or
+``REJECT``, the default as in fail2ban, also written ``REJECT --reject-with ...``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def block_spec(spec: Spec, jail: str) -> BlockSpec:
         raise ConfigError(
             f"action {spec.name!r}: chain {chain!r} is not one of " + ", ".join(CHAINS)
         )
-    blocktype_text = (params.get("blocktype") or "DROP").split()[0].upper()
+    # fail2ban's actions reject by default (an ICMP port unreachable, a TCP reset)
+    blocktype_text = (params.get("blocktype") or "REJECT").split()[0].upper()
     blocktype = {"DROP": "drop", "REJECT": "reject"}.get(blocktype_text)
     if blocktype_text == "RETURN":
         raise ConfigError(
