@@ -47,6 +47,30 @@ class Running:
         self.pidfile = root / "run" / "gardien.pid"
         self.process: subprocess.Popen[str] | None = None
 
+    def run_until_exit(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        """``gardien run`` that is expected to refuse to start: its exit and output."""
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gardien",
+                "-c",
+                str(self.etc),
+                "-s",
+                str(self.socket),
+                "run",
+                "--dbfile",
+                str(self.db),
+                "--pidfile",
+                str(self.pidfile),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return gardien("-c", str(self.etc), "-s", str(self.socket), *args)
 
@@ -189,26 +213,7 @@ def test_an_action_gardien_cannot_carry_out_stops_the_start(daemon: Running) -> 
     (daemon.etc / "jail.d" / "provya.conf").write_text(
         JAIL.format(log=daemon.log).replace("action   = log", "action   = ufw[application=x]")
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gardien",
-            "-c",
-            str(daemon.etc),
-            "-s",
-            str(daemon.socket),
-            "run",
-            "--dbfile",
-            str(daemon.db),
-            "--pidfile",
-            str(daemon.pidfile),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = daemon.run_until_exit()
     assert result.returncode == 1
     assert "[asterisk-provya]" in result.stderr and "another firewall manager" in result.stderr
     assert "Traceback" not in result.stderr
@@ -218,26 +223,7 @@ def test_an_action_gardien_cannot_carry_out_stops_the_start(daemon: Running) -> 
 def test_unreadable_log_path_stops_the_start_clearly(daemon: Running) -> None:
     daemon.log.unlink()
     daemon.log.mkdir()  # a directory where the log should be
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gardien",
-            "-c",
-            str(daemon.etc),
-            "-s",
-            str(daemon.socket),
-            "run",
-            "--dbfile",
-            str(daemon.db),
-            "--pidfile",
-            str(daemon.pidfile),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = daemon.run_until_exit()
     assert result.returncode == 1
     assert f"[asterisk-provya] logpath: cannot read log file {daemon.log}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -312,26 +298,7 @@ def test_systemd_journal_backend(daemon: Running, write_journal: Any) -> None:
 def test_unwritable_pid_file_is_a_clear_error(daemon: Running) -> None:
     blocker = daemon.root / "not-a-dir"
     blocker.write_text("")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gardien",
-            "-c",
-            str(daemon.etc),
-            "-s",
-            str(daemon.socket),
-            "run",
-            "--dbfile",
-            str(daemon.db),
-            "--pidfile",
-            str(blocker / "gardien.pid"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = daemon.run_until_exit("--pidfile", str(blocker / "gardien.pid"))
     assert result.returncode == 1
     assert "cannot write the pid file" in result.stderr and "Traceback" not in result.stderr
     assert not daemon.socket.exists()

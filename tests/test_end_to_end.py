@@ -51,6 +51,57 @@ def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
+class Setup:
+    """A configuration with the seed jail (``action`` given), and how to run the daemon on it
+    inside the lab's server namespace."""
+
+    def __init__(self, lab: Lab, root: Path, action: str) -> None:
+        self.etc, self.log, self.sock = root / "etc", root / "fail2ban", root / "gardien.sock"
+        (self.etc / "jail.d").mkdir(parents=True)
+        (self.etc / "jail.local").write_text("[sshd]\nenabled = false\n")
+        (self.etc / "jail.d" / "provya.conf").write_text(
+            SEED_JAIL.format(action=action, log=self.log)
+        )
+        self.log.write_text("")
+        self.argv = [
+            "ip",
+            "netns",
+            "exec",
+            lab.server,
+            sys.executable,
+            "-m",
+            "gardien",
+            "-c",
+            str(self.etc),
+            "-s",
+            str(self.sock),
+            "run",
+            "--dbfile",
+            str(root / "db.sqlite3"),
+            "--pidfile",
+            str(root / "gardien.pid"),
+        ]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return gardien("-s", str(self.sock), *args)
+
+    def start(self) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        eventually(lambda: self.cli("ping").stdout == "pong\n", "the daemon")
+        return process
+
+    def stop(self, process: subprocess.Popen[str]) -> str:
+        self.cli("stop")
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        return output
+
+
 @pytest.mark.parametrize(
     "action",
     [
@@ -61,38 +112,11 @@ def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) ->
 def test_attacker_is_dropped_and_the_other_client_keeps_talking(
     lab: Lab, tmp_path: Path, action: str
 ) -> None:
-    etc, log = tmp_path / "etc", tmp_path / "fail2ban"
-    (etc / "jail.d").mkdir(parents=True)
-    (etc / "jail.local").write_text("[sshd]\nenabled = false\n")
-    (etc / "jail.d" / "provya.conf").write_text(SEED_JAIL.format(action=action, log=log))
-    log.write_text("")
-    sock = tmp_path / "gardien.sock"
+    setup = Setup(lab, tmp_path, action)
+    log, sock = setup.log, setup.sock
     attacker, friend = lab.clients
-    daemon = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            lab.server,
-            sys.executable,
-            "-m",
-            "gardien",
-            "-c",
-            str(etc),
-            "-s",
-            str(sock),
-            "run",
-            "--dbfile",
-            str(tmp_path / "db.sqlite3"),
-            "--pidfile",
-            str(tmp_path / "gardien.pid"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    daemon = setup.start()
     try:
-        eventually(lambda: gardien("-s", str(sock), "ping").stdout == "pong\n", "the daemon")
         for family in (4, 6):
             assert lab.reachable(attacker, "udp", 5060, family)
             assert lab.reachable(attacker, "tcp", 22, family)
@@ -125,12 +149,7 @@ def test_attacker_is_dropped_and_the_other_client_keeps_talking(
         eventually(lambda: not lab.reachable(attacker, "tcp", 22, 6), "the IPv6 ban")
         assert lab.reachable(friend, "tcp", 22, 6)
     finally:
-        gardien("-s", str(sock), "stop")
-        try:
-            output, _ = daemon.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            output, _ = daemon.communicate()
+        output = setup.stop(daemon)
     assert daemon.returncode == 0, output
     # stopped without keepbans: the jail's rules are gone, the attacker passes
     assert lab.reachable(attacker, "tcp", 22, 6)
@@ -139,40 +158,10 @@ def test_attacker_is_dropped_and_the_other_client_keeps_talking(
 def test_restart_after_kill_reconciles_the_firewall_with_the_store(
     lab: Lab, tmp_path: Path
 ) -> None:
-    etc, log = tmp_path / "etc", tmp_path / "fail2ban"
-    (etc / "jail.d").mkdir(parents=True)
-    (etc / "jail.local").write_text("[sshd]\nenabled = false\n")
-    (etc / "jail.d" / "provya.conf").write_text(
-        SEED_JAIL.format(action="nftables-allports[name=asterisk, protocol=all]", log=log)
-    )
-    log.write_text("")
-    sock = tmp_path / "gardien.sock"
+    setup = Setup(lab, tmp_path, "nftables-allports[name=asterisk, protocol=all]")
+    log = setup.log
     attacker, friend = lab.clients
-    argv = [
-        "ip",
-        "netns",
-        "exec",
-        lab.server,
-        sys.executable,
-        "-m",
-        "gardien",
-        "-c",
-        str(etc),
-        "-s",
-        str(sock),
-        "run",
-        "--dbfile",
-        str(tmp_path / "db.sqlite3"),
-        "--pidfile",
-        str(tmp_path / "gardien.pid"),
-    ]
-
-    def start() -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        eventually(lambda: gardien("-s", str(sock), "ping").stdout == "pong\n", "the daemon")
-        return process
+    start = setup.start
 
     daemon = start()
     try:
@@ -202,9 +191,4 @@ def test_restart_after_kill_reconciles_the_firewall_with_the_store(
         eventually(lambda: lab.reachable(friend, "tcp", 22, 4), "the leftover to be removed")
         assert not lab.reachable(attacker, "tcp", 22, 4)  # the stored ban holds
     finally:
-        gardien("-s", str(sock), "stop")
-        try:
-            daemon.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.communicate()
+        setup.stop(daemon)

@@ -24,7 +24,7 @@ import fnmatch
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from gardien.daemon.control import ControlServer, Request
 from gardien.daemon.host import own_addresses, resolve
 from gardien.errors import ConfigError, GardienError, JailError
 from gardien.jails import IgnoreList, Jail
-from gardien.matching.filter import Filter, LineMatcher
+from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.model import Address, Ban, Unban, parse_address
 from gardien.sources.files import FilePosition, FileTail, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
@@ -259,15 +259,14 @@ class Daemon:
                     await source.wait_async(1.0)
                     continue
                 async with self._lock:
-                    bans: list[Ban] = []
-                    for entry in entries:
-                        result = runtime.matcher.process(
-                            entry.line, date=entry.time, date_text=entry.date_text
-                        )
-                        for failure in result.failures:
-                            ban = runtime.jail.add_failure(failure)
-                            if ban is not None:
-                                bans.append(ban)
+                    process = runtime.matcher.process
+                    bans = self._decide(
+                        runtime,
+                        (
+                            process(entry.line, date=entry.time, date_text=entry.date_text)
+                            for entry in entries
+                        ),
+                    )
                     if bans:
                         await self._apply(runtime, bans)
                     cursor = source.cursor()
@@ -386,10 +385,15 @@ class Daemon:
                     await self._apply(runtime, bans)
 
     def _match(self, runtime: JailRuntime, lines: Sequence[tuple[str, int]]) -> list[Ban]:
-        bans: list[Ban] = []
         process = runtime.matcher.process
-        for line, _offset in lines:
-            for failure in process(line).failures:
+        return self._decide(runtime, (process(line) for line, _offset in lines))
+
+    @staticmethod
+    def _decide(runtime: JailRuntime, results: Iterable[LineResult]) -> list[Ban]:
+        """The bans the failures of these matched lines lead to."""
+        bans: list[Ban] = []
+        for result in results:
+            for failure in result.failures:
                 ban = runtime.jail.add_failure(failure)
                 if ban is not None:
                     bans.append(ban)
