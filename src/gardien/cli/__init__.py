@@ -78,12 +78,14 @@ def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
 def _register() -> None:
     from gardien.cli.client import CLIENT_COMMANDS
     from gardien.cli.config import config
+    from gardien.cli.firewall import firewall
     from gardien.cli.regex import regex
     from gardien.cli.run import run
 
     cli.add_command(regex)
     cli.add_command(run)
     cli.add_command(config)
+    cli.add_command(firewall)
     for command in CLIENT_COMMANDS:
         cli.add_command(command)
 

@@ -1,0 +1,83 @@
+"""``gardien firewall lint``: check a ruleset for the mistakes that let attackers through."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from gardien.errors import ConfigError
+from gardien.firewall import SEVERITIES, lint
+from gardien.firewall.lint import NOT_A_RULESET
+
+
+@click.group()
+def firewall() -> None:
+    """Check firewall rulesets.
+
+    \b
+    Examples:
+      iptables-save | gardien firewall lint
+      gardien firewall lint rules.sh --asterisk /etc/asterisk
+      nft list ruleset | gardien firewall lint --json -
+    """
+
+
+def _read(source: str) -> str:
+    """The text of FILE, or of standard input for ``-``; binary input is refused."""
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}") from None
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{NOT_A_RULESET} (binary data)") from None
+
+
+@firewall.command(name="lint")
+@click.argument("source", metavar="[FILE|-]", default="-")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    default="warning",
+    show_default=True,
+    help="Exit with status 1 when a finding is at least this severe.",
+)
+@click.option(
+    "--asterisk",
+    "asterisk_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Asterisk's configuration directory: also check the SIP port against sip.conf and "
+    "pjsip.conf.",
+)
+def lint_command(source: str, as_json: bool, fail_on: str, asterisk_dir: Path | None) -> None:
+    """Check iptables-save output, nft list ruleset output or a script of iptables commands
+    (read from FILE, or standard input), without running anything.
+
+    Exits with status 1 when a finding reaches --fail-on, else 0.
+    """
+    name = "<stdin>" if source == "-" else source
+    try:
+        findings = lint(_read(source), asterisk_dir=asterisk_dir)
+    except ConfigError as error:
+        raise error.located(path=name) from None  # a message about the input names it
+    if as_json:
+        click.echo(json.dumps({"findings": [asdict(f) for f in findings]}, indent=2))
+    elif not findings:
+        click.echo(f"{name}: no findings")
+    for severity in () if as_json else SEVERITIES:
+        group = [f for f in findings if f.severity == severity]
+        if group:
+            click.echo(f"{severity}s ({len(group)}):")
+        for finding in group:
+            click.echo(f"  {name}:{finding.line}: {finding.id}: {finding.message}")
+            click.echo(f"      fix: {finding.fix}")
+    threshold = SEVERITIES.index(fail_on)
+    if any(SEVERITIES.index(f.severity) <= threshold for f in findings):
+        raise click.exceptions.Exit(1)
