@@ -1,4 +1,4 @@
-"""``gardien firewall lint``: check a ruleset for the mistakes that let attackers through."""
+"""``gardien firewall``: check rulesets (``lint``) and write them from a policy (``render``)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ import click
 from gardien.errors import ConfigError
 from gardien.firewall import SEVERITIES, lint
 from gardien.firewall.lint import NOT_A_RULESET
+from gardien.firewall.policy import load_policy
+from gardien.firewall.render import BACKENDS, FAMILIES, render
 
 
 @click.group()
 def firewall() -> None:
-    """Check firewall rulesets.
+    """Check firewall rulesets, and write them from a policy.
 
     \b
     Examples:
       iptables-save | gardien firewall lint
       gardien firewall lint rules.sh --asterisk /etc/asterisk
       nft list ruleset | gardien firewall lint --json -
+      gardien firewall render policy.toml > policy.nft
     """
 
 
@@ -81,3 +84,36 @@ def lint_command(source: str, as_json: bool, fail_on: str, asterisk_dir: Path | 
     threshold = SEVERITIES.index(fail_on)
     if any(SEVERITIES.index(f.severity) <= threshold for f in findings):
         raise click.exceptions.Exit(1)
+
+
+@firewall.command(name="render")
+@click.argument("policy_file", metavar="POLICY")
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="nftables",
+    show_default=True,
+    help="nftables: an nft -f script; iptables: iptables-restore input.",
+)
+@click.option(
+    "--family",
+    type=click.Choice(FAMILIES),
+    default="both",
+    show_default=True,
+    help="iptables only: IPv4 (iptables-restore), IPv6 (ip6tables-restore) or both, the IPv6 "
+    "part after a comment line.",
+)
+@click.option(
+    "--asterisk",
+    "asterisk_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Asterisk's configuration directory: the asterisk preset takes its SIP ports from "
+    "sip.conf / pjsip.conf and its RTP range from rtp.conf.",
+)
+def render_command(policy_file: str, backend: str, family: str, asterisk_dir: Path | None) -> None:
+    """Write the firewall rules of the TOML policy POLICY to standard output, without running
+    anything. Check them with gardien firewall lint, apply them with nft -f or iptables-restore.
+    """
+    policy = load_policy(policy_file, asterisk_dir=asterisk_dir)
+    click.echo(render(policy, backend, family=family), nl=False)
