@@ -1,8 +1,10 @@
-"""``gardien firewall``: check rulesets (``lint``) and write them from a policy (``render``)."""
+"""``gardien firewall``: check rulesets (``lint``), write them from a policy (``render``) and
+apply them with a rollback unless confirmed (``apply``, ``confirm``)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,6 +13,7 @@ import click
 
 from gardien.errors import ConfigError
 from gardien.firewall import SEVERITIES, lint
+from gardien.firewall.apply import DEFAULT_STATE_DIR, apply_policy, confirm, rollback_after
 from gardien.firewall.lint import NOT_A_RULESET
 from gardien.firewall.policy import load_policy
 from gardien.firewall.render import BACKENDS, FAMILIES, render
@@ -26,6 +29,7 @@ def firewall() -> None:
       gardien firewall lint rules.sh --asterisk /etc/asterisk
       nft list ruleset | gardien firewall lint --json -
       gardien firewall render policy.toml > policy.nft
+      gardien firewall apply policy.toml --confirm 60 && gardien firewall confirm
     """
 
 
@@ -117,3 +121,96 @@ def render_command(policy_file: str, backend: str, family: str, asterisk_dir: Pa
     """
     policy = load_policy(policy_file, asterisk_dir=asterisk_dir)
     click.echo(render(policy, backend, family=family), nl=False)
+
+
+_state_dir_option = click.option(
+    "--state-dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Where the saved ruleset and the pending rollback's token are kept (mode 0700).",
+)
+
+
+@firewall.command(name="apply")
+@click.argument("policy_file", metavar="POLICY")
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="nftables",
+    show_default=True,
+    help="nftables: nft -f (one transaction); iptables: iptables-restore and ip6tables-restore.",
+)
+@click.option(
+    "--confirm",
+    "confirm_seconds",
+    metavar="SECONDS",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="Restore the saved ruleset after SECONDS unless gardien firewall confirm is run; "
+    "0: no rollback.",
+)
+@click.option("--force", is_flag=True, help="Apply even a policy that cuts this SSH session.")
+@click.option(
+    "--asterisk",
+    "asterisk_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Asterisk's configuration directory, as for render.",
+)
+@_state_dir_option
+def apply_command(
+    policy_file: str,
+    backend: str,
+    confirm_seconds: int,
+    force: bool,
+    asterisk_dir: Path | None,
+    state_dir: Path,
+) -> None:
+    """Apply the TOML policy POLICY: save the ruleset in force, replace it in one transaction,
+    and restore the saved one after --confirm seconds unless gardien firewall confirm is run.
+
+    Refuses a policy that would cut the current SSH session (SSH_CONNECTION) unless --force.
+    """
+    policy = load_policy(policy_file, asterisk_dir=asterisk_dir)
+    applied = apply_policy(
+        policy,
+        backend,
+        state_dir=state_dir,
+        confirm=confirm_seconds,
+        force=force,
+        ssh_connection=os.environ.get("SSH_CONNECTION"),
+    )
+    saved = (
+        "kept the ruleset saved before the unconfirmed change"
+        if applied.kept_save
+        else (f"saved the previous ruleset in {state_dir}")
+    )
+    click.echo(f"applied {policy_file} ({backend}); {saved}")
+    if applied.confirm:
+        state = "" if state_dir == DEFAULT_STATE_DIR else f" --state-dir {state_dir}"
+        click.echo(
+            f"it will be rolled back in {applied.confirm} s unless you run: "
+            f"gardien firewall confirm{state}"
+        )
+    else:
+        click.echo("no rollback (--confirm 0)")
+
+
+@firewall.command(name="confirm")
+@_state_dir_option
+def confirm_command(state_dir: Path) -> None:
+    """Keep the rules gardien firewall apply put in force: cancel the pending rollback."""
+    confirm(state_dir)
+    click.echo("confirmed: the applied rules stay in force")
+
+
+@firewall.command(name="_rollback", hidden=True)
+@_state_dir_option
+@click.option("--after", type=float, required=True)
+def rollback_command(state_dir: Path, after: float) -> None:
+    """Started by apply, detached: restore the saved ruleset after --after seconds unless
+    confirmed."""
+    rollback_after(state_dir, after)
