@@ -174,3 +174,35 @@ def test_nft_failure_leaves_the_saved_ruleset(setup: tuple[Lab, Path, Path]) -> 
     ruleset = lab.run(lab.server, "nft", "list", "ruleset").stdout
     assert "table inet keep" in ruleset and "gardien_policy" not in ruleset
     assert not (state / "token").exists()
+
+
+def test_iptables_backend_applies_and_rolls_back(setup: tuple[Lab, Path, Path]) -> None:
+    lab, policy, state = setup
+    require(shutil.which("iptables-restore") is not None, "iptables is missing")
+    one, two = lab.clients
+    code, _out, err = _gardien(
+        lab,
+        "firewall",
+        "apply",
+        str(policy),
+        "--backend",
+        "iptables",
+        "--confirm",
+        "2",
+        "--state-dir",
+        str(state),
+    )
+    try:
+        assert code == 0, err
+        assert lab.reachable(one, "tcp", 22, 4)
+        assert not lab.reachable(two, "tcp", 22, 4)
+        assert lab.reachable(two, "udp", 5060, 4)
+        assert not lab.reachable(two, "tcp", 22, 6)
+        time.sleep(3.5)  # not confirmed: the rules before apply come back
+        assert lab.reachable(two, "tcp", 22, 4)
+        assert lab.reachable(two, "tcp", 22, 6)
+    finally:
+        for tool in ("iptables", "ip6tables"):
+            lab.run(lab.server, tool, "-P", "INPUT", "ACCEPT", check=False)
+            lab.run(lab.server, tool, "-F", check=False)
+            lab.run(lab.server, tool, "-X", check=False)
