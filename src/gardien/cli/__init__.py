@@ -76,6 +76,7 @@ def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
 
 
 def _register() -> None:
+    from gardien.cli.audit import audit
     from gardien.cli.client import CLIENT_COMMANDS
     from gardien.cli.config import config
     from gardien.cli.firewall import firewall
@@ -83,6 +84,7 @@ def _register() -> None:
     from gardien.cli.run import run
 
     cli.add_command(regex)
+    cli.add_command(audit)
     cli.add_command(run)
     cli.add_command(config)
     cli.add_command(firewall)
