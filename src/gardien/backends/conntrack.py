@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from gardien.errors import BackendError
 from gardien.model import Address
 
-__all__ = ["FORGET_AT_MOST", "forget_connections"]
+__all__ = ["FORGET_AT_MOST", "forget_banned", "forget_connections"]
 
 logger = logging.getLogger("gardien.backends.conntrack")
 
@@ -60,3 +60,11 @@ def forget_connections(addresses: Sequence[Address], *, command_prefix: Sequence
             )
         deleted += int(found.group(1))
     return deleted
+
+
+def forget_banned(addresses: Sequence[Address], *, command_prefix: Sequence[str] = ()) -> int:
+    """What a backend calls after a ban batch: :func:`forget_connections`, unless the batch is
+    larger than :data:`FORGET_AT_MOST` (a restore or a flood), when nothing is done."""
+    if not 0 < len(addresses) <= FORGET_AT_MOST:
+        return 0
+    return forget_connections(addresses, command_prefix=command_prefix)

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from gardien.backends.base import BlockSpec, replace_by_difference
-from gardien.backends.conntrack import FORGET_AT_MOST, forget_connections
+from gardien.backends.conntrack import forget_banned
 from gardien.backends.iptables import (
     FAMILIES,
     MAX_CHAIN_NAME,
@@ -143,8 +143,8 @@ class IpsetFirewall:
             )
             added.append(address)
         self._ipset_restore(lines)
-        if self.forget_connections and 0 < len(added) <= FORGET_AT_MOST:
-            forget_connections(added, command_prefix=self.command_prefix)
+        if self.forget_connections:
+            forget_banned(added, command_prefix=self.command_prefix)
 
     def replace(self, spec: BlockSpec, bans: Sequence[Ban], now: float) -> None:
         """Block exactly ``bans`` (at start): leftovers unbanned, the others banned."""

@@ -29,7 +29,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 from gardien.backends.base import BlockSpec, replace_by_difference
-from gardien.backends.conntrack import FORGET_AT_MOST, forget_connections
+from gardien.backends.conntrack import forget_banned
 from gardien.errors import BackendError
 from gardien.model import Address, Ban, parse_address
 
@@ -248,8 +248,8 @@ class IptablesFirewall:
                 lines.append(f"-I {chain} 1 -s {address} {verdict}")
                 added.append(address)
             tables.restore(lines)
-        if self.forget_connections and 0 < len(added) <= FORGET_AT_MOST:
-            forget_connections(added, command_prefix=self.command_prefix)
+        if self.forget_connections:
+            forget_banned(added, command_prefix=self.command_prefix)
 
     def replace(self, spec: BlockSpec, bans: Sequence[Ban], now: float) -> None:
         """Block exactly ``bans`` (at start): leftovers unbanned, the others banned."""

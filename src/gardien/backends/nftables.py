@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gardien.backends.base import BlockSpec
-from gardien.backends.conntrack import FORGET_AT_MOST, forget_connections
+from gardien.backends.conntrack import forget_banned
 from gardien.errors import BackendError, ConfigError
 from gardien.model import Address, Ban
 
@@ -225,9 +225,10 @@ class NftablesFirewall:
         commands = self._additions(spec, bans, now, refresh=not self._updates_timeouts())
         if commands:
             self._run(commands, f"ban in jail {spec.name}")
-        added = sorted({ban.address for ban in bans if ban.end is None or ban.end > now}, key=str)
-        if self.forget_connections and 0 < len(added) <= FORGET_AT_MOST:
-            forget_connections(added)
+        if self.forget_connections:
+            forget_banned(
+                sorted({ban.address for ban in bans if ban.end is None or ban.end > now}, key=str)
+            )
 
     def _additions(
         self, spec: BlockSpec, bans: Sequence[Ban], now: float, *, refresh: bool
