@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-__all__ = ["SEVERITIES", "Finding", "fails", "render_json", "render_text"]
+from gardien.severity import SEVERITIES, fails
 
-SEVERITIES = ("error", "warning", "info")  # most serious first
+__all__ = ["SEVERITIES", "Finding", "fails", "render_json", "render_text"]
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,6 @@ class Finding:
     line: int
     message: str
     fix: str
-
-
-def fails(findings: Sequence[Finding], fail_on: str) -> bool:
-    """Whether a finding is at least as serious as ``fail_on``."""
-    limit = SEVERITIES.index(fail_on)
-    return any(SEVERITIES.index(f.severity) <= limit for f in findings)
 
 
 def render_json(findings: Sequence[Finding]) -> str:

@@ -17,6 +17,7 @@ from gardien.firewall.apply import DEFAULT_STATE_DIR, apply_policy, confirm, rol
 from gardien.firewall.lint import NOT_A_RULESET
 from gardien.firewall.policy import load_policy
 from gardien.firewall.render import BACKENDS, FAMILIES, render
+from gardien.severity import fails
 
 
 @click.group()
@@ -85,8 +86,7 @@ def lint_command(source: str, as_json: bool, fail_on: str, asterisk_dir: Path | 
         for finding in group:
             click.echo(f"  {name}:{finding.line}: {finding.id}: {finding.message}")
             click.echo(f"      fix: {finding.fix}")
-    threshold = SEVERITIES.index(fail_on)
-    if any(SEVERITIES.index(f.severity) <= threshold for f in findings):
+    if fails(findings, fail_on):
         raise click.exceptions.Exit(1)
 
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Literal
 
-Severity = Literal["error", "warning", "info"]
-
-#: from the most to the least serious, the order of the human output
-SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+from gardien.severity import Severity
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from pathlib import Path
 from gardien.errors import ConfigError
 from gardien.firewall._asterisk import sip_ports
 from gardien.firewall._iptables import looks_like_save, looks_like_script, read_save, read_script
-from gardien.firewall._model import SEVERITIES, Chain, Finding, PortRange, Rule, Severity
+from gardien.firewall._model import Chain, Finding, PortRange, Rule
 from gardien.firewall._nft import looks_like_nft, read_nft
+from gardien.severity import SEVERITIES, Severity
 
 __all__ = ["NOT_A_RULESET", "SEVERITIES", "Finding", "Severity", "lint"]
 
