@@ -82,8 +82,10 @@ def _register() -> None:
     from gardien.cli.firewall import firewall
     from gardien.cli.regex import regex
     from gardien.cli.run import run
+    from gardien.cli.scan import scan
 
     cli.add_command(regex)
+    cli.add_command(scan)
     cli.add_command(audit)
     cli.add_command(run)
     cli.add_command(config)
