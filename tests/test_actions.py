@@ -47,7 +47,8 @@ def test_permanent_ban_is_said_so(caplog: pytest.LogCaptureFixture) -> None:
     [
         ("ufw", "another firewall manager"),
         ("firewallcmd-ipset[port=ssh]", "use nftables-multiport"),
-        ("sendmail-whois", "unknown action 'sendmail-whois'"),
+        ("xarf-login-attack", "unknown action 'xarf-login-attack'"),
+        ("sendmail-whois", "needs dest=ADDRESS"),
         ("log[colour=red]", "no parameter 'colour'"),
         ("log[level=loud]", "unknown level 'loud'"),
         ("iptables-multiport[name=x]", "needs port="),

@@ -2,27 +2,35 @@
 
 An action is named in a jail as in fail2ban (``action = iptables-allports[name=asterisk,
 protocol=all]``); :func:`build_action` turns that specification into an object with the small
-:class:`Action` protocol. Firewall backends arrive in a later release: until then, naming one
-makes the jail fail at start with a message that says so, and ``action = log`` is the dry run.
+:class:`Action` protocol: firewall backends (:mod:`gardien.actions.firewall`), the dry run
+``log``, and notifiers that never delay a ban: ``mail`` and fail2ban's ``sendmail-*``/``mail-*``
+names (:mod:`gardien.actions.mail`), and ``webhook`` (:mod:`gardien.actions.webhook`).
 """
 
 from gardien.actions.base import Action
 from gardien.actions.firewall import FirewallAction, block_spec
 from gardien.actions.log import LogAction
+from gardien.actions.mail import MAIL_ACTIONS, MailAction, mail_action
 from gardien.actions.registry import (
     FIREWALL_ACTIONS,
     FirewallRegistry,
     build_action,
     build_actions,
 )
+from gardien.actions.webhook import WebhookAction, webhook_action
 
 __all__ = [
     "FIREWALL_ACTIONS",
+    "MAIL_ACTIONS",
     "Action",
     "FirewallAction",
     "FirewallRegistry",
     "LogAction",
+    "MailAction",
+    "WebhookAction",
     "block_spec",
     "build_action",
     "build_actions",
+    "mail_action",
+    "webhook_action",
 ]

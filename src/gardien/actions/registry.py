@@ -11,8 +11,11 @@ from collections.abc import Callable, Sequence
 from gardien.actions.base import Action
 from gardien.actions.firewall import BACKEND_OF, firewall_action
 from gardien.actions.log import LogAction
+from gardien.actions.mail import MAIL_ACTIONS, mail_action
+from gardien.actions.webhook import webhook_action
 from gardien.backends.base import Firewall
 from gardien.clock import Clock
+from gardien.config.mail import MailRelay
 from gardien.config.values import Spec
 from gardien.errors import BackendError, ConfigError
 
@@ -110,8 +113,13 @@ def build_action(
     firewalls: Callable[[str], Firewall] | None = None,
     clock: Clock | None = None,
     keep_bans: bool = False,
+    mail_relay: MailRelay | None = None,
 ) -> Action:
-    """The action ``spec`` names for ``jail``; :class:`ConfigError` when gardien has none."""
+    """The action ``spec`` names for ``jail``; :class:`ConfigError` when gardien has none.
+
+    Building sends and changes nothing: that waits for the action's ``start()``. Mail actions
+    go through ``mail_relay`` (the ``[mail]`` section of gardien.conf; its defaults if None).
+    """
     if spec.name == "log":
         unknown = set(spec.params) - {"level"} - FIREWALL_PARAMETERS
         if unknown:
@@ -129,6 +137,10 @@ def build_action(
         return firewall_action(
             spec, jail, firewalls or FirewallRegistry(), clock=clock, keep_bans=keep_bans
         )
+    if spec.name in MAIL_ACTIONS:
+        return mail_action(spec, jail, mail_relay, clock=clock)
+    if spec.name == "webhook":
+        return webhook_action(spec, jail, clock=clock)
     if spec.name in DIFFERENT:
         raise ConfigError(
             f"action {spec.name!r} works with the iptables 'recent' module, which gardien does "
@@ -141,7 +153,9 @@ def build_action(
             "or iptables-ipset"
         )
     raise ConfigError(
-        f"unknown action {spec.name!r} (gardien knows: log, " + ", ".join(sorted(BACKEND_OF)) + ")"
+        f"unknown action {spec.name!r} (gardien knows: log, mail, webhook, "
+        + ", ".join(sorted(BACKEND_OF))
+        + ", and fail2ban's sendmail-* and mail-* actions)"
     )
 
 
@@ -152,9 +166,17 @@ def build_actions(
     firewalls: Callable[[str], Firewall] | None = None,
     clock: Clock | None = None,
     keep_bans: bool = False,
+    mail_relay: MailRelay | None = None,
 ) -> list[Action]:
     """All the actions of a jail; the first one gardien cannot carry out stops the start."""
     return [
-        build_action(spec, jail, firewalls=firewalls, clock=clock, keep_bans=keep_bans)
+        build_action(
+            spec,
+            jail,
+            firewalls=firewalls,
+            clock=clock,
+            keep_bans=keep_bans,
+            mail_relay=mail_relay,
+        )
         for spec in specs
     ]

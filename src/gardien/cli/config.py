@@ -13,6 +13,7 @@ from gardien.backends import MemoryFirewall
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
+from gardien.config.mail import load_mail_relay
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.filter import Filter
 
@@ -56,6 +57,7 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
     """
     config_dir: Path = obj["config_dir"]
     load_daemon_settings(config_dir)
+    mail_relay = load_mail_relay(config_dir)
     jails = load_jails(config_dir)
     problems: list[str] = []
     checked = 0
@@ -68,7 +70,7 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
         except GardienError as error:
             problems.append(str(error))
         try:  # action names and parameters, without touching the firewall
-            build_actions(jail.actions, jail.name, firewalls=_PRETEND)
+            build_actions(jail.actions, jail.name, firewalls=_PRETEND, mail_relay=mail_relay)
         except ConfigError as error:
             problems.append(
                 str(

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from gardien.config.daemon import load_daemon_settings
+from gardien.config.daemon import load_daemon_settings, parse_metrics_address
 from gardien.daemon.logs import configure_logging
 from gardien.daemon.server import Daemon, install_signal_handlers
 from gardien.errors import ConfigError, GardienError
@@ -30,6 +30,11 @@ logger = logging.getLogger("gardien.daemon")
 )
 @click.option("--loglevel", metavar="LEVEL", help="CRITICAL ... DEBUG (default: gardien.conf).")
 @click.option("--poll", is_flag=True, help="Watch files by polling instead of inotify.")
+@click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics there; loopback only (default: metrics in gardien.conf).",
+)
 @click.pass_obj
 def run(
     obj: dict[str, Any],
@@ -38,6 +43,7 @@ def run(
     logtarget: str | None,
     loglevel: str | None,
     poll: bool,
+    metrics: str | None,
 ) -> None:
     """Run the daemon in the foreground until SIGTERM, SIGINT or `gardien stop`.
 
@@ -46,7 +52,7 @@ def run(
     """
     config_dir: Path = obj["config_dir"]
     settings = load_daemon_settings(config_dir)
-    changes: dict[str, str] = {}
+    changes: dict[str, Any] = {}
     if dbfile:
         changes["dbfile"] = dbfile
     if pidfile:
@@ -55,10 +61,15 @@ def run(
         changes["logtarget"] = logtarget
     if loglevel:
         changes["loglevel"] = loglevel.upper()
+    if metrics:
+        try:
+            changes["metrics"] = parse_metrics_address(metrics)
+        except ConfigError as error:
+            raise ConfigError(error.message, option="--metrics") from None
     if changes:
         from dataclasses import replace
 
-        settings = replace(settings, **changes)  # type: ignore[arg-type]
+        settings = replace(settings, **changes)
     handler = configure_logging(settings)
     try:
         asyncio.run(_serve(config_dir, settings, obj.get("socket"), not poll))

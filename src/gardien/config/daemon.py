@@ -7,6 +7,7 @@ instead, so that ``gardien -c /etc/fail2ban`` works as it is.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from gardien.config.reader import ConfigSet, resource_files
 from gardien.config.values import parse_bool, parse_duration
 from gardien.errors import ConfigError
 
-__all__ = ["LOG_LEVELS", "DaemonSettings", "load_daemon_settings"]
+__all__ = ["LOG_LEVELS", "DaemonSettings", "load_daemon_settings", "parse_metrics_address"]
 
 SECTION = "Definition"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
@@ -34,6 +35,8 @@ class DaemonSettings:
     loglevel: str = "INFO"
     logtarget: str = "STDERR"
     keepbans: bool = False  # leave bans in the firewall at stop (they carry kernel timeouts)
+    #: (host, port) of the Prometheus endpoint; ``None``: no endpoint (the default)
+    metrics: tuple[str, int] | None = None
     files: tuple[str, ...] = ()
 
 
@@ -86,8 +89,14 @@ def load_daemon_settings(config_dir: str | os.PathLike[str]) -> DaemonSettings:
         keepbans = parse_bool(keep_text)
     except ConfigError as error:
         raise invalid(keep_at, "keepbans", error.message) from None
+    metrics_text, metrics_at = text("metrics", "")
+    try:
+        metrics = parse_metrics_address(metrics_text) if metrics_text else None
+    except ConfigError as error:
+        raise invalid(metrics_at, "metrics", error.message) from None
     return DaemonSettings(
         keepbans=keepbans,
+        metrics=metrics,
         socket=text("socket", defaults.socket)[0],
         pidfile=text("pidfile", defaults.pidfile)[0],
         dbfile=text("dbfile", defaults.dbfile)[0],
@@ -96,3 +105,40 @@ def load_daemon_settings(config_dir: str | os.PathLike[str]) -> DaemonSettings:
         logtarget=text("logtarget", defaults.logtarget)[0],
         files=tuple(config.files),
     )
+
+
+def parse_metrics_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` of the metrics endpoint (``127.0.0.1:9191``, ``[::1]:9191``,
+    ``localhost:9191``) as ``(host, port)``; raises :class:`ConfigError` unless the host is a
+    loopback address: the endpoint has no authentication and shows what the jails see."""
+    host, colon, port_text = text.strip().rpartition(":")
+    if not colon or not host:
+        raise ConfigError(f"expected HOST:PORT such as 127.0.0.1:9191, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError(f"write an IPv6 address in brackets, as in [::1]:9191, got {text!r}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = 0
+    if not port_text.isdigit() or not 1 <= port <= 65535:
+        raise ConfigError(f"the port must be a number from 1 to 65535, got {port_text!r}")
+    if host.lower() == "localhost":
+        return "localhost", port
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(
+            f"{host!r} is not an IP address: use 127.0.0.1, [::1] or localhost"
+        ) from None
+    loopback = (
+        address.is_loopback if address.version == 4 else address == ipaddress.IPv6Address("::1")
+    )
+    if not loopback:
+        raise ConfigError(
+            f"{host} is not a loopback address: the endpoint has no authentication, so it "
+            "listens on 127.0.0.1, [::1] or localhost only; to scrape it from elsewhere, put a "
+            "reverse proxy (with TLS and authentication) or an SSH tunnel in front of it"
+        )
+    return str(address), port

@@ -24,10 +24,11 @@ import fnmatch
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gardien import __version__
 from gardien.actions import Action, FirewallRegistry, build_actions
@@ -36,6 +37,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
+from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_duration, parse_spec
 from gardien.daemon.control import ControlServer, Request
 from gardien.daemon.host import own_addresses, resolve
@@ -48,6 +50,9 @@ from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
 from gardien.sources.journal import JournalSource
 from gardien.sources.watch import FileWatcher
 from gardien.store.base import BanStore
+
+if TYPE_CHECKING:
+    from gardien.daemon.metrics import MetricsEndpoint
 
 __all__ = ["Daemon", "JailRuntime"]
 
@@ -71,6 +76,9 @@ class JailRuntime:
     patterns: dict[str, StartMode] = field(default_factory=dict)
     journalmatch: tuple[str, ...] = ()
     journal: JournalSource | None = None
+    #: for the metrics endpoint; added once per chunk, not per line, to keep matching fast
+    lines_read: int = 0
+    matching_seconds: float = 0.0
 
     @property
     def name(self) -> str:
@@ -104,11 +112,13 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()  # one change of state at a time (loop, control, reload)
         self._journal_tasks: dict[str, asyncio.Future[None]] = {}
+        self._metrics: MetricsEndpoint | None = None
 
     # ---- building ------------------------------------------------------------------------
     def _build(self) -> dict[str, JailRuntime]:
         """Every enabled jail, fully checked; raises before anything runs."""
         built: dict[str, JailRuntime] = {}
+        mail_relay = load_mail_relay(self.config_dir)
         for settings in load_jails(self.config_dir, only_enabled=True):
             variables = {k: v for k, v in settings.options.items() if "\n" not in v}
             try:
@@ -125,6 +135,7 @@ class Daemon:
                     firewalls=self.firewalls,
                     clock=self.clock,
                     keep_bans=self.settings.keepbans,
+                    mail_relay=mail_relay,
                 )
             except ConfigError as error:
                 raise error.located(section=settings.name) from None
@@ -160,6 +171,12 @@ class Daemon:
             await self._start_jail(runtime)
         self._control = ControlServer(self.socket_path, self)
         await self._control.start()
+        if self.settings.metrics is not None:
+            # imported here: prometheus_client takes longer to import than the rest of the CLI
+            from gardien.daemon.metrics import MetricsEndpoint
+
+            self._metrics = MetricsEndpoint(self, *self.settings.metrics)
+            self._metrics.start()
         # a short batch delay: a failure line must become a ban within milliseconds
         self._watcher = FileWatcher(
             self._watched_paths(), use_inotify=self._use_inotify, batch_delay=0.001
@@ -260,6 +277,7 @@ class Daemon:
                     continue
                 async with self._lock:
                     process = runtime.matcher.process
+                    started = time.perf_counter()
                     bans = self._decide(
                         runtime,
                         (
@@ -267,6 +285,8 @@ class Daemon:
                             for entry in entries
                         ),
                     )
+                    runtime.matching_seconds += time.perf_counter() - started
+                    runtime.lines_read += len(entries)
                     if bans:
                         await self._apply(runtime, bans)
                     cursor = source.cursor()
@@ -327,6 +347,9 @@ class Daemon:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.stop)
+            self._metrics = None
         if self._watcher is not None:
             await self._watcher.close()
         await self._save_positions()
@@ -386,7 +409,11 @@ class Daemon:
 
     def _match(self, runtime: JailRuntime, lines: Sequence[tuple[str, int]]) -> list[Ban]:
         process = runtime.matcher.process
-        return self._decide(runtime, (process(line) for line, _offset in lines))
+        started = time.perf_counter()
+        bans = self._decide(runtime, (process(line) for line, _offset in lines))
+        runtime.matching_seconds += time.perf_counter() - started
+        runtime.lines_read += len(lines)
+        return bans
 
     @staticmethod
     def _decide(runtime: JailRuntime, results: Iterable[LineResult]) -> list[Ban]:
