@@ -83,9 +83,11 @@ def _register() -> None:
     from gardien.cli.regex import regex
     from gardien.cli.run import run
     from gardien.cli.scan import scan
+    from gardien.cli.stats import stats
 
     cli.add_command(regex)
     cli.add_command(scan)
+    cli.add_command(stats)
     cli.add_command(audit)
     cli.add_command(run)
     cli.add_command(config)
