@@ -572,3 +572,60 @@ def test_addresses_in_the_store_are_canonical() -> None:
     mapped = Ban("sshd", ipaddress.ip_address("::ffff:192.0.2.1"), MONDAY, None)
     stats = stats_of([mapped, ban("192.0.2.1", MONDAY + 5)], MONDAY, MONDAY + HOUR)
     assert stats.unique_addresses == 1 and stats.top_networks[0].network == "192.0.2.0/24"
+
+
+FAIL2BAN_WRITER = """
+import sys
+from fail2ban.server.database import Fail2BanDb
+from fail2ban.server.ticket import FailTicket
+
+class Actions:
+    def getBanTime(self):
+        return 600
+
+class Jail:
+    def __init__(self, name):
+        self.name, self.actions = name, Actions()
+
+db = Fail2BanDb(sys.argv[1])
+jails = {}
+for record in sys.argv[2:]:
+    jail, ip, when = record.split(",")
+    if jail not in jails:
+        jails[jail] = Jail(jail)
+        db.addJail(jails[jail])
+    ticket = FailTicket(ip, float(when))
+    ticket.setBanTime(600)
+    db.addBan(jails[jail], ticket)
+"""
+
+
+def test_stats_read_a_fail2ban_database(tmp_path: Path) -> None:
+    # written by fail2ban's own code (Debian's python3 with the fail2ban package)
+    from conftest import require
+
+    fail2ban_code = Path("/usr/lib/python3/dist-packages/fail2ban/server/database.py")
+    require(fail2ban_code.is_file(), "fail2ban is not installed (apt-get install fail2ban)")
+    database = tmp_path / "fail2ban.sqlite3"
+    base = dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp()
+    records = [
+        f"sshd,192.0.2.1,{base + 60}",
+        f"sshd,192.0.2.2,{base + 3600 + 60}",
+        f"asterisk,192.0.2.1,{base + 7200 + 60}",
+        f"asterisk,2001:db8::7,{base + 7200 + 120}",
+    ]
+    written = subprocess.run(
+        ["/usr/bin/python3", "-c", FAIL2BAN_WRITER, str(database), *records],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert written.returncode == 0, written.stderr
+    result = gardien("stats", "--dbfile", str(database), *RANGE, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["bans"] == 4 and report["unique_addresses"] == 3
+    assert [hour["bans"] for hour in report["hourly"][:3]] == [1, 1, 2]
+    assert {j["jail"]: j["bans"] for j in report["per_jail"]} == {"sshd": 2, "asterisk": 2}
+    assert report["top_addresses"][0]["address"] == "192.0.2.1"
+    assert report["top_addresses"][0]["jails"] == ["asterisk", "sshd"]

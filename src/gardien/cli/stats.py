@@ -77,7 +77,7 @@ def stats(
       gardien stats --json | jq .night
       gardien stats --csv > hourly.csv
     """
-    from gardien.stats import StoreReader, compute_stats, render_csv, render_json, render_text
+    from gardien.stats import compute_stats, open_store, render_csv, render_json, render_text
     from gardien.stats.times import parse_when
 
     if as_json and as_csv:
@@ -98,7 +98,7 @@ def stats(
         raise StoreError(
             f"the daemon keeps no ban store (dbfile = {path or 'empty'}); see --dbfile"
         )
-    with StoreReader(path) as reader, reader.snapshot():
+    with open_store(path) as reader, reader.snapshot():
         result = compute_stats(reader, since=start, until=end, jails=jails, tz=tz, top=top)
 
     if as_json:

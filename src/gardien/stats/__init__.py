@@ -15,7 +15,14 @@ from gardien.stats.compute import (
     network_of,
 )
 from gardien.stats.render import render_csv, render_json, render_text, to_dict
-from gardien.stats.source import AddressJailCount, BansSource, StatsSource, StoreReader
+from gardien.stats.source import (
+    AddressJailCount,
+    BansSource,
+    Fail2banReader,
+    StatsSource,
+    StoreReader,
+    open_store,
+)
 from gardien.stats.times import parse_when
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "AddressSummary",
     "AttackStats",
     "BansSource",
+    "Fail2banReader",
     "JailSummary",
     "NetworkSummary",
     "Period",
@@ -33,6 +41,7 @@ __all__ = [
     "compute_stats",
     "linear_trend",
     "network_of",
+    "open_store",
     "parse_when",
     "render_csv",
     "render_json",

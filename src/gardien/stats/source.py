@@ -7,6 +7,9 @@ becoming a million Python objects. Two sources:
 - :class:`StoreReader`: the daemon's SQLite file, opened read-only. It never migrates nor
   writes, works while the daemon writes (WAL: readers see the last committed transaction
   and never wait) and when it is stopped.
+- :class:`Fail2banReader`: fail2ban's own database (its ``bans`` table, which keeps every
+  ban until fail2ban's ``dbpurgeage``), read-only too, so that ``gardien -c /etc/fail2ban
+  stats`` works on a server that still runs fail2ban.
 - :class:`BansSource`: bans in memory (a list, or ``store.history()`` of any
   :class:`~gardien.store.BanStore`), for tests and for other stores.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gardien.errors import StoreError
-from gardien.model import Ban
+from gardien.model import Ban, parse_address
 from gardien.store.base import canonical_address
 from gardien.store.migrations import APPLICATION_ID, SCHEMA_VERSION
 
@@ -60,7 +63,14 @@ _COUNT = """
 """
 _SCAN_FROM_SHARE = 0.2  # of the history in the range: the index from end to end is faster
 
-__all__ = ["AddressJailCount", "BansSource", "StatsSource", "StoreReader"]
+__all__ = [
+    "AddressJailCount",
+    "BansSource",
+    "Fail2banReader",
+    "StatsSource",
+    "StoreReader",
+    "open_store",
+]
 
 
 AddressJailCount = tuple[str, str, int, float, float]
@@ -241,6 +251,87 @@ class StoreReader:
         if name:
             reason += f" ({name})"
         return StoreError(f"{self._path}: cannot read the ban store: {reason}")
+
+
+def _fail2ban_sql(sql: str) -> str:
+    """A query of :class:`StoreReader` on fail2ban's ``bans(jail, ip, timeofban, ...)``."""
+    return (
+        sql.replace("ban_history", "bans")
+        .replace("start_time", "timeofban")
+        .replace("address", "ip")
+    )
+
+
+class Fail2banReader(StoreReader):
+    """The ban history of fail2ban's SQLite database (``dbfile`` of ``fail2ban.conf``),
+    read-only. fail2ban keeps it only for its ``dbpurgeage`` (one day by default)."""
+
+    def _check_schema(self) -> None:
+        tables = {row[0] for row in self._run("SELECT name FROM sqlite_master")}
+        if not {"fail2banDb", "bans"} <= tables:
+            raise StoreError(f"{self._path}: not a fail2ban database")
+
+    def first_ban(self, until: float, jails: Collection[str]) -> float | None:
+        rows = self._run(_fail2ban_sql(_FIRST_BAN), _parameters(float("-inf"), until, jails))
+        value = rows[0][0]
+        return None if value is None else float(value)
+
+    def bans_per_hour(
+        self, origin: float, since: float, until: float, jails: Collection[str]
+    ) -> Mapping[int, int]:
+        rows = self._run(
+            _fail2ban_sql(_BANS_PER_HOUR), {"origin": origin, **_parameters(since, until, jails)}
+        )
+        return {int(hour): int(count) for hour, count in rows}
+
+    def address_jail_counts(
+        self, since: float, until: float, jails: Collection[str]
+    ) -> Iterable[AddressJailCount]:
+        # fail2ban's text is not always canonical (and may not be an address at all): merge
+        # what canonical form makes equal, drop what is no address
+        rows = self._run(_fail2ban_sql(_ADDRESS_JAIL_COUNTS), _parameters(since, until, jails))
+        merged: dict[tuple[str, str], AddressJailCount] = {}
+        for text, jail, count, first, last in rows:
+            address = parse_address(str(text)) if text is not None else None
+            if address is None:
+                continue
+            key = (str(address), jail)
+            seen = merged.get(key)
+            merged[key] = (
+                (key[0], jail, int(count), float(first), float(last))
+                if seen is None
+                else (
+                    key[0],
+                    jail,
+                    seen[2] + int(count),
+                    min(seen[3], float(first)),
+                    max(seen[4], float(last)),
+                )
+            )
+        return list(merged.values())
+
+
+def open_store(path: str | Path) -> StoreReader:
+    """A reader of ``path``: gardien's ban store, or fail2ban's database. Raises
+    :class:`StoreError` naming the file when it is neither, or cannot be read."""
+    try:
+        return StoreReader(path)
+    except StoreError:
+        if not _is_fail2ban(Path(path)):
+            raise
+    return Fail2banReader(path)
+
+
+def _is_fail2ban(path: Path) -> bool:
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return {"fail2banDb", "bans"} <= names
 
 
 def _parameters(since: float, until: float, jails: Collection[str]) -> dict[str, object]:
