@@ -8,7 +8,8 @@ Library code raises these; only the CLI turns them into messages and exit codes.
     ├── JailError                 a jail cannot do what it was asked (ban an ignored address...)
     ├── BackendError              a firewall backend failed
     ├── StoreError                the ban store failed
-    └── ControlError              the control socket or protocol failed
+    ├── ControlError              the control socket or protocol failed
+    └── HubError                  the hub's database, or a hub an agent talks to, failed
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "ControlError",
     "FilterError",
     "GardienError",
+    "HubError",
     "JailError",
     "StoreError",
 ]
@@ -99,3 +101,7 @@ class StoreError(GardienError):
 
 class ControlError(GardienError):
     """The control socket could not be reached or answered wrongly."""
+
+
+class HubError(GardienError):
+    """The hub's database failed, or a hub an agent talks to refused or cannot be reached."""
