@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hubdb import blank_url, hub_url, migrated_postgres, postgres  # noqa: F401 (fixtures)
 from samples import TEST_TZ, fail2ban_samples_dir
 
 IN_CI = bool(os.environ.get("CI"))

@@ -80,6 +80,7 @@ def _register() -> None:
     from gardien.cli.client import CLIENT_COMMANDS
     from gardien.cli.config import config
     from gardien.cli.firewall import firewall
+    from gardien.cli.hub import hub
     from gardien.cli.regex import regex
     from gardien.cli.run import run
     from gardien.cli.scan import scan
@@ -92,6 +93,7 @@ def _register() -> None:
     cli.add_command(run)
     cli.add_command(config)
     cli.add_command(firewall)
+    cli.add_command(hub)
     for command in CLIENT_COMMANDS:
         cli.add_command(command)
 

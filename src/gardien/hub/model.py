@@ -27,6 +27,7 @@ __all__ = [
     "IngestResult",
     "Report",
     "Reputation",
+    "SessionInfo",
     "UserInfo",
     "category_of_jail",
     "never_listed",
@@ -129,6 +130,20 @@ class UserInfo:
     last_login: float | None = None
     failed_logins: int = 0
     locked_until: float | None = None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A dashboard session: ``id`` is the SHA-256 of the cookie value; ``stage`` is
+    ``password`` (password checked, TOTP code awaited) or ``full``."""
+
+    id: str
+    user_id: int
+    stage: str
+    csrf: str
+    created: float
+    expires: float
+    address: str
 
 
 @dataclass(frozen=True)

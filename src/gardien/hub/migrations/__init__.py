@@ -1,0 +1,1 @@
+"""The hub's Alembic environment; ``HubStore.migrate()`` runs it, no ``alembic.ini`` needed."""
