@@ -10,6 +10,8 @@ Library code raises these; only the CLI turns them into messages and exit codes.
     ├── StoreError                the ban store failed
     ├── ControlError              the control socket or protocol failed
     └── HubError                  the hub's database, or a hub an agent talks to, failed
+        ├── HubUnavailable        a hub cannot answer now (down, 5xx, 429): try again later
+        └── HubRefused            a hub refused a request (4xx): the same request will fail again
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ __all__ = [
     "FilterError",
     "GardienError",
     "HubError",
+    "HubRefused",
+    "HubUnavailable",
     "JailError",
     "StoreError",
 ]
@@ -105,3 +109,22 @@ class ControlError(GardienError):
 
 class HubError(GardienError):
     """The hub's database failed, or a hub an agent talks to refused or cannot be reached."""
+
+
+class HubUnavailable(HubError):
+    """A hub could not answer now (unreachable, timed out, 5xx, or 429 rate limit): the same
+    request may succeed later, after ``retry_after`` seconds if the hub said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HubRefused(HubError):
+    """A hub refused a request (``status``: 400, 401, 403, 404, 413, 422...): sending it again
+    unchanged fails again. ``detail`` is the hub's explanation, if it gave one."""
+
+    def __init__(self, message: str, *, status: int, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from gardien.actions.base import Action
 from gardien.actions.firewall import BACKEND_OF, firewall_action
+from gardien.actions.hub import hub_action
 from gardien.actions.log import LogAction
 from gardien.actions.mail import MAIL_ACTIONS, mail_action
 from gardien.actions.webhook import webhook_action
@@ -141,6 +142,8 @@ def build_action(
         return mail_action(spec, jail, mail_relay, clock=clock)
     if spec.name == "webhook":
         return webhook_action(spec, jail, clock=clock)
+    if spec.name == "hub":
+        return hub_action(spec, jail, clock=clock)
     if spec.name in DIFFERENT:
         raise ConfigError(
             f"action {spec.name!r} works with the iptables 'recent' module, which gardien does "
@@ -153,7 +156,7 @@ def build_action(
             "or iptables-ipset"
         )
     raise ConfigError(
-        f"unknown action {spec.name!r} (gardien knows: log, mail, webhook, "
+        f"unknown action {spec.name!r} (gardien knows: log, mail, webhook, hub, "
         + ", ".join(sorted(BACKEND_OF))
         + ", and fail2ban's sendmail-* and mail-* actions)"
     )

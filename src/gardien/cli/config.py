@@ -14,6 +14,7 @@ from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
 from gardien.config.mail import load_mail_relay
+from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.filter import Filter
 
@@ -45,6 +46,18 @@ def _filter_of(jail: JailSettings, config_dir: Path) -> Filter:
         raise error.located(section=jail.name, option="filter") from None
 
 
+def _check_hub_feed(jail: JailSettings) -> None:
+    """The ``backend = hub[...]`` of ``jail`` (errors say which jail)."""
+    from gardien.sources.hub import HubFeed, feed_options
+
+    try:
+        HubFeed.from_options(jail.name, feed_options(parse_spec(jail.backend)))
+    except ConfigError as error:
+        raise error.located(
+            path=jail.path, line=jail.line, section=jail.name, option="backend"
+        ) from None
+
+
 @config.command()
 @click.option("--all", "all_jails", is_flag=True, help="Also check the jails that are disabled.")
 @click.pass_obj
@@ -66,7 +79,10 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
             continue
         checked += 1
         try:
-            _filter_of(jail, config_dir)
+            if jail.hub_feed:  # no filter: check the feed (reads its token file)
+                _check_hub_feed(jail)
+            else:
+                _filter_of(jail, config_dir)
         except GardienError as error:
             problems.append(str(error))
         try:  # action names and parameters, without touching the firewall
@@ -141,7 +157,7 @@ def show(obj: dict[str, Any], jail_names: tuple[str, ...], as_json: bool) -> Non
     records = []
     for jail in selected:
         path = None
-        if jail.enabled or jail_names:
+        if (jail.enabled or jail_names) and not jail.hub_feed:
             path = _filter_of(jail, config_dir).spec.path
         records.append(_jail_record(jail, path))
     if as_json:

@@ -104,6 +104,15 @@ class JailSettings:
     path: str | None = None
     line: int | None = None
 
+    @property
+    def hub_feed(self) -> bool:
+        """``backend = hub[...]``: the jail bans what a gardien hub lists; no filter, no log."""
+        return _is_hub_backend(self.backend)
+
+
+def _is_hub_backend(backend: str) -> bool:
+    return backend.split("[", 1)[0].strip().lower() == "hub"
+
 
 def load_jails(
     config_dir: str | os.PathLike[str], *, only_enabled: bool = False
@@ -242,6 +251,24 @@ def _arithmetic(text: str) -> float:
     return value(tree)
 
 
+def _check_hub_feed(read: _Reader, backend: str, actions: list[Spec]) -> None:
+    """``backend = hub[...]``: its parameters (no file read here), and no ``hub`` action: a
+    jail fed by a hub reporting its bans back would make the hub confirm itself."""
+    # imported here: only a configuration with a hub feed needs the HTTP client
+    from gardien.sources.hub import feed_options
+
+    try:
+        feed_options(parse_spec(backend))
+    except ConfigError as error:
+        raise read.error("backend", error.message) from None
+    if any(spec.name == "hub" for spec in actions):
+        raise read.error(
+            "action",
+            "a jail with backend = hub cannot report to a hub (the hub would count its own "
+            "list as reports): remove the hub action",
+        )
+
+
 def _jail(config: ConfigSet, name: str) -> JailSettings:
     read = _Reader(config, name)
     for option in READ_OPTIONS:
@@ -288,6 +315,9 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
     usedns = (read.values.get("usedns") or "warn").strip().lower()
     if usedns not in ("yes", "warn", "no", "raw"):
         raise read.error("usedns", f"usedns must be yes, warn, no or raw, got {usedns!r}")
+    backend = (read.values.get("backend") or "auto").strip()
+    if _is_hub_backend(backend):
+        _check_hub_feed(read, backend, actions)
     path, line = config.where(name)
     return JailSettings(
         name=name,
@@ -295,7 +325,7 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
         filter=filter_spec,
         actions=tuple(actions),
         logpath=logpath,
-        backend=(read.values.get("backend") or "auto").strip(),
+        backend=backend,
         findtime=findtime,
         bantime=bantime,
         maxretry=maxretry,

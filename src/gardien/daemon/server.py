@@ -37,7 +37,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
-from gardien.config.mail import load_mail_relay
+from gardien.config.mail import MailRelay, load_mail_relay
 from gardien.config.values import parse_duration, parse_spec
 from gardien.daemon.control import ControlServer, Request
 from gardien.daemon.host import own_addresses, resolve
@@ -47,6 +47,13 @@ from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.model import Address, Ban, Unban, parse_address
 from gardien.sources.files import FilePosition, FileTail, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
+from gardien.sources.hub import (
+    CURSOR_PREFIX,
+    FeedUpdate,
+    HubFeed,
+    cursor_from_text,
+    feed_options,
+)
 from gardien.sources.journal import JournalSource
 from gardien.sources.watch import FileWatcher
 from gardien.store.base import BanStore
@@ -60,6 +67,7 @@ logger = logging.getLogger("gardien.daemon")
 READ_CHUNK = 4 << 20  # bytes read from one file before the loop looks at others
 TICK = 1.0  # seconds between expiry checks
 PURGE_EVERY = 3600.0
+FEED_CHUNK = 2000  # addresses of a hub's list banned between two looks at the rest of the loop
 JOURNAL_DIRECTORIES = ("/run/log/journal", "/var/log/journal")
 
 
@@ -69,13 +77,14 @@ class JailRuntime:
 
     settings: JailSettings
     jail: Jail
-    matcher: LineMatcher
+    matcher: LineMatcher | None  # None for a jail fed by a hub, which reads no log
     actions: list[Action]
     tails: dict[str, FileTail] = field(default_factory=dict)
     #: glob patterns of logpath, so that files created later are followed too
     patterns: dict[str, StartMode] = field(default_factory=dict)
     journalmatch: tuple[str, ...] = ()
     journal: JournalSource | None = None
+    feed: HubFeed | None = None
     #: for the metrics endpoint; added once per chunk, not per line, to keep matching fast
     lines_read: int = 0
     matching_seconds: float = 0.0
@@ -120,6 +129,9 @@ class Daemon:
         built: dict[str, JailRuntime] = {}
         mail_relay = load_mail_relay(self.config_dir)
         for settings in load_jails(self.config_dir, only_enabled=True):
+            if settings.hub_feed:
+                built[settings.name] = self._build_feed_jail(settings, mail_relay)
+                continue
             variables = {k: v for k, v in settings.options.items() if "\n" not in v}
             try:
                 spec = load_filter(
@@ -159,6 +171,26 @@ class Daemon:
                 journalmatch=journalmatch,
             )
         return built
+
+    def _build_feed_jail(self, settings: JailSettings, mail_relay: MailRelay) -> JailRuntime:
+        """A jail with ``backend = hub[...]``: no filter, no log; its bans come from the hub."""
+        try:
+            feed = HubFeed.from_options(settings.name, feed_options(parse_spec(settings.backend)))
+            actions = build_actions(
+                settings.actions,
+                settings.name,
+                firewalls=self.firewalls,
+                clock=self.clock,
+                keep_bans=self.settings.keepbans,
+                mail_relay=mail_relay,
+            )
+        except ConfigError as error:
+            raise error.located(section=settings.name) from None
+        ignore = IgnoreList.from_settings(
+            settings, clock=self.clock, own_addresses=own_addresses, resolve=resolve
+        )
+        jail = Jail(settings, clock=self.clock, history=self._history, ignore=ignore)
+        return JailRuntime(settings, jail, None, actions, feed=feed)
 
     def _history(self, jail: str, address: Address, overall: bool) -> int:
         return self.store.ban_count(address, None if overall else jail)
@@ -275,6 +307,8 @@ class Daemon:
                 if not entries:
                     await source.wait_async(1.0)
                     continue
+                if runtime.matcher is None:
+                    return
                 async with self._lock:
                     process = runtime.matcher.process
                     started = time.perf_counter()
@@ -338,6 +372,53 @@ class Daemon:
     def _start_journal_task(self, runtime: JailRuntime) -> None:
         if runtime.journal is not None:
             self._journal_tasks[runtime.name] = asyncio.ensure_future(self._follow_journal(runtime))
+        elif runtime.feed is not None:  # a hub feed: its task lives beside the journal ones
+            self._journal_tasks[runtime.name] = asyncio.ensure_future(self._follow_feed(runtime))
+
+    async def _follow_feed(self, runtime: JailRuntime) -> None:
+        """Ban what the hub lists, from the cursor saved at the last update."""
+        if runtime.feed is None:
+            return
+        saved = await asyncio.to_thread(self.store.journal_cursor, runtime.name)
+        await runtime.feed.follow(
+            cursor_from_text(saved), lambda update: self._apply_feed(runtime, update)
+        )
+
+    async def _apply_feed(self, runtime: JailRuntime, update: FeedUpdate) -> None:
+        """Ban what the hub added, lift what it removed (a whole list: lift what it lacks),
+        through the jail, store first; then save the cursor. In chunks, so that a first list
+        of a million addresses does not hold the loop."""
+        jail = runtime.jail
+        added, removed = update.added, update.removed
+        if update.full:
+            listed = set(added)
+            removed = tuple(b.address for b in jail.active_bans() if b.address not in listed)
+        ignored = 0
+        for start in range(0, len(added), FEED_CHUNK):
+            async with self._lock:
+                bans = []
+                for address in added[start : start + FEED_CHUNK]:
+                    if jail.banned(address) is not None:
+                        continue
+                    if jail.ignore.contains(address) is not None:
+                        ignored += 1
+                        continue
+                    bans.append(jail.ban(address))
+                if bans:
+                    await self._apply(runtime, bans)
+            await asyncio.sleep(0)
+        for start in range(0, len(removed), FEED_CHUNK):
+            async with self._lock:
+                unbans = [jail.unban(a) for a in removed[start : start + FEED_CHUNK]]
+                lifted = [replace(u, reason="hub") for u in unbans if u is not None]
+                if lifted:
+                    await self._lift(runtime, lifted)
+            await asyncio.sleep(0)
+        if ignored:
+            logger.info("[%s] %d address(es) of the hub's list ignored", runtime.name, ignored)
+        await asyncio.to_thread(
+            self.store.save_journal_cursor, runtime.name, f"{CURSOR_PREFIX}{update.cursor}"
+        )
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -408,6 +489,8 @@ class Daemon:
                     await self._apply(runtime, bans)
 
     def _match(self, runtime: JailRuntime, lines: Sequence[tuple[str, int]]) -> list[Ban]:
+        if runtime.matcher is None:  # a hub feed has no files
+            return []
         process = runtime.matcher.process
         started = time.perf_counter()
         bans = self._decide(runtime, (process(line) for line, _offset in lines))
