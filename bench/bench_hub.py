@@ -37,6 +37,7 @@ import ipaddress
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -122,6 +123,9 @@ def hub_server(url: str, workers: int) -> Iterator[str]:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            # the server's capacity is measured here, not the per-agent limits
+            "--rate-limit",
+            "0",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -274,6 +278,61 @@ async def lookups(base: str, tokens: Sequence[str], args: argparse.Namespace) ->
     }
 
 
+def lookups_with_hey(
+    base: str, tokens: Sequence[str], args: argparse.Namespace
+) -> dict[str, object]:
+    """The lookups driven by ``hey`` (Debian package ``hey``): a Go load generator costs the
+    server's CPUs far less than Python would. ``--streams`` processes run at once, each
+    asking for one address (half of them known to the hub, half unknown) at ``rate /
+    streams`` requests a second over one connection; every answer's latency is kept (CSV)."""
+    pool = public_addresses(args.pool, args.seed)
+    unknown = public_addresses(args.pool + 100, args.seed + 1)[-100:]
+    streams = args.streams
+    processes = []
+    for index in range(streams):
+        address = pool[index * 7919 % len(pool)] if index % 2 == 0 else unknown[index]
+        processes.append(
+            subprocess.Popen(
+                [
+                    "hey",
+                    "-z", f"{args.seconds:g}s",
+                    "-c", "1",
+                    "-q", f"{args.rate / streams:g}",
+                    "-o", "csv",
+                    "-H", f"Authorization: Bearer {tokens[index % len(tokens)]}",
+                    f"{base}/api/v1/ip/{address}",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )  # fmt: skip
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    for process in processes:
+        out, _ = process.communicate(timeout=args.seconds + 120)
+        for row in out.splitlines()[1:]:
+            fields = row.split(",")
+            if len(fields) < 7:
+                continue
+            latencies.append(float(fields[0]))
+            code = int(fields[6])
+            statuses[code] = statuses.get(code, 0) + 1
+    if not latencies:
+        raise SystemExit("hey gave no answers")
+    return {
+        "generator": f"hey, {streams} streams of one connection",
+        "rate": args.rate,
+        "achieved_rate": len(latencies) / args.seconds,
+        "requests": len(latencies),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p90_ms": 1000 * percentile(latencies, 0.90),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "max_ms": 1000 * max(latencies),
+        "statuses": statuses,
+    }
+
+
 # ---- 3. blocklist --------------------------------------------------------------------------
 
 
@@ -351,6 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=50_000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--streams", type=int, default=4, help="hey processes for lookups")
+    parser.add_argument(
+        "--python-generator",
+        action="store_true",
+        help="drive the lookups from Python (open loop) even if hey is installed",
+    )
     parser.add_argument("--listed", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
@@ -369,7 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(json.dumps(results["ingest"]))
             if "lookup" in wanted:
                 log(f"lookup: {args.rate:g}/s for {args.seconds:g} s")
-                results["lookup"] = asyncio.run(lookups(base, tokens, args))
+                if shutil.which("hey") and not args.python_generator:
+                    results["lookup"] = lookups_with_hey(base, tokens, args)
+                else:
+                    results["lookup"] = asyncio.run(lookups(base, tokens, args))
                 log(json.dumps(results["lookup"]))
             if "blocklist" in wanted:
                 log(f"blocklist: writing {args.listed} listed entries")
@@ -394,7 +462,7 @@ def summary(results: dict[str, object]) -> str:
     if isinstance(lookup, dict):
         lines.append(
             f"lookup    p50 {lookup['p50_ms']:.2f} ms, p99 {lookup['p99_ms']:.2f} ms at "
-            f"{lookup['rate']:g}/s (target p99 <= 10 ms: "
+            f"{lookup.get('achieved_rate', lookup['rate']):.0f}/s (target p99 <= 10 ms: "
             f"{'met' if lookup['p99_ms'] <= 10 else 'MISSED'}); statuses {lookup['statuses']}"
         )
     listed = results.get("blocklist")

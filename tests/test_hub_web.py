@@ -473,9 +473,13 @@ def test_agents_are_enrolled_with_a_token_shown_once_and_disabled(hub: Hub) -> N
 
     again = hub.client.post("/agents", data={"name": "mail1", "csrf": token})
     assert again.status_code == 400 and "already exists" in again.text
+    bearer = {"Authorization": f"Bearer {shown.group(1)}"}
+    assert hub.client.get("/api/v1/stats", headers=bearer).status_code == 200  # now cached
     response = hub.client.post("/agents/disable", data={"name": "mail1", "csrf": token})
     assert response.status_code == 303
     assert hub.store.agent_for_token(shown.group(1)) is None
+    # refused at once by this process's API, despite its token cache
+    assert hub.client.get("/api/v1/stats", headers=bearer).status_code == 401
     assert "disabled" in hub.client.get("/agents").text
 
 

@@ -71,7 +71,9 @@ async def require_agent(
         raise _unauthorized("invalid agent token", "invalid_token")
     context = hub_context(request)
     try:
-        agent: AgentInfo | None = await run_in_threadpool(context.store.agent_for_token, token)
+        agent = context.cached_agent(token)
+        if agent is None:
+            agent = await run_in_threadpool(context.agent_for_token, token)
     except HubError as error:
         logger.error("cannot check an agent token: %s", error)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable") from None

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from gardien.clock import Clock, SystemClock
-from gardien.hub.model import Consensus
+from gardien.hub.model import AgentInfo, Consensus
 from gardien.hub.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ class HubSettings:
     touch_interval: float = 60.0
     #: dashboard cookies only over HTTPS (turn off only for a plain-http test setup)
     secure_cookies: bool = True
+    #: how long a process trusts an agent token it checked, before asking the database again;
+    #: a disabled agent is refused at most this late (0: ask every time)
+    token_cache: float = 10.0
 
     def to_json(self) -> str:
         """The settings as JSON, for :meth:`from_json` in another process."""
@@ -63,6 +66,10 @@ class HubSettings:
         return cls(**values)
 
 
+#: tokens kept by one process (agents are hundreds, not millions)
+_TOKEN_CACHE_SIZE = 10_000
+
+
 class HubContext:
     """What every request of one hub process shares: the store, the settings, the clock and
     the per-agent rate limiter."""
@@ -74,6 +81,36 @@ class HubContext:
         self.limiter = RateLimiter(settings.rate_limit, settings.burst, self.clock)
         self._touched: dict[int, tuple[float, str | None]] = {}
         self._touch_lock = threading.Lock()
+        # token -> (agent, checked at); only enabled agents are kept, bounded in size
+        self._tokens: dict[str, tuple[AgentInfo, float]] = {}
+
+    def agent_for_token(self, token: str) -> AgentInfo | None:
+        """The enabled agent of ``token``, from this process's cache when it was checked less
+        than ``token_cache`` seconds ago, else from the store (which may raise HubError).
+        Saves a database round trip on nearly every API request."""
+        now = self.clock.now()
+        cached = self._tokens.get(token)
+        if cached is not None and now - cached[1] < self.settings.token_cache:
+            return cached[0]
+        agent = self.store.agent_for_token(token)
+        if agent is None:
+            self._tokens.pop(token, None)
+        elif self.settings.token_cache > 0:
+            if len(self._tokens) >= _TOKEN_CACHE_SIZE:
+                self._tokens.clear()  # many agents or a token flood: start again
+            self._tokens[token] = (agent, now)
+        return agent
+
+    def forget_tokens(self) -> None:
+        """Check every token against the store again (an agent was disabled)."""
+        self._tokens.clear()
+
+    def cached_agent(self, token: str) -> AgentInfo | None:
+        """The agent of ``token`` if this process checked it recently, without the store."""
+        cached = self._tokens.get(token)
+        if cached is not None and self.clock.now() - cached[1] < self.settings.token_cache:
+            return cached[0]
+        return None
 
     def should_touch(self, agent_id: int, address: str | None) -> bool:
         """Whether to record that ``agent_id`` was seen from ``address`` now: at most once a

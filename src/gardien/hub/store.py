@@ -32,7 +32,6 @@ from sqlalchemy import (
     Row,
     Table,
     bindparam,
-    case,
     cast,
     create_engine,
     delete,
@@ -184,6 +183,24 @@ class _Touched:
         return sum(_decay(1.0, at - when, half_life) for when in self.times)
 
 
+_ALLOW_CACHE_SECONDS = 1.0
+#: pooled SQLite connections (uvicorn runs sync endpoints in a pool of 40 threads)
+_SQLITE_POOL = 40
+_ADDRESS_ROW = select(schema.addresses).where(schema.addresses.c.ip == bindparam("ip"))
+# who reported an address, in which jail, and when last: a few rows (agents x jails), from
+# which one pass in Python counts agents, networks and jails, recent or not
+_REPORTERS_OF = (
+    select(
+        schema.reports.c.agent_id,
+        schema.reports.c.network,
+        schema.reports.c.jail,
+        func.max(schema.reports.c.time),
+    )
+    .where(schema.reports.c.ip == bindparam("ip"))
+    .group_by(schema.reports.c.agent_id, schema.reports.c.network, schema.reports.c.jail)
+)
+
+
 class HubStore:
     """The hub's database (see docs/hub.md). ``url``: ``sqlite:///PATH`` or
     ``postgresql://...``; ``consensus``: when addresses are listed; ``clock``: what "now" is.
@@ -204,6 +221,9 @@ class HubStore:
         )
         self._engine = self._create_engine()
         self._postgres = self._engine.dialect.name == "postgresql"
+        #: a SQLite file on this machine: point reads are quicker than a thread hop
+        self.local = not self._postgres
+        self._allow_cache: tuple[float, list[tuple[_Network, str]]] | None = None
 
     # ---- connections, transactions, errors ---------------------------------------------
 
@@ -223,7 +243,11 @@ class HubStore:
             if not path.exists():
                 # agent token hashes, password hashes and TOTP secrets: root's eyes only
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            engine = create_engine(url, connect_args={"timeout": 30})
+            # as many connections as the server's worker threads: a connection closed and
+            # opened again costs its pragmas, a schema parse and its statement cache
+            engine = create_engine(
+                url, connect_args={"timeout": 30}, pool_size=_SQLITE_POOL, max_overflow=8
+            )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -241,20 +265,33 @@ class HubStore:
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             # a writer takes the lock first: upgrading a read lock later can fail at once
-            writes = connection.get_execution_options().get("gardien_write")
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+            options = connection.get_execution_options()
+            if options.get("gardien_lookup"):
+                return  # a lookup: each statement on its own (autocommit), one round trip less
+            connection.exec_driver_sql(
+                "BEGIN IMMEDIATE" if options.get("gardien_write") else "BEGIN"
+            )
 
         return engine
 
     def _run(
-        self, work: Callable[[Connection], _T], *, write: bool = True, snapshot: bool = False
+        self,
+        work: Callable[[Connection], _T],
+        *,
+        write: bool = True,
+        snapshot: bool = False,
+        lookup: bool = False,
     ) -> _T:
         """``work`` in one transaction (retried when PostgreSQL picks it as a deadlock's
-        victim); ``snapshot``: all its reads see one moment."""
+        victim); ``snapshot``: all its reads see one moment; ``lookup``: a read whose
+        statements need not see one moment (on SQLite, no BEGIN at all)."""
         for attempt in range(_RETRIES):
             try:
                 with self._engine.connect() as connection:
-                    options: dict[str, Any] = {"gardien_write": write}
+                    options: dict[str, Any] = {
+                        "gardien_write": write,
+                        "gardien_lookup": lookup and not write,
+                    }
                     if snapshot and self._postgres:
                         options["isolation_level"] = "REPEATABLE READ"
                     connection.execution_options(**options)
@@ -380,7 +417,7 @@ class HubStore:
             ).first()
             return None if row is None else _agent(row)
 
-        return self._run(work, write=False)
+        return self._run(work, write=False, lookup=True)
 
     def touch_agent(self, agent_id: int, address: str) -> None:
         """Note when and from where an agent was last heard (written at most once a minute,
@@ -653,42 +690,41 @@ class HubStore:
     # ---- reading -----------------------------------------------------------------------
 
     def reputation(self, ip: str) -> Reputation:
-        """What the hub knows of one address."""
+        """What the hub knows of one address. The hot path of ``GET /api/v1/ip``: its
+        statements are built once, and the allowlist is read at most once a second."""
         address = _single_address(ip)
         parsed = ipaddress.ip_address(address)
         now = self._clock.now()
         rules = self.consensus
-        reports = schema.reports.c
 
         def work(connection: Connection) -> Reputation:
-            why = _why_never(parsed, self._allow_networks(connection))
-            row = connection.execute(
-                select(schema.addresses).where(schema.addresses.c.ip == address)
-            ).first()
+            why = _why_never(parsed, self._recent_allow_networks(connection))
+            row = connection.execute(_ADDRESS_ROW, {"ip": address}).first()
             if row is None:
                 return Reputation(ip=address, known=False, allowlisted=why)
-            recent = reports.time >= now - rules.window
-            counts = connection.execute(
-                select(
-                    func.count(distinct(reports.agent_id)),
-                    func.count(distinct(reports.network)),
-                    func.count(distinct(case((recent, reports.agent_id)))),
-                    func.count(distinct(case((recent, reports.network)))),
-                ).where(reports.ip == address)
-            ).one()
-            jails = connection.execute(
-                select(reports.jail).where(reports.ip == address).distinct().order_by(reports.jail)
-            ).scalars()
+            recent = now - rules.window
+            agents: set[int] = set()
+            networks: set[str] = set()
+            recent_agents: set[int] = set()
+            recent_networks: set[str] = set()
+            jails: set[str] = set()
+            for agent_id, network, jail, last in connection.execute(_REPORTERS_OF, {"ip": address}):
+                agents.add(agent_id)
+                networks.add(network)
+                jails.add(jail)
+                if last >= recent:
+                    recent_agents.add(agent_id)
+                    recent_networks.add(network)
             return Reputation(
                 ip=address,
                 known=True,
                 reports=row.reports,
-                agents=counts[0],
-                networks=counts[1],
-                recent_agents=counts[2],
-                recent_networks=counts[3],
+                agents=len(agents),
+                networks=len(networks),
+                recent_agents=len(recent_agents),
+                recent_networks=len(recent_networks),
                 categories=tuple(json.loads(row.categories)),
-                jails=tuple(jails),
+                jails=tuple(sorted(jails)),
                 first_seen=row.first_seen,
                 last_seen=row.last_seen,
                 score=_decay(row.score, now - row.score_time, rules.half_life),
@@ -698,7 +734,18 @@ class HubStore:
                 allowlisted=why,
             )
 
-        return self._run(work, write=False)
+        return self._run(work, write=False, lookup=True)
+
+    def _recent_allow_networks(self, connection: Connection) -> list[tuple[_Network, str]]:
+        """The allowlist as read less than a second ago (by this store), else read now. For
+        lookups only: listing decisions always read it afresh."""
+        now = time.monotonic()
+        cached = self._allow_cache
+        if cached is not None and now - cached[0] < _ALLOW_CACHE_SECONDS:
+            return cached[1]
+        networks = self._allow_networks(connection)
+        self._allow_cache = (now, networks)
+        return networks
 
     def blocklist(self) -> tuple[list[str], int]:
         """Every listed address (canonical, in no particular order) and the cursor that
@@ -812,6 +859,7 @@ class HubStore:
     def allow(self, network: str, comment: str = "") -> AllowEntry:
         """Never list ``network`` (a CIDR or one address); what it covers leaves the list
         now, with a 'remove' change each."""
+        self._allow_cache = None
         parsed = _network(network)
         comment = " ".join(comment.split())[:200]
         now = self._clock.now()
@@ -848,6 +896,7 @@ class HubStore:
 
     def disallow(self, network: str) -> bool:
         """Take ``network`` off the allowlist; false if it was not on it."""
+        self._allow_cache = None
         canonical = str(_network(network))
         return self._run(
             lambda connection: (

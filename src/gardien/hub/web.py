@@ -368,12 +368,18 @@ def add_agent(
 
 
 @router.post("/agents/disable")
-def disable_agent(board: Board, admin: Admin, name: FormText = "", csrf: FormText = "") -> Response:
-    """Refuse an agent's token from now on."""
+def disable_agent(
+    request: Request, board: Board, admin: Admin, name: FormText = "", csrf: FormText = ""
+) -> Response:
+    """Refuse an agent's token from now on (at once in this process; other hub processes
+    refuse it once their token cache, ``token_cache`` seconds, has expired)."""
     if not csrf_matches(form_token(admin), csrf):
         return _forbidden()
     if not board.store.disable_agent(name):
         return _agents_page(board, admin, 404, error=f"No agent is called {name!r}.")
+    context = getattr(request.app.state, "hub", None)
+    if context is not None:
+        context.forget_tokens()
     return _redirect("/agents")
 
 
