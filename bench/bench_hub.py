@@ -97,10 +97,15 @@ def database(args: argparse.Namespace) -> Iterator[str]:
         yield args.database
         return
     if args.postgresql:
-        import hubdb
+        from hubdb import PostgresServer
 
-        with hubdb.postgres_cluster() as url:
-            yield url
+        server = PostgresServer.start(durable=True)  # fsync on: honest figures
+        if server is None:
+            raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
+        try:
+            yield server.create_database()
+        finally:
+            server.stop()
         return
     with tempfile.TemporaryDirectory(prefix="gardien-hub-bench-") as directory:
         yield f"sqlite:///{directory}/hub.sqlite3"
@@ -336,18 +341,19 @@ def lookups_with_hey(
 # ---- 3. blocklist --------------------------------------------------------------------------
 
 
-def fill_listed(url: str, count: int, seed: int) -> None:
-    """Write ``count`` listed entries straight into the ``addresses`` table."""
-    from sqlalchemy import insert
+def fill_listed(url: str, count: int, seed: int, taken: Sequence[str]) -> None:
+    """Write ``count`` listed entries straight into the ``addresses`` table, none of them
+    in ``taken`` (the addresses the ingestion already wrote)."""
+    from sqlalchemy import create_engine, insert
 
     from gardien.hub import schema
-    from gardien.hub.store import HubStore
+    from gardien.hub.store import database_url
 
-    store = HubStore(url)
+    engine = create_engine(database_url(url))
     try:
         now = time.time()
         generator = random.Random(seed)
-        seen: set[int] = set()
+        seen: set[int] = {int(ipaddress.IPv4Address(address)) for address in taken}
         rows = []
         while len(rows) < count:
             value = generator.getrandbits(32)
@@ -370,11 +376,11 @@ def fill_listed(url: str, count: int, seed: int) -> None:
                     "expires": now + 86400,
                 }
             )
-        with store.engine.begin() as connection:
+        with engine.begin() as connection:
             for start in range(0, len(rows), 50_000):
                 connection.execute(insert(schema.addresses), rows[start : start + 50_000])
     finally:
-        store.close()
+        engine.dispose()
 
 
 def blocklists(base: str, token: str, args: argparse.Namespace) -> dict[str, object]:
@@ -441,7 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(json.dumps(results["lookup"]))
             if "blocklist" in wanted:
                 log(f"blocklist: writing {args.listed} listed entries")
-                fill_listed(url, args.listed, args.seed)
+                fill_listed(
+                    url, args.listed, args.seed + 1000, public_addresses(args.pool, args.seed)
+                )
                 results["blocklist"] = blocklists(base, tokens[0], args)
     print(json.dumps(results, indent=2) if args.json else summary(results))
     return 0
