@@ -101,3 +101,30 @@ def test_bad_databases_are_clear_errors(url: str, message: str) -> None:
     assert message in done.stderr
     assert "hunter2" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_prune_forgets_old_reports(database: str) -> None:
+    code, _, err = hub(database, "prune")
+    assert code == 1 and "gardien hub migrate" in err and err.count("\n") == 1
+    pytest.importorskip("sqlalchemy")
+    import time
+
+    from gardien.hub.model import Report
+    from gardien.hub.store import HubStore
+
+    store = HubStore(database)
+    store.migrate()
+    agent, _ = store.add_agent("web1", "198.51.100.0/24")
+    old, recent = time.time() - 40 * 86400, time.time() - 60
+    reports = [Report(ip, "sshd", "ssh", old, 5) for ip in ("8.8.4.4", "9.9.9.9")]
+    store.ingest(agent, "198.51.100.1", [*reports, Report("1.1.1.1", "sshd", "ssh", recent, 5)])
+    store.close()
+    code, out, err = hub(database, "prune")  # 90 days by default: nothing to forget
+    assert (code, err) == (0, "")
+    assert out.endswith("removed 0 reports, 0 addresses, 0 blocklist changes\n")
+    # a retention shorter than the window is raised to it, and said so
+    code, out, err = hub(database, "prune", "--retention", "1d", "--window", "30d")
+    assert code == 0 and "--retention 1d is shorter than --window" in err
+    assert out.endswith("removed 2 reports, 2 addresses, 0 blocklist changes\n")
+    code, _, err = hub(database, "prune", "--journal-retention", "never")
+    assert code == 1 and err.startswith("gardien: error: ") and "--journal-retention" in err

@@ -26,6 +26,7 @@ from gardien.actions.hub import HubAction, hub_action
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, HubRefused, HubUnavailable
 from gardien.hub.client import HubClient
+from gardien.hub.model import BlocklistDelta
 from gardien.model import Ban
 from test_daemon import Running, failure_line
 
@@ -52,6 +53,7 @@ class FakeHub:
         self.released = threading.Event()
         self.listed: set[str] = set()
         self.changes: list[tuple[int, str, str]] = []  # (seq, op, ip)
+        self.first = 1  # the oldest change kept: a cursor before it gets a reset
         self.lock = threading.Lock()
         hub = self
 
@@ -119,7 +121,10 @@ class FakeHub:
                             "cursor": cursor,
                             "add": [ip for _, op, ip in later if op == "add"],
                             "remove": [ip for _, op, ip in later if op == "remove"],
+                            "reset": False,
                         }
+                        if since < hub.first - 1:
+                            body.update(add=sorted(hub.listed), remove=[], reset=True)
                 self._send(200, body, {"X-Gardien-Cursor": str(cursor)})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -142,6 +147,18 @@ class FakeHub:
             for ip in ips:
                 self.listed.discard(ip)
                 self.changes.append((len(self.changes) + 1, "remove", ip))
+
+    def prune(self, *, unlist: tuple[str, ...] = (), list: tuple[str, ...] = ()) -> None:
+        """Change the list and forget every change but the newest, at once (as the real
+        hub's journal retention does): a cursor from before gets a reset."""
+        with self.lock:
+            for ip in unlist:
+                self.listed.discard(ip)
+                self.changes.append((len(self.changes) + 1, "remove", ip))
+            for ip in list:
+                self.listed.add(ip)
+                self.changes.append((len(self.changes) + 1, "add", ip))
+            self.first = self.changes[-1][0]
 
     def reported(self) -> list[str]:
         with self.lock:
@@ -413,10 +430,10 @@ def test_client_tells_temporary_from_permanent_failures(hub: FakeHub) -> None:
         client = HubClient(hub.url, TOKEN, timeout=2)
         try:
             hub.list(A, D)
-            assert await client.blocklist_delta(None) == ((A, D), (), 2)
+            assert await client.blocklist_delta(None) == BlocklistDelta((A, D), (), 2, True)
             hub.unlist(A)
             hub.list(B)
-            assert await client.blocklist_delta(2) == ((B,), (A,), 4)
+            assert await client.blocklist_delta(2) == BlocklistDelta((B,), (A,), 4)
             hub.answer = (429, {"Retry-After": "7"})
             with pytest.raises(HubUnavailable, match="HTTP 429") as busy:
                 await client.blocklist_delta(4)
@@ -443,9 +460,11 @@ def test_client_checks_what_the_hub_sends(hub: FakeHub) -> None:
         client = HubClient(hub.url, TOKEN)
         try:
             hub.list(A, "not-an-ip", "10.0.0.0/8", "::ffff:81.2.69.142")
-            added, removed, cursor = await client.blocklist_delta(None)
-            assert added == (A, B)  # sorted by the hub; the mapped address made canonical
-            assert removed == () and cursor == 4
+            delta = await client.blocklist_delta(None)
+            assert delta.added == (A, B)  # sorted by the hub; the mapped address made canonical
+            assert delta.removed == () and delta.cursor == 4
+            hub.prune(unlist=(A,))  # a cursor before the pruned changes: the whole list
+            assert await client.blocklist_delta(1) == BlocklistDelta((B,), (), 5, reset=True)
         finally:
             await client.aclose()
 
@@ -519,6 +538,30 @@ def test_a_feed_jail_bans_the_hubs_list_and_resumes_from_its_cursor(
     warnings = [line for line in output.splitlines() if "WARNING" in line and "HTTP 503" in line]
     assert len(warnings) == 1  # logged once (then at debug level), not at every try
     assert "is back" in output
+
+
+def test_a_feed_replaces_its_set_when_the_hub_answers_with_a_reset(
+    hub: FakeHub, daemon: Running, token_file: Path
+) -> None:
+    (daemon.etc / "jail.d" / "hub.conf").write_text(
+        FEED_JAIL.format(url=hub.url, token=token_file, ignored=D)
+    )
+    hub.list(A, B)
+    daemon.start()
+    daemon.wait_for(lambda: banned(daemon, "hub-blocklist") == {A, B}, "the hub's list banned")
+    seen = len(hub.requests)
+    # the changes since the daemon's cursor (2) are pruned: A's removal and C's addition are
+    # only in the whole list the hub answers with
+    hub.prune(unlist=(A,), list=(C, "8.8.4.4"))
+    daemon.wait_for(lambda: banned(daemon, "hub-blocklist") == {B, C, "8.8.4.4"}, "the reset")
+    assert hub.requests[seen][2]["since"] == ["2"]  # a delta was asked for, a reset came
+    hub.list(A)
+    daemon.wait_for(lambda: banned(daemon, "hub-blocklist") == {A, B, C, "8.8.4.4"}, "a delta")
+    sinces = [r[2].get("since") for r in hub.requests[seen:]]
+    assert None not in sinces  # deltas from the reset's cursor on, never a whole list
+    output = daemon.stop()
+    assert f"[hub-blocklist] Unban {A} (hub)" in output
+    assert "no longer keeps the changes since cursor 2" in output
 
 
 def test_config_check_refuses_a_feed_that_reports_back_or_a_token_others_can_read(

@@ -163,7 +163,7 @@ def test_three_agents_from_three_networks_list_an_address(hub: Hub) -> None:
     latest = delta.json()["cursor"]
     assert delta.headers["X-Gardien-Cursor"] == str(latest)
     nothing_new = reader.get("/api/v1/blocklist", params={"format": "json", "since": latest})
-    assert nothing_new.json() == {"cursor": latest, "add": [], "remove": []}
+    assert nothing_new.json() == {"cursor": latest, "add": [], "remove": [], "reset": False}
 
 
 def test_two_agents_or_one_network_are_not_enough(hub: Hub) -> None:
@@ -244,6 +244,66 @@ def test_entries_expire_in_the_background(tmp_path: Path) -> None:
         assert reader.get("/api/v1/blocklist").text == ""
         delta = reader.get("/api/v1/blocklist", params={"format": "json", "since": 1}).json()
         assert delta["remove"] == [ATTACKER]
+    finally:
+        hub.runner.run(lifespan.__aexit__(None, None, None))
+    hub.close()
+
+
+def test_a_cursor_older_than_the_pruned_journal_gets_the_whole_list(hub_url: str) -> None:  # noqa: F811
+    day = 86400.0
+    hub = make_hub(hub_url, consensus=Consensus(ttl=3600.0, journal_retention=day))
+    tokens = [hub.enrol(f"a{i}", f"192.0.{i}.0/24") for i in range(3)]
+
+    def everyone_reports(ip: str) -> None:
+        for token in tokens:
+            answer = hub.client(token).post(
+                "/api/v1/reports", json={"reports": [report(ip, time=hub.clock.now())]}
+            )
+            assert answer.status_code == 202, answer.text
+
+    reader = hub.client(tokens[0])
+    try:
+        everyone_reports(ATTACKER)  # change 1
+        hub.clock.advance(1800)
+        everyone_reports(ATTACKER6)  # change 2
+        hub.clock.advance(1801)
+        assert hub.store.expire() == 1  # ATTACKER: change 3
+        hub.clock.advance(2 * day)
+        assert hub.store.prune().changes == 2  # the newest change stays
+
+        def delta(since: int) -> dict[str, Any]:
+            answer = reader.get("/api/v1/blocklist", params={"format": "json", "since": since})
+            assert answer.status_code == 200 and answer.headers["X-Gardien-Cursor"] == "3"
+            body: dict[str, Any] = answer.json()
+            return body
+
+        # changes 2 and 3 are kept: a delta from 2
+        assert delta(2) == {"cursor": 3, "add": [], "remove": [ATTACKER], "reset": False}
+        # change 2 is gone: the whole list, which replaces the agent's own
+        assert delta(1) == {"cursor": 3, "add": [ATTACKER6], "remove": [], "reset": True}
+        assert delta(0)["reset"] and delta(99)["reset"]
+    finally:
+        hub.close()
+
+
+def test_the_hub_prunes_in_the_background(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    HubStore(url).migrate()
+    day = 86400.0
+    rules = Consensus(window=day, report_retention=day)
+    hub = make_hub(url, consensus=rules, prune_interval=0.05)
+    token = hub.enrol("a", "192.0.2.0/24")
+    reader = hub.client(token)
+    reader.post("/api/v1/reports", json={"reports": [report(time=NOW)]})
+    assert reader.get(f"/api/v1/ip/{ATTACKER}").json()["known"]
+    hub.clock.advance(day + 1)
+    lifespan = hub.app.router.lifespan_context(hub.app)
+    hub.runner.run(lifespan.__aenter__())
+    try:
+        deadline = time.monotonic() + 5
+        while reader.get(f"/api/v1/ip/{ATTACKER}").json()["known"]:
+            assert time.monotonic() < deadline, "the report was not pruned"
+            hub.runner.run(asyncio.sleep(0.02))
     finally:
         hub.runner.run(lifespan.__aexit__(None, None, None))
     hub.close()
@@ -495,6 +555,11 @@ def test_the_openapi_spec_describes_the_api_for_agents(sqlite_hub: Hub) -> None:
         "/api/v1/stats",
     }
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    listing = spec["paths"]["/api/v1/blocklist"]["get"]["responses"]["200"]["content"]
+    (delta,) = [s for s in listing["application/json"]["schema"]["oneOf"] if "add" in s["required"]]
+    assert (
+        "reset" in delta["required"] and "whole list" in delta["properties"]["reset"]["description"]
+    )
     for path, operations in spec["paths"].items():
         for operation in operations.values():
             assert ("security" in operation) == (path != "/health"), path
@@ -551,6 +616,8 @@ def test_serve_refuses_bad_options_and_unmigrated_databases(tmp_path: Path) -> N
         assert result.stderr.startswith("gardien: error: ") and "--listen" in result.stderr
     result = gardien("hub", "serve", "--database", url, "--window", "soon")
     assert result.returncode == 1 and "not a duration" in result.stderr
+    result = gardien("hub", "serve", "--database", url, "--journal-retention", "0")
+    assert result.returncode == 1 and "--journal-retention" in result.stderr
     result = gardien("hub", "serve", "--database", url, "--listen", f"127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "gardien hub migrate" in result.stderr

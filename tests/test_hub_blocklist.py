@@ -102,7 +102,9 @@ def test_plain_and_json_list_every_address() -> None:
         "cursor": 9,
         "add": ["192.0.2.1"],
         "remove": ["2001:db8::1"],
+        "reset": False,
     }
+    assert json.loads(render_delta(["192.0.2.1"], [], 10, reset=True))["reset"] is True
 
 
 def test_cidr_covers_exactly_the_addresses_with_fewer_lines() -> None:

@@ -14,7 +14,7 @@ from gardien.clock import FakeClock
 from gardien.errors import HubError
 from gardien.hub import schema
 from gardien.hub import store as store_module
-from gardien.hub.model import AgentInfo, Consensus, Report, SessionInfo
+from gardien.hub.model import AgentInfo, BlocklistDelta, Consensus, PruneResult, Report, SessionInfo
 from gardien.hub.store import HubStore
 
 DAY = 86400.0
@@ -171,7 +171,8 @@ def test_allowing_a_listed_address_removes_it(store: HubStore, clock: FakeClock)
     entry = store.allow("8.8.0.0/16", "  google\n dns ")
     assert (entry.network, entry.comment) == ("8.8.0.0/16", "google dns")
     assert store.blocklist()[0] == ["9.9.9.9"]
-    assert store.blocklist_delta(cursor)[:2] == ([], [PUBLIC])
+    delta = store.blocklist_delta(cursor)
+    assert (delta.added, delta.removed, delta.reset) == ((), (PUBLIC,), False)
     assert [e.network for e in store.allowlist()] == ["8.8.0.0/16"]
     with pytest.raises(HubError, match="already in the allowlist"):
         store.allow("8.8.0.0/16")
@@ -211,19 +212,91 @@ def test_entries_expire_after_the_ttl(
 def test_delta_sync_by_cursor(open_store: Callable[..., HubStore], clock: FakeClock) -> None:
     store = open_store(Consensus(ttl=DAY))
     agents = enrol(store, 3)
-    assert store.blocklist_delta(0) == ([], [], 0)
+    assert store.blocklist_delta(0) == BlocklistDelta((), (), 0)
     everyone_reports(store, agents, "9.9.9.9", clock.now())
     _, start = store.blocklist()
     clock.advance(DAY / 2)
     everyone_reports(store, agents, PUBLIC, clock.now())
-    assert store.blocklist_delta(start) == ([PUBLIC], [], start + 1)
+    assert store.blocklist_delta(start) == BlocklistDelta((PUBLIC,), (), start + 1)
     clock.advance(DAY / 2)
     assert store.expire() == 1  # 9.9.9.9
-    added, removed, cursor = store.blocklist_delta(start)
-    assert (added, removed) == ([PUBLIC], ["9.9.9.9"])
-    assert store.blocklist_delta(cursor) == ([], [], cursor)
-    # a cursor from another database replays everything
-    assert store.blocklist_delta(cursor + 100)[:2] == ([PUBLIC], ["9.9.9.9"])
+    delta = store.blocklist_delta(start)
+    assert (delta.added, delta.removed) == ((PUBLIC,), ("9.9.9.9",))
+    assert store.blocklist_delta(delta.cursor) == BlocklistDelta((), (), delta.cursor)
+    # a cursor from another database: the whole list, to replace the reader's
+    ahead = store.blocklist_delta(delta.cursor + 100)
+    assert ahead == BlocklistDelta((PUBLIC,), (), delta.cursor, reset=True)
+
+
+# ---- pruning ----------------------------------------------------------------------------
+
+
+def test_prune_forgets_old_reports_and_stale_addresses_but_not_listed_ones(
+    open_store: Callable[..., HubStore], clock: FakeClock
+) -> None:
+    store = open_store(Consensus(ttl=365 * DAY, report_retention=30 * DAY))
+    agents = enrol(store, 3)
+    everyone_reports(store, agents, PUBLIC, clock.now())  # listed for a year
+    store.ingest(agents[0], "192.0.2.1", [report("9.9.9.9", clock.now())])  # never listed
+    clock.advance(31 * DAY)
+    store.ingest(agents[1], "192.0.2.1", [report("1.1.1.1", clock.now())])
+    assert store.prune() == PruneResult(reports=4, changes=0, addresses=1)
+    assert not store.reputation("9.9.9.9").known
+    kept = store.reputation(PUBLIC)
+    assert kept.known and kept.listed and kept.reports == 3  # its row stays while listed
+    assert store.reputation("1.1.1.1").reports == 1
+    assert store.stats(0, 2e9).reports == 1
+    assert not store.prune()  # nothing left to forget
+    assert store.blocklist() == ([PUBLIC], 1)
+
+
+def test_report_retention_is_never_shorter_than_the_window(
+    open_store: Callable[..., HubStore], clock: FakeClock
+) -> None:
+    rules = Consensus(window=10 * DAY, report_retention=DAY)
+    assert rules.kept_reports == 10 * DAY
+    store = open_store(rules)
+    agents = enrol(store, 3)
+    everyone_reports(store, agents, PUBLIC, clock.now() - 9 * DAY)
+    assert store.prune() == PruneResult()  # the reports still count towards listing
+    assert store.reputation(PUBLIC).recent_agents == 3
+
+
+def test_prune_keeps_the_newest_journal_change_and_older_cursors_get_a_reset(
+    open_store: Callable[..., HubStore], clock: FakeClock
+) -> None:
+    store = open_store(Consensus(ttl=DAY, journal_retention=7 * DAY))
+    agents = enrol(store, 3)
+    everyone_reports(store, agents, "9.9.9.9", clock.now())  # seq 1
+    clock.advance(DAY / 2)
+    everyone_reports(store, agents, PUBLIC, clock.now())  # seq 2
+    clock.advance(DAY / 2 + 1)
+    assert store.expire() == 1  # 9.9.9.9, seq 3
+    clock.advance(8 * DAY)
+    assert store.prune() == PruneResult(changes=2)
+    assert store.blocklist() == ([PUBLIC], 3)  # the cursor did not move
+    assert store.prune() == PruneResult()  # the newest change stays, however old
+    # seq 2 and 3 are known: a delta; before that, the whole list to replace the reader's
+    assert store.blocklist_delta(2) == BlocklistDelta((), ("9.9.9.9",), 3)
+    assert store.blocklist_delta(3) == BlocklistDelta((), (), 3)
+    for old in (0, 1):
+        assert store.blocklist_delta(old) == BlocklistDelta((PUBLIC,), (), 3, reset=True)
+    # the sequence goes on from where it was
+    everyone_reports(store, agents, "1.1.1.1", clock.now())
+    assert store.blocklist_delta(3) == BlocklistDelta(("1.1.1.1",), (), 4)
+
+
+def test_prune_deletes_in_batches(open_store: Callable[..., HubStore], clock: FakeClock) -> None:
+    store = open_store(Consensus(min_agents=1, min_networks=1, ttl=DAY, window=DAY,
+                                 report_retention=DAY, journal_retention=DAY))  # fmt: skip
+    (agent,) = enrol(store, 1)
+    ips = [f"9.9.9.{i}" for i in range(1, 12)]
+    store.ingest(agent, "192.0.2.1", [report(ip, clock.now()) for ip in ips])
+    clock.advance(DAY + 1)
+    assert store.expire() == 11
+    clock.advance(DAY + 1)
+    assert store.prune(batch=3) == PruneResult(reports=11, changes=21, addresses=11)
+    assert store.blocklist() == ([], 22)
 
 
 # ---- reputation -------------------------------------------------------------------------
@@ -410,9 +483,45 @@ def test_concurrent_expiry_records_each_removal_once(
     for thread in threads:
         thread.join()
     assert sum(counts) == 600
-    added, removed, end = stores[1].blocklist_delta(cursor)
-    assert (added, sorted(removed)) == ([], sorted(ips))
-    assert end == cursor + 600
+    delta = stores[1].blocklist_delta(cursor)
+    assert (delta.added, sorted(delta.removed)) == ((), sorted(ips))
+    assert delta.cursor == cursor + 600 and not delta.reset
+
+
+def test_concurrent_prunes_delete_each_row_once(
+    open_store: Callable[..., HubStore], clock: FakeClock
+) -> None:
+    rules = Consensus(min_agents=1, min_networks=1, ttl=DAY, window=DAY,
+                      report_retention=DAY, journal_retention=DAY)  # fmt: skip
+    stores = [open_store(rules) for _ in range(2)]
+    (agent,) = enrol(stores[0], 1)
+    ips = [f"9.9.{i // 200}.{i % 200 + 1}" for i in range(600)]
+    stores[0].ingest(agent, "192.0.2.1", [report(ip, clock.now()) for ip in ips])
+    clock.advance(DAY + 1)
+    assert stores[0].expire() == 600
+    clock.advance(DAY + 1)
+    results: list[PruneResult] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def work(store: HubStore) -> None:
+        barrier.wait()
+        try:
+            results.append(store.prune(batch=50))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(r.reports for r in results) == 600
+    assert sum(r.addresses for r in results) == 600
+    assert sum(r.changes for r in results) == 1199
+    assert stores[1].blocklist() == ([], 1200)
+    assert stores[1].stats(0, 2e9).reports == 0
 
 
 # ---- dashboard users and sessions -------------------------------------------------------

@@ -350,6 +350,62 @@ def user_remove(name: str, database: str) -> None:
     click.echo(f"user {name} removed")
 
 
+# ---- pruning ------------------------------------------------------------------------------
+
+
+@hub.command()
+@database_option
+@click.option(
+    "--retention",
+    default="90d",
+    show_default=True,
+    metavar="DURATION",
+    help="Forget reports older than this, and addresses neither listed nor reported since.",
+)
+@click.option(
+    "--journal-retention",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="Forget blocklist changes older than this (the newest always stays).",
+)
+@click.option(
+    "--window",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="The hub's consensus window: reports within it are always kept.",
+)
+def prune(database: str, retention: str, journal_retention: str, window: str) -> None:
+    """Forget old reports, stale addresses and old blocklist changes now (`gardien hub serve`
+    does it every hour by itself).
+
+    \b
+    Example:
+      gardien hub prune --database sqlite:////var/lib/gardien/hub.sqlite3 --retention 30d
+    """
+    from gardien.hub.model import Consensus
+
+    window_seconds = _seconds(window, "--window")
+    consensus = Consensus(
+        window=window_seconds,
+        report_retention=_retention(retention, window_seconds),
+        journal_retention=_seconds(journal_retention, "--journal-retention"),
+    )
+    store = open_store(database, consensus=consensus)
+    try:
+        from gardien.hub.app import check_schema
+
+        check_schema(database)
+        result = store.prune()
+    finally:
+        store.close()
+    click.echo(
+        f"{store.url}: removed {result.reports} reports, {result.addresses} addresses, "
+        f"{result.changes} blocklist changes"
+    )
+
+
 # ---- serving -----------------------------------------------------------------------------
 
 
@@ -388,6 +444,19 @@ def _seconds(text: str, option: str) -> float:
     if seconds <= 0:
         raise ConfigError(f"{text!r}: a duration above zero is needed", option=option)
     return seconds
+
+
+def _retention(text: str, window: float) -> float:
+    """``--retention`` in seconds; raised to the consensus window, with a note, when shorter
+    (reports that still count towards listing are never forgotten)."""
+    seconds = _seconds(text, "--retention")
+    if seconds < window:
+        click.echo(
+            f"gardien: note: --retention {text} is shorter than --window: reports are kept "
+            f"{window:g} s, the window",
+            err=True,
+        )
+    return max(seconds, window)
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -452,6 +521,22 @@ def _check_bind(host: str, port: int) -> None:
     help="How long a listed address stays listed after its last report.",
 )
 @click.option(
+    "--retention",
+    default="90d",
+    show_default=True,
+    metavar="DURATION",
+    help="How long reports are kept, and addresses neither listed nor reported since "
+    "(never less than --window).",
+)
+@click.option(
+    "--journal-retention",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="How long blocklist changes are kept for delta sync; agents further behind get "
+    "the whole list again.",
+)
+@click.option(
     "--rate-limit",
     type=click.FloatRange(min=0),
     default=20.0,
@@ -488,6 +573,8 @@ def serve(
     min_networks: int,
     window: str,
     ttl: str,
+    retention: str,
+    journal_retention: str,
     rate_limit: float,
     burst: int,
     proxy_headers: bool,
@@ -506,6 +593,8 @@ def serve(
     host, port = parse_listen(listen)
     window_seconds = _seconds(window, "--window")
     ttl_seconds = _seconds(ttl, "--ttl")
+    retention_seconds = _retention(retention, window_seconds)
+    journal_seconds = _seconds(journal_retention, "--journal-retention")
     store = open_store(database)  # a clear error for a bad URL or a missing [hub] extra
     store.close()
     from gardien.hub.app import check_schema
@@ -520,6 +609,8 @@ def serve(
             min_networks=min_networks,
             window=window_seconds,
             ttl=ttl_seconds,
+            report_retention=retention_seconds,
+            journal_retention=journal_seconds,
         ),
         rate_limit=rate_limit,
         burst=float(burst),

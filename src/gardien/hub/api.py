@@ -203,8 +203,13 @@ class BlocklistDeltaOut(BaseModel):
     """What changed after a cursor (``format=json&since=CURSOR``)."""
 
     cursor: int
-    add: list[str] = Field(description="Listed since the cursor.")
+    add: list[str] = Field(description="Listed since the cursor (with `reset`: the whole list).")
     remove: list[str] = Field(description="Unlisted since the cursor.")
+    reset: bool = Field(
+        description="The changes since that cursor are no longer kept (or the cursor is from "
+        "another database): `add` is the whole list, and the caller replaces its own with it "
+        "(unlisting whatever it got from the hub before and is not in `add`)."
+    )
 
 
 class CountAt(BaseModel):
@@ -444,13 +449,13 @@ def get_blocklist(
         if fmt != "json":
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "since is only for format=json")
         try:
-            added, removed, cursor = store.blocklist_delta(since)
+            delta = store.blocklist_delta(since)
         except HubError as error:
             raise _unavailable(error) from None
         return Response(
-            blocklist.render_delta(added, removed, cursor),
+            blocklist.render_delta(delta.added, delta.removed, delta.cursor, reset=delta.reset),
             media_type=blocklist.MEDIA_TYPES["json"],
-            headers={CURSOR_HEADER: str(cursor)},
+            headers={CURSOR_HEADER: str(delta.cursor)},
         )
     try:
         addresses, cursor = store.blocklist()

@@ -1,5 +1,6 @@
 """The hub's ASGI application: :func:`create_app` puts together the JSON API, the dashboard,
-the request body limit and the background task that unlists expired entries.
+the request body limit and the background tasks that unlist expired entries and prune old
+rows.
 
 ``gardien hub serve`` runs it under uvicorn through :func:`app_from_environment`, a factory
 that reads the settings the command left in the environment: uvicorn's worker processes
@@ -131,6 +132,28 @@ async def _expire_forever(context: HubContext) -> None:
         await asyncio.sleep(context.settings.expire_interval)
 
 
+async def _prune_forever(context: HubContext) -> None:
+    """Forget old reports, stale addresses and old journal changes now and every
+    ``prune_interval`` seconds (each process does it, in short transactions; the store makes
+    concurrent runs safe)."""
+    while True:
+        try:
+            result = await asyncio.to_thread(context.store.prune)
+        except HubError as error:
+            logger.warning("cannot prune the hub's tables: %s", error)
+        except Exception:  # the loop must outlive a surprise; the log tells what it was
+            logger.exception("pruning the hub's tables failed")
+        else:
+            if result:
+                logger.info(
+                    "pruned %d reports, %d addresses, %d blocklist changes",
+                    result.reports,
+                    result.addresses,
+                    result.changes,
+                )
+        await asyncio.sleep(context.settings.prune_interval)
+
+
 def create_app(
     store: HubStore,
     settings: HubSettings | None = None,
@@ -144,13 +167,18 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_expire_forever(context))
+        tasks = [
+            asyncio.create_task(_expire_forever(context)),
+            asyncio.create_task(_prune_forever(context)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if close_store:
                 await asyncio.to_thread(store.close)
 

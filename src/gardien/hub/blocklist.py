@@ -232,6 +232,11 @@ def render(fmt: str, addresses: Sequence[str], cursor: int = 0) -> Iterator[str]
     return _ipset(v4, v6, cursor)
 
 
-def render_delta(added: Sequence[str], removed: Sequence[str], cursor: int) -> str:
-    """The JSON answer to a delta request: what was listed and unlisted since a cursor."""
-    return json.dumps({"cursor": int(cursor), "add": list(added), "remove": list(removed)})
+def render_delta(
+    added: Sequence[str], removed: Sequence[str], cursor: int, *, reset: bool = False
+) -> str:
+    """The JSON answer to a delta request: what was listed and unlisted since a cursor; with
+    ``reset``, ``added`` is the whole list and the client replaces its set with it."""
+    return json.dumps(
+        {"cursor": int(cursor), "add": list(added), "remove": list(removed), "reset": reset}
+    )

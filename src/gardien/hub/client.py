@@ -26,7 +26,7 @@ import httpx
 
 from gardien import __version__
 from gardien.errors import ConfigError, HubRefused, HubUnavailable
-from gardien.hub.model import IngestResult, Report
+from gardien.hub.model import BlocklistDelta, IngestResult, Report
 from gardien.model import parse_address
 
 __all__ = ["HubClient", "hub_url"]
@@ -108,7 +108,7 @@ def _cursor(body: dict[str, Any]) -> int:
     return cursor
 
 
-def _blocklist(content: bytes, since: int | None) -> tuple[tuple[str, ...], tuple[str, ...], int]:
+def _blocklist(content: bytes, since: int | None) -> BlocklistDelta:
     """Decode and check a JSON blocklist answer (in a thread: a full list can be 1M entries)."""
     try:
         body = json.loads(content)
@@ -118,8 +118,13 @@ def _blocklist(content: bytes, since: int | None) -> tuple[tuple[str, ...], tupl
         raise HubUnavailable("the hub's blocklist is not a JSON object")
     cursor = _cursor(body)
     if since is None:
-        return _addresses(body.get("addresses"), "addresses"), (), cursor
-    return _addresses(body.get("add"), "add"), _addresses(body.get("remove"), "remove"), cursor
+        return BlocklistDelta(_addresses(body.get("addresses"), "addresses"), (), cursor, True)
+    reset = body.get("reset", False)  # absent from hubs that never prune their journal
+    if not isinstance(reset, bool):
+        raise HubUnavailable("the hub's blocklist has a 'reset' that is not true or false")
+    return BlocklistDelta(
+        _addresses(body.get("add"), "add"), _addresses(body.get("remove"), "remove"), cursor, reset
+    )
 
 
 class HubClient:
@@ -187,12 +192,10 @@ class HubClient:
             listed=tuple(str(a) for a in listed) if isinstance(listed, list) else (),
         )
 
-    async def blocklist_delta(
-        self, since: int | None
-    ) -> tuple[tuple[str, ...], tuple[str, ...], int]:
-        """``(added, removed, cursor)``: what changed in the blocklist after ``since`` (a cursor
-        an earlier call returned), or, when ``since`` is ``None``, the whole list as ``added``
-        (``removed`` empty). Addresses are canonical text."""
+    async def blocklist_delta(self, since: int | None) -> BlocklistDelta:
+        """What changed in the blocklist after ``since`` (a cursor an earlier call returned);
+        the whole list as ``added``, with ``reset`` set, when ``since`` is ``None`` or when
+        the hub no longer knows what changed since then. Addresses are canonical text."""
         params = {"format": "json"}
         if since is not None:
             params["since"] = str(since)

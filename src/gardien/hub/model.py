@@ -8,6 +8,12 @@ agents from at least ``min_networks`` distinct reporter networks reported it wit
 routable: loopback, private, link-local, shared, documentation, reserved, multicast) nor in
 the administrator's allowlist. A listed address leaves the list ``ttl`` seconds after its last
 report. Its *score* adds one per report and halves every ``half_life`` seconds.
+
+The hub forgets, so that its tables stay bounded: reports older than ``report_retention``
+(never less than ``window``, or consensus would lose reports it counts), addresses not listed
+and not reported for as long, and blocklist journal changes older than ``journal_retention``
+(the newest always stays: the cursor never goes back). An agent whose cursor predates what
+the journal still holds gets a *reset*: the whole list, to replace its own.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ __all__ = [
     "MAX_REPORTS_PER_REQUEST",
     "AgentInfo",
     "AllowEntry",
+    "BlocklistDelta",
     "Consensus",
     "HubStats",
     "IngestResult",
+    "PruneResult",
     "Report",
     "Reputation",
     "SessionInfo",
@@ -44,13 +52,26 @@ MAX_REPORTS_PER_REQUEST = 1000
 
 @dataclass(frozen=True)
 class Consensus:
-    """When an address is listed, for how long, and how its score decays (seconds)."""
+    """When an address is listed, for how long, how its score decays, and how long the hub
+    keeps what it was told (seconds)."""
 
     min_agents: int = 3
     min_networks: int = 3
     window: float = 7 * 86400.0
     ttl: float = 7 * 86400.0
     half_life: float = 7 * 86400.0
+    #: reports, and addresses neither listed nor reported, are forgotten after this long
+    #: (at least ``window``: see :attr:`kept_reports`)
+    report_retention: float = 90 * 86400.0
+    #: blocklist changes are kept this long for delta sync; older cursors get a reset
+    journal_retention: float = 7 * 86400.0
+
+    @property
+    def kept_reports(self) -> float:
+        """How long reports are really kept: ``report_retention``, but never less than the
+        consensus ``window`` (forgetting a report that still counts would unlist nothing
+        and list less)."""
+        return max(self.report_retention, self.window)
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,32 @@ class IngestResult:
 
     accepted: int
     listed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BlocklistDelta:
+    """What changed in the blocklist after a cursor: ``added`` and ``removed`` (canonical
+    addresses, sorted), and ``cursor`` to continue from. With ``reset``, the changes could
+    not be told (the cursor predates what the journal still holds, or is from another
+    database): ``added`` is then the whole list, which replaces the reader's own."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    cursor: int
+    reset: bool = False
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What one :meth:`HubStore.prune` removed: reports, blocklist journal changes and
+    addresses (rows of each table)."""
+
+    reports: int = 0
+    changes: int = 0
+    addresses: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.reports or self.changes or self.addresses)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ class HubSettings:
     clock_skew: float = 300.0
     #: how often each process unlists the entries whose time is up
     expire_interval: float = 60.0
+    #: how often each process forgets old reports, stale addresses and old journal changes
+    #: (the retentions are in ``consensus``)
+    prune_interval: float = 3600.0
     #: how often an agent's "last seen" is written at most (per process)
     touch_interval: float = 60.0
     #: dashboard cookies only over HTTPS (turn off only for a plain-http test setup)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     Row,
+    Select,
     Table,
     bindparam,
     cast,
@@ -56,9 +57,11 @@ from gardien.hub.model import (
     JAIL_PATTERN,
     AgentInfo,
     AllowEntry,
+    BlocklistDelta,
     Consensus,
     HubStats,
     IngestResult,
+    PruneResult,
     Report,
     Reputation,
     SessionInfo,
@@ -68,7 +71,14 @@ from gardien.hub.model import (
 )
 from gardien.model import parse_address
 
-__all__ = ["NAME_PATTERN", "TOKEN_PREFIX", "HubStore", "database_url", "token_hash"]
+__all__ = [
+    "NAME_PATTERN",
+    "PRUNE_BATCH",
+    "TOKEN_PREFIX",
+    "HubStore",
+    "database_url",
+    "token_hash",
+]
 
 #: agent and user names
 NAME_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
@@ -139,6 +149,8 @@ ON CONFLICT (ip) DO UPDATE SET
 RETURNING ip, listed_since IS NOT NULL, last_seen, reports
 """
 _TOUCH_INTERVAL = 60.0
+#: rows one prune transaction deletes at most: the write lock is never held for long
+PRUNE_BATCH = 10_000
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x6761_7264  # a PostgreSQL advisory lock key: one migrator at a time
 _USAGE = "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST/NAME"
@@ -761,27 +773,108 @@ class HubStore:
 
         return self._run(work, write=False, snapshot=True)
 
-    def blocklist_delta(self, since: int) -> tuple[list[str], list[str], int]:
-        """What changed after cursor ``since``: (added, removed, new cursor). An address that
-        changed several times appears once, as it is now. A cursor ahead of the journal
-        (another database) counts as 0: everything is replayed."""
+    def blocklist_delta(self, since: int) -> BlocklistDelta:
+        """What changed after cursor ``since`` (each address once, as it is now). When the
+        journal cannot tell (``since`` predates the oldest change it still holds, pruned
+        since, or is ahead of it: another database), a *reset*: the whole list in
+        ``added``."""
         changes = schema.blocklist_changes.c
 
-        def work(connection: Connection) -> tuple[list[str], list[str], int]:
-            last = self._last_seq(connection)
-            start = since if 0 <= since <= last else 0
+        def work(connection: Connection) -> BlocklistDelta:
+            first, last = connection.execute(
+                select(func.min(changes.seq), func.coalesce(func.max(changes.seq), 0))
+            ).one()
+            if since > last or (first is not None and since < first - 1):
+                # one snapshot: the list is exactly the state at cursor ``last``
+                listed = connection.execute(
+                    select(schema.addresses.c.ip).where(
+                        schema.addresses.c.listed_since.is_not(None)
+                    )
+                ).scalars()
+                return BlocklistDelta(tuple(sorted(listed)), (), int(last), reset=True)
             state: dict[str, str] = {}
             for ip, op in connection.execute(
                 select(changes.ip, changes.op)
-                .where(changes.seq > start, changes.seq <= last)
+                .where(changes.seq > since, changes.seq <= last)
                 .order_by(changes.seq)
             ):
                 state[ip] = op
-            added = sorted(ip for ip, op in state.items() if op == "add")
-            removed = sorted(ip for ip, op in state.items() if op == "remove")
-            return added, removed, last
+            added = tuple(sorted(ip for ip, op in state.items() if op == "add"))
+            removed = tuple(sorted(ip for ip, op in state.items() if op == "remove"))
+            return BlocklistDelta(added, removed, int(last))
 
         return self._run(work, write=False, snapshot=True)
+
+    def prune(self, batch: int = PRUNE_BATCH) -> PruneResult:
+        """Forget what the hub no longer needs (see :class:`Consensus`): reports older than
+        ``kept_reports``, addresses neither listed nor reported for as long, and journal
+        changes older than ``journal_retention`` but the newest (the cursor never goes back).
+        At most ``batch`` rows per transaction; safe from several processes at once (each
+        row is deleted, and counted, by one of them)."""
+        now = self._clock.now()
+        rules = self.consensus
+        forget_before = now - rules.kept_reports
+        reports = schema.reports.c
+        addresses = schema.addresses.c
+        changes = schema.blocklist_changes.c
+
+        def old_reports(connection: Connection) -> int:
+            ids = self._locked(select(reports.id).where(reports.time < forget_before).limit(batch))
+            return connection.execute(delete(schema.reports).where(reports.id.in_(ids))).rowcount
+
+        def old_changes(connection: Connection) -> int:
+            newest = select(func.max(changes.seq)).scalar_subquery()
+            seqs = self._locked(
+                select(changes.seq)
+                .where(changes.time < now - rules.journal_retention, changes.seq < newest)
+                .order_by(changes.seq)
+                .limit(batch)
+            )
+            deleted = delete(schema.blocklist_changes).where(changes.seq.in_(seqs))
+            return connection.execute(deleted).rowcount
+
+        removed_reports = self._repeat(old_reports, batch)
+        removed_changes = self._repeat(old_changes, batch)
+        # addresses last: their reports are gone by now. Walked in key order, so that each
+        # batch starts where the last one stopped instead of reading the kept rows again.
+        removed_addresses = 0
+        after = ""
+        while True:
+
+            def stale_addresses(connection: Connection, after: str = after) -> list[str]:
+                ips = self._locked(
+                    select(addresses.ip)
+                    .where(
+                        addresses.ip > after,
+                        addresses.listed_since.is_(None),
+                        addresses.last_seen < forget_before,
+                    )
+                    .order_by(addresses.ip)
+                    .limit(batch)
+                )
+                deleted = delete(schema.addresses).where(addresses.ip.in_(ips))
+                return list(connection.execute(deleted.returning(addresses.ip)).scalars())
+
+            gone = self._run(stale_addresses)
+            removed_addresses += len(gone)
+            if len(gone) < batch:
+                break
+            after = max(gone)
+        return PruneResult(removed_reports, removed_changes, removed_addresses)
+
+    def _locked(self, query: Select[Any]) -> Select[Any]:
+        """``query``'s rows locked for the deletion that follows; on PostgreSQL, rows another
+        process holds (an ingest, another prune) are skipped rather than waited for."""
+        return query.with_for_update(skip_locked=True) if self._postgres else query
+
+    def _repeat(self, work: Callable[[Connection], int], batch: int) -> int:
+        """Run ``work`` (one batch of deletions) in transactions until a batch is not full."""
+        total = 0
+        while True:
+            deleted = self._run(work)
+            total += deleted
+            if deleted < batch:
+                return total
 
     @staticmethod
     def _last_seq(connection: Connection) -> int:

@@ -12,8 +12,10 @@ hands each :class:`FeedUpdate` to the daemon, which bans and unbans through the 
 first, then actions) and saves the cursor, so that a restart asks only for the changes.
 
 A whole list is asked for again every ``resync`` (default 1h), and when the hub's cursor went
-backwards (a new hub database): the daemon then bans what it misses (a ban that ran out while
-the hub still lists the address) and lifts what the hub no longer lists.
+backwards (a new hub database); the hub also answers with the whole list (a *reset*) when it
+no longer keeps the changes since the cursor (it prunes its journal). Either way the daemon
+then bans what it misses (a ban that ran out while the hub still lists the address) and lifts
+what the hub no longer lists.
 
 A hub that cannot be reached is logged once (and once when it is back) and asked again after
 an exponential backoff (capped at 5 minutes); the bans in force stay meanwhile.
@@ -190,13 +192,20 @@ class HubFeed:
                     last_full is not None and time.monotonic() - last_full >= self.resync
                 )
                 try:
-                    added, removed, next_cursor = await client.blocklist_delta(
-                        None if full else cursor
-                    )
+                    delta = await client.blocklist_delta(None if full else cursor)
                 except (HubUnavailable, HubRefused) as error:
                     await asyncio.sleep(self._failed(error))
                     continue
-                if not full and cursor is not None and next_cursor < cursor:
+                next_cursor = delta.cursor
+                if not full and delta.reset:
+                    logger.info(
+                        "[%s] the hub no longer keeps the changes since cursor %s: "
+                        "replacing the whole list",
+                        self.jail,
+                        cursor,
+                    )
+                    full = True
+                elif not full and cursor is not None and next_cursor < cursor:
                     logger.warning(
                         "[%s] the hub's cursor went back (%d < %d): a new hub database? "
                         "asking for the whole list",
@@ -211,8 +220,8 @@ class HubFeed:
                     self.failures = 0
                 update = FeedUpdate(
                     full,
-                    await asyncio.to_thread(_parse, added),
-                    await asyncio.to_thread(_parse, removed),
+                    await asyncio.to_thread(_parse, delta.added),
+                    await asyncio.to_thread(_parse, delta.removed),
                     next_cursor,
                 )
                 try:
