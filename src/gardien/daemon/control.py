@@ -11,10 +11,10 @@ and the answer one line::
 
 The command names and arguments are fail2ban-client's (``status``, ``set JAIL banip IP``,
 ``get JAIL bantime``...); the server checks their shape and hands them to a
-:class:`ControlHandler` (the daemon). Nothing is ever unpickled or evaluated: a request is text
-that becomes a list of strings. The socket file is created with mode 0600 in a directory of mode
-0700, and a connecting process must be root or the daemon's own user (checked with
-``SO_PEERCRED``).
+:class:`ControlHandler` (the daemon's :class:`~gardien.daemon.commands.Commands`). Nothing is
+ever unpickled or evaluated: a request is text that becomes a list of strings. The socket file
+is created with mode 0600 in a directory of mode 0700, and a connecting process must be root or
+the daemon's own user (checked with ``SO_PEERCRED``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def decode_request(line: bytes) -> Request:
 
 
 class ControlHandler(Protocol):
-    """What answers requests: the daemon. Raise a :class:`GardienError` to refuse one."""
+    """What answers requests: the daemon's commands. Raise a :class:`GardienError` to refuse one."""
 
     async def handle(self, request: Request) -> Any:
         """The JSON-serialisable result of ``request``."""

@@ -4,7 +4,8 @@ Lifecycle (``gardien run``):
 
 1. **start**: read and check the whole configuration (a broken one stops here, before anything
    is touched); open the store; give each jail back its active bans (with their remaining time)
-   and apply them through its actions; open the control socket; start watching the log files.
+   and apply them through its actions; open the control socket (its commands are
+   :mod:`gardien.daemon.commands`); start watching the log files.
 2. **main loop**: read what the watched files gained, match it, count failures, ban; once a
    second, lift the bans that are over; now and then save file positions and purge old history.
 3. **stop** (SIGTERM, SIGINT, ``gardien stop``): stop watching, save positions, close the
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gardien import __version__
 from gardien.actions import Action, FirewallRegistry, build_actions
@@ -38,13 +39,14 @@ from gardien.config.daemon import DaemonSettings, load_daemon_settings
 from gardien.config.filters import load_filter
 from gardien.config.jails import JailSettings, load_jails
 from gardien.config.mail import MailRelay, load_mail_relay
-from gardien.config.values import parse_duration, parse_spec
-from gardien.daemon.control import ControlServer, Request
+from gardien.config.values import parse_spec
+from gardien.daemon.commands import Commands
+from gardien.daemon.control import ControlServer
 from gardien.daemon.host import own_addresses, resolve
-from gardien.errors import ConfigError, GardienError, JailError
+from gardien.errors import ConfigError, GardienError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher, LineResult
-from gardien.model import Address, Ban, Unban, parse_address
+from gardien.model import Address, Ban, Unban
 from gardien.sources.files import FilePosition, FileTail, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
 from gardien.sources.hub import (
@@ -201,7 +203,7 @@ class Daemon:
         self.jails = self._build()
         for runtime in self.jails.values():
             await self._start_jail(runtime)
-        self._control = ControlServer(self.socket_path, self)
+        self._control = ControlServer(self.socket_path, Commands(self))
         await self._control.start()
         if self.settings.metrics is not None:
             # imported here: prometheus_client takes longer to import than the rest of the CLI
@@ -542,194 +544,7 @@ class Daemon:
                 position = tail.position()
                 await asyncio.to_thread(self.store.save_file_position, runtime.name, position)
 
-    # ---- control ---------------------------------------------------------------------------
-    async def handle(self, request: Request) -> Any:
-        """Answer one control request (see :mod:`gardien.daemon.control`)."""
-        command, args = request.command, request.args
-        if command == "ping":
-            return "pong"
-        if command == "version":
-            return __version__
-        if command == "stop":
-            asyncio.get_running_loop().call_soon(self.request_stop)
-            return "Shutdown successful"
-        if command == "status":
-            return self._status(args[0]) if args else {"jails": list(self.jails)}
-        if command == "get":
-            return self._get(args)
-        async with self._lock:
-            if command == "set":
-                return await self._set(args)
-            if command == "banned":
-                return self._banned(args)
-            if command == "unban":
-                return await self._unban_everywhere(args)
-            if command == "reload":
-                return await self._reload(args[0] if args else None)
-        raise ConfigError(f"unknown command {command!r}")
-
-    def _jail(self, name: str) -> JailRuntime:
-        runtime = self.jails.get(name)
-        if runtime is None:
-            raise ConfigError(f"unknown jail {name!r} (running: {', '.join(self.jails) or 'none'})")
-        return runtime
-
-    def _status(self, name: str) -> dict[str, Any]:
-        runtime = self._jail(name)
-        status = runtime.jail.status(self.clock.now())
-        return {
-            "jail": name,
-            "currently_failed": status.currently_failed,
-            "total_failed": status.total_failed,
-            "files": list(runtime.tails),
-            "currently_banned": status.currently_banned,
-            "total_banned": status.total_banned,
-            "banned": [str(address) for address in status.banned],
-        }
-
-    def _get(self, args: Sequence[str]) -> Any:
-        if len(args) == 1:
-            option = args[0].lower()
-            daemon = {
-                "dbpurgeage": self.settings.dbpurgeage,
-                "dbfile": self.settings.dbfile,
-                "socket": self.socket_path,
-                "pidfile": self.settings.pidfile,
-                "loglevel": self.settings.loglevel,
-                "logtarget": self.settings.logtarget,
-            }
-            if option not in daemon:
-                raise ConfigError(
-                    f"unknown option {args[0]!r} (daemon options: {', '.join(daemon)})"
-                )
-            return daemon[option]
-        runtime = self._jail(args[0])
-        settings = runtime.settings
-        option = args[1].lower()
-        values: dict[str, Any] = {
-            "bantime": settings.bantime,
-            "findtime": settings.findtime,
-            "maxretry": settings.maxretry,
-            "maxmatches": settings.maxmatches,
-            "ignoreip": list(runtime.jail.ignore.entries),
-            "ignoreself": settings.ignoreself,
-            "logpath": list(runtime.tails),
-            "usedns": settings.usedns,
-            "backend": settings.backend,
-            "banip": [str(a) for a in runtime.jail.status(self.clock.now()).banned],
-            "actions": [str(a) for a in settings.actions],
-            "filter": str(settings.filter),
-        }
-        if option not in values:
-            raise ConfigError(
-                f"unknown option {args[1]!r} for jail {args[0]!r} (options: {', '.join(values)})"
-            )
-        return values[option]
-
-    @staticmethod
-    def _addresses(texts: Sequence[str]) -> list[Address]:
-        """Every text as an address, or an error naming the first that is not (so that a
-        request with one bad address changes nothing)."""
-        found: list[Address] = []
-        for text in texts:
-            address = parse_address(text)
-            if address is None:
-                raise JailError(f"{text!r} is not an IP address")
-            found.append(address)
-        return found
-
-    async def _set(self, args: Sequence[str]) -> Any:
-        if args[0].lower() == "dbpurgeage" and len(args) == 2:
-            self.settings = replace(self.settings, dbpurgeage=parse_duration(args[1]))
-            return self.settings.dbpurgeage
-        if len(args) < 3:
-            raise ConfigError("set takes JAIL OPTION VALUE..., or dbpurgeage VALUE")
-        runtime = self._jail(args[0])
-        option, values = args[1].lower(), args[2:]
-        if option == "banip":
-            addresses = self._addresses(values)
-            for address in addresses:  # check all before banning any
-                reason = runtime.jail.ignore.contains(address)
-                if reason is not None:
-                    raise JailError(f"{address} is not banned: it is ignored ({reason})")
-            bans = [runtime.jail.ban(address) for address in addresses]
-            await self._apply(runtime, bans)
-            return len(bans)
-        if option == "unbanip":
-            addresses = self._addresses(values)
-            unbans = [u for u in (runtime.jail.unban(a) for a in addresses) if u is not None]
-            if len(unbans) < len(addresses):
-                missing = [str(a) for a in addresses if all(u.address != a for u in unbans)]
-                if not unbans:
-                    raise JailError(f"not banned in {runtime.name}: {', '.join(missing)}")
-            await self._lift(runtime, [replace(u, reason="manual") for u in unbans])
-            return len(unbans)
-        if option in ("addignoreip", "delignoreip"):
-            changed = 0
-            for value in values:
-                changed += (
-                    runtime.jail.ignore.add(value)
-                    if option == "addignoreip"
-                    else runtime.jail.ignore.remove(value)
-                )
-            return list(runtime.jail.ignore.entries)
-        if option in ("bantime", "findtime", "maxretry") and len(values) == 1:
-            return await self._retune(runtime, option, values[0])
-        raise ConfigError(
-            f"cannot set {args[1]!r} on jail {runtime.name!r} (banip, unbanip, "
-            "addignoreip, delignoreip, bantime, findtime, maxretry)"
-        )
-
-    async def _retune(self, runtime: JailRuntime, option: str, value: str) -> Any:
-        """Change bantime/findtime/maxretry of a running jail, keeping its bans."""
-        settings = runtime.settings
-        number: float
-        if option == "maxretry":
-            try:
-                count = int(value)
-            except ValueError:
-                raise ConfigError(f"maxretry must be a whole number, got {value!r}") from None
-            if count < 1:
-                raise ConfigError("maxretry must be 1 or more")
-            settings, number = replace(settings, maxretry=count), count
-        elif option == "findtime":
-            number = parse_duration(value)
-            if number <= 0:
-                raise ConfigError("findtime must be longer than 0 seconds")
-            settings = replace(settings, findtime=number)
-        else:
-            number = parse_duration(value)
-            settings = replace(settings, bantime=number)
-        jail = Jail(settings, clock=self.clock, history=self._history, ignore=runtime.jail.ignore)
-        jail.restore(runtime.jail.active_bans(), now=self.clock.now())
-        runtime.settings, runtime.jail = settings, jail
-        return number
-
-    def _banned(self, args: Sequence[str]) -> Any:
-        wanted = set(self._addresses(args)) if args else None
-        result: dict[str, list[str]] = {}
-        for runtime in self.jails.values():
-            for ban in runtime.jail.active_bans():
-                if wanted is None or ban.address in wanted:
-                    result.setdefault(str(ban.address), []).append(runtime.name)
-        return [{"ip": ip, "jails": jails} for ip, jails in sorted(result.items())]
-
-    async def _unban_everywhere(self, args: Sequence[str]) -> int:
-        everything = list(args) == ["--all"]
-        addresses = None if everything else set(self._addresses(args))
-        total = 0
-        for runtime in self.jails.values():
-            targets = [
-                b.address
-                for b in runtime.jail.active_bans()
-                if addresses is None or b.address in addresses
-            ]
-            unbans = [u for u in (runtime.jail.unban(a) for a in targets) if u is not None]
-            if unbans:
-                await self._lift(runtime, [replace(u, reason="manual") for u in unbans])
-            total += len(unbans)
-        return total
-
+    # ---- reload ----------------------------------------------------------------------------
     async def reload(self, only: str | None = None) -> str:
         """Re-read the configuration (SIGHUP): see :meth:`_reload`."""
         async with self._lock:
