@@ -312,9 +312,9 @@ def test_503_and_429_are_retried_with_growing_waits(hub: FakeHub, tmp_path: Path
 
 
 def test_backoff_doubles() -> None:
-    from gardien.actions.hub import backoff
+    from gardien.retries import backoff_after
 
-    waits = [backoff(n, 1.0, cap=300.0) for n in range(1, 12)]
+    waits = [backoff_after(n, 1.0, cap=300.0) for n in range(1, 12)]
     assert 0.8 <= waits[0] <= 1.0 and 1.6 <= waits[1] <= 2.0 and 3.2 <= waits[2] <= 4.0
     assert all(240.0 <= w <= 300.0 for w in waits[9:])  # capped at 5 minutes
 

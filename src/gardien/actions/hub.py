@@ -33,7 +33,6 @@ import contextlib
 import ipaddress
 import logging
 import os
-import random
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.mail import read_secret
 from gardien.config.values import Spec, parse_duration
 from gardien.errors import ConfigError, HubRefused, HubUnavailable
-from gardien.hub.client import HubClient, hub_url
+from gardien.hub.client import HubClient, endpoint_url
 from gardien.hub.model import (
     CATEGORY_PATTERN,
     JAIL_PATTERN,
@@ -56,6 +55,7 @@ from gardien.hub.model import (
     never_listed,
 )
 from gardien.model import Ban, Unban
+from gardien.retries import backoff_after
 
 __all__ = ["DEFAULT_QUEUE", "HubAction", "ReportQueue", "hub_action"]
 
@@ -161,13 +161,6 @@ class ReportQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def backoff(failures: int, first: float, cap: float = MAX_BACKOFF) -> float:
-    """The wait after ``failures`` failed tries in a row: ``first`` doubling each time, at
-    most ``cap``, less up to a fifth of jitter so that many agents do not retry in step."""
-    delay = min(cap, first * 2.0 ** min(failures - 1, 30))
-    return delay * (1 - random.uniform(0, 0.2))  # noqa: S311 (not a secret)
 
 
 class HubAction:
@@ -358,7 +351,7 @@ class HubAction:
     def _failed(self, error: HubUnavailable, where: str) -> float:
         """Count a failed try, log it (loudly only the first time), and say how long to wait."""
         self._failures += 1
-        delay = backoff(self._failures, self.retry_delay, self.max_backoff)
+        delay = backoff_after(self._failures, self.retry_delay, self.max_backoff)
         if error.retry_after is not None:
             delay = min(self.max_backoff, error.retry_after)
         if self._failures == 1:
@@ -452,16 +445,7 @@ def hub_action(spec: Spec, jail: str, *, clock: Clock | None = None) -> HubActio
             f"action 'hub': the jail name {jail!r} cannot be reported (letters, digits, "
             "'_.@-', at most 64)"
         )
-    if not params.get("url"):
-        raise _parameter_error("url", "the hub's address is needed: url=https://...")
-    try:
-        url = str(hub_url(params["url"]))
-    except ConfigError as error:
-        raise _parameter_error("url", error.message) from None
-    if not params.get("token_file"):
-        raise _parameter_error(
-            "token_file", "the agent's token is needed (gardien hub agent add prints it)"
-        )
+    url = endpoint_url(params, _parameter_error)
     try:
         token = read_secret(params["token_file"])
     except ConfigError as error:

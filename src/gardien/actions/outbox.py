@@ -4,7 +4,8 @@ A notifier (mail, webhook) must never delay or block a ban: its ``ban()`` only p
 in the outbox and returns. When the outbox is full (a relay that stays down during an attack
 wave), further notices are not queued but counted, a warning is logged once, and a summary
 of what was dropped is sent when the queue has drained. Retrying a delivery is the notifier's
-business; :func:`backoff_delays` gives the waits.
+business; :func:`backoff_delays` gives the waits, and :func:`retry_after` reads how long a
+server asked to wait.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["Outbox", "backoff_delays"]
+from gardien.retries import backoff_delays, retry_after
+
+__all__ = ["Outbox", "backoff_delays", "retry_after"]
 
 logger = logging.getLogger("gardien.actions")
 
@@ -24,15 +26,6 @@ T = TypeVar("T")
 
 #: addresses kept to name in the summary of dropped notices
 SAMPLE = 20
-
-
-def backoff_delays(first: float, attempts: int, *, cap: float = 300.0) -> Iterator[float]:
-    """The waits between ``attempts`` tries: ``first``, doubling each time (at most ``cap``),
-    each with up to a quarter of jitter so that many agents do not retry in step."""
-    delay = first
-    for _ in range(attempts - 1):
-        yield min(cap, delay) * (1 + random.uniform(0, 0.25))  # noqa: S311 (not a secret)
-        delay *= 2
 
 
 class Outbox(Generic[T]):

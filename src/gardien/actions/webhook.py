@@ -28,13 +28,12 @@ import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from gardien import __version__
-from gardien.actions.outbox import Outbox, backoff_delays
+from gardien.actions.outbox import Outbox, backoff_delays, retry_after
 from gardien.clock import Clock, SystemClock
 from gardien.config.mail import read_secret
 from gardien.config.values import Spec, parse_bool, parse_duration
@@ -47,8 +46,6 @@ logger = logging.getLogger("gardien.actions.webhook")
 
 Payload = dict[str, Any]
 _HEADER_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-#: the longest Retry-After honoured; beyond it the endpoint is asking too much of a queue
-MAX_RETRY_AFTER = 600.0
 
 
 def _iso(seconds: float) -> str:
@@ -155,20 +152,6 @@ class WebhookAction:
             "addresses": list(addresses),
         }
 
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        """Seconds the endpoint asked to wait (``Retry-After``: seconds or an HTTP date)."""
-        text = response.headers.get("retry-after", "").strip()
-        if not text:
-            return None
-        if text.isdigit():
-            seconds = float(text)
-        else:
-            try:
-                seconds = parsedate_to_datetime(text).timestamp() - self.clock.now()
-            except (TypeError, ValueError):
-                return None
-        return min(MAX_RETRY_AFTER, max(0.0, seconds))
-
     async def _deliver(self, payload: Payload) -> bool:
         client = self._client
         if client is None:
@@ -197,7 +180,7 @@ class WebhookAction:
                     )
                     return False
                 problem = f"HTTP {status}"
-                wait = self._retry_after(response)
+                wait = retry_after(response.headers.get("retry-after"), self.clock.now())
             delay = next(delays, None)
             if delay is None:
                 logger.error(

@@ -18,8 +18,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Sequence
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -28,13 +27,12 @@ from gardien import __version__
 from gardien.errors import ConfigError, HubRefused, HubUnavailable
 from gardien.hub.model import BlocklistDelta, IngestResult, Report
 from gardien.model import parse_address
+from gardien.retries import retry_after
 
-__all__ = ["HubClient", "hub_url"]
+__all__ = ["HubClient", "endpoint_url", "hub_url"]
 
 logger = logging.getLogger("gardien.hub.client")
 
-#: the longest wait a hub's Retry-After may ask for; beyond it the answer is not believed
-MAX_RETRY_AFTER = 600.0
 #: statuses that say "not now" rather than "never"
 _TEMPORARY = frozenset({408, 425, 429})
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -56,19 +54,19 @@ def hub_url(text: str) -> httpx.URL:
     return url
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds the hub asked to wait (``Retry-After``: seconds or an HTTP date), bounded."""
-    text = response.headers.get("retry-after", "").strip()
-    if not text:
-        return None
-    if text.isdigit():
-        seconds = float(text)
-    else:
-        try:
-            seconds = parsedate_to_datetime(text).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError):
-            return None
-    return min(MAX_RETRY_AFTER, max(0.0, seconds))
+def endpoint_url(params: Mapping[str, str], error: Callable[[str, str], ConfigError]) -> str:
+    """The hub URL of a ``hub`` action's or feed's parameters, which need ``url`` and
+    ``token_file`` (the file is not read here); ``error(option, message)`` makes the
+    :class:`ConfigError` that names the wrong parameter."""
+    if not params.get("url"):
+        raise error("url", "the hub's address is needed: url=https://...")
+    try:
+        url = str(hub_url(params["url"]))
+    except ConfigError as problem:
+        raise error("url", problem.message) from None
+    if not params.get("token_file"):
+        raise error("token_file", "the agent's token is needed (gardien hub agent add prints it)")
+    return url
 
 
 def _detail(response: httpx.Response) -> str:
@@ -217,7 +215,8 @@ class HubClient:
             return response
         if status >= 500 or status in _TEMPORARY:
             raise HubUnavailable(
-                f"hub {self.where} answered HTTP {status}", retry_after=_retry_after(response)
+                f"hub {self.where} answered HTTP {status}",
+                retry_after=retry_after(response.headers.get("retry-after"), time.time()),
             )
         if 300 <= status < 400:
             target = response.headers.get("location", "?")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,8 +35,9 @@ import httpx
 from gardien.config.mail import read_secret
 from gardien.config.values import Spec, parse_duration
 from gardien.errors import ConfigError, GardienError, HubRefused, HubUnavailable
-from gardien.hub.client import HubClient, hub_url
+from gardien.hub.client import HubClient, endpoint_url, hub_url
 from gardien.model import Address
+from gardien.retries import backoff_after
 
 __all__ = [
     "CURSOR_PREFIX",
@@ -90,16 +90,7 @@ def feed_options(spec: Spec) -> FeedOptions:
     for option in params:
         if option not in known:
             raise _parameter_error(option, f"unknown parameter (known: {', '.join(known)})")
-    if not params.get("url"):
-        raise _parameter_error("url", "the hub's address is needed: url=https://...")
-    try:
-        url = str(hub_url(params["url"]))
-    except ConfigError as error:
-        raise _parameter_error("url", error.message) from None
-    if not params.get("token_file"):
-        raise _parameter_error(
-            "token_file", "the agent's token is needed (gardien hub agent add prints it)"
-        )
+    url = endpoint_url(params, _parameter_error)
     durations: dict[str, float] = {"every": 5.0, "timeout": 30.0, "resync": 3600.0}
     for option in tuple(durations):
         if option not in params:
@@ -251,8 +242,7 @@ class HubFeed:
             delay = self.max_backoff
             logger.error("[%s] %s; asking again in %g s", self.jail, error, delay)
             return delay
-        delay = min(self.max_backoff, self.every * 2.0 ** min(self.failures - 1, 30))
-        delay *= 1 - random.uniform(0, 0.2)  # noqa: S311 (not a secret)
+        delay = backoff_after(self.failures, self.every, self.max_backoff)
         if error.retry_after is not None:
             delay = min(self.max_backoff, max(error.retry_after, self.every))
         if self.failures == 1:
