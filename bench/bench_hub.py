@@ -38,7 +38,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+
+from hubserver import hub_server  # noqa: E402 (tests/ on the path first)
 
 FORMATS = ("plain", "cidr", "nft", "ipset", "json")
 
@@ -71,12 +72,6 @@ def gardien(*args: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"gardien {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def public_addresses(count: int, seed: int) -> list[str]:
@@ -109,55 +104,6 @@ def database(args: argparse.Namespace) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="gardien-hub-bench-") as directory:
         yield f"sqlite:///{directory}/hub.sqlite3"
-
-
-@contextlib.contextmanager
-def hub_server(url: str, workers: int) -> Iterator[str]:
-    """A running ``gardien hub serve`` on ``url``; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gardien",
-            "hub",
-            "serve",
-            "--database",
-            url,
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            # the server's capacity is measured here, not the per-agent limits
-            "--rate-limit",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(
-                    f"the hub exited: {process.stderr.read() if process.stderr else ''}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("the hub did not answer /health within 30 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def enrol(url: str, count: int) -> list[str]:
@@ -433,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["database"] = url.split(":", 1)[0]
         gardien("hub", "migrate", "--database", url)
         tokens = enrol(url, args.agents)
-        with hub_server(url, args.workers) as base:
+        # --rate-limit 0: the server's capacity is measured here, not the per-agent limits
+        with hub_server(url, "--workers", str(args.workers), "--rate-limit", "0") as base:
             if "ingest" in wanted:
                 log(f"ingest: {args.reports} reports, batches of {args.batch}")
                 results["ingest"] = asyncio.run(ingest(base, tokens, args))

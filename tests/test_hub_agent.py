@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from gardien.actions.hub import HubAction, hub_action
@@ -28,6 +29,7 @@ from gardien.errors import ConfigError, HubRefused, HubUnavailable
 from gardien.hub.client import HubClient
 from gardien.hub.model import BlocklistDelta
 from gardien.model import Ban
+from hubserver import hub_server
 from test_daemon import Running, failure_line
 
 TOKEN = "gdn_" + "t" * 43
@@ -630,9 +632,6 @@ def test_end_to_end_three_agents_list_an_address_and_a_feed_bans_it(
     report through HubClient, the third is a daemon whose ban completes the consensus, and its
     feed jail then bans the listed address."""
     pytest.importorskip("fastapi")
-    import socket
-    import subprocess
-    import sys
 
     from gardien.hub.model import Report
     from test_cli_regex import gardien
@@ -646,27 +645,7 @@ def test_end_to_end_three_agents_list_an_address_and_a_feed_bans_it(
         )
         assert enrolled.returncode == 0, enrolled.stderr
         tokens[name] = enrolled.stdout.strip().splitlines()[-1]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gardien", "hub", "serve", "--database", database,
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "hub did not start"
-            time.sleep(0.1)
+    with hub_server(database) as url:
 
         async def report(token: str) -> None:
             client = HubClient(url, token)
@@ -708,6 +687,3 @@ bantime = 1d
         assert reputation["listed"] and reputation["agents"] == 3
         daemon.stop()
         assert queued(queue) == []
-    finally:
-        server.terminate()
-        server.communicate(timeout=10)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from conftest import require
 from gardien.hub.model import Report
 from gardien.hub.store import HubStore
+from hubserver import hub_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -46,13 +46,6 @@ def gardien(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -86,45 +79,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         store.ingest(agent, f"192.0.{2 + 10 * i}.1", reports)
     store.close()
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gardien",
-            "hub",
-            "serve",
-            "--database",
-            database,
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "GARDIEN_HUB_DATABASE": ""},
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the hub exited: {process.communicate()[0]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the hub did not answer within 20 s"
-            time.sleep(0.1)
+    with hub_server(database) as url:
         yield Served(url, database, secret.group(1))
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 def test_an_administrator_uses_the_dashboard(served: Served) -> None:

@@ -5,9 +5,6 @@ blocklist, and concurrent ingestion through both loses nothing."""
 from __future__ import annotations
 
 import concurrent.futures
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -16,17 +13,11 @@ import pytest
 
 from gardien.hub.store import HubStore
 from hubdb import PostgresServer, _server
+from hubserver import hub_server
 
 #: public addresses (the hub never lists a private or documentation range)
 LISTED = "185.220.101.33"
 ALONE = "185.220.101.34"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -38,52 +29,13 @@ def two_hubs(postgres: PostgresServer | None) -> Iterator[tuple[str, list[str], 
     store.migrate()
     tokens = [store.add_agent(f"agent{i}", f"198.51.{i}.0/24")[1] for i in range(3)]
     store.close()
-    processes, bases = [], []
     try:
-        for _ in range(2):
-            port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gardien",
-                        "hub",
-                        "serve",
-                        "--database",
-                        url,
-                        "--listen",
-                        f"127.0.0.1:{port}",
-                        "--rate-limit",
-                        "0",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-            bases.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
-        for process, base in zip(processes, bases, strict=True):
-            while True:
-                assert process.poll() is None, process.communicate()[1]
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "a hub did not answer within 30 s"
-                time.sleep(0.1)
-        yield url, bases, tokens
+        with (
+            hub_server(url, "--rate-limit", "0") as first,
+            hub_server(url, "--rate-limit", "0") as second,
+        ):
+            yield url, [first, second], tokens
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
         server.drop_database(url)
 
 
