@@ -36,9 +36,9 @@ from gardien.actions import Action, FirewallRegistry, build_actions
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
-from gardien.config.filters import load_filter
-from gardien.config.jails import JailSettings, load_jails
-from gardien.config.mail import MailRelay, load_mail_relay
+from gardien.config.filters import FilterSpec
+from gardien.config.jails import JailSettings, jail_filter, load_jails
+from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_spec
 from gardien.daemon.commands import Commands
 from gardien.daemon.control import ControlServer
@@ -127,22 +127,20 @@ class Daemon:
 
     # ---- building ------------------------------------------------------------------------
     def _build(self) -> dict[str, JailRuntime]:
-        """Every enabled jail, fully checked; raises before anything runs."""
+        """Every enabled jail, fully checked; raises before anything runs. A jail with
+        ``backend = hub[...]`` has no filter and no log: its bans come from the hub."""
         built: dict[str, JailRuntime] = {}
         mail_relay = load_mail_relay(self.config_dir)
         for settings in load_jails(self.config_dir, only_enabled=True):
-            if settings.hub_feed:
-                built[settings.name] = self._build_feed_jail(settings, mail_relay)
-                continue
-            variables = {k: v for k, v in settings.options.items() if "\n" not in v}
+            feed: HubFeed | None = None
+            spec: FilterSpec | None = None
             try:
-                spec = load_filter(
-                    settings.filter.name,
-                    self.config_dir,
-                    parameters=settings.filter.params,
-                    variables=variables,
-                )
-                compiled = Filter(spec)
+                if settings.hub_feed:
+                    options = feed_options(parse_spec(settings.backend))
+                    feed = HubFeed.from_options(settings.name, options)
+                else:
+                    spec = jail_filter(settings, self.config_dir)
+                    compiled = Filter(spec)
                 actions = build_actions(
                     settings.actions,
                     settings.name,
@@ -157,6 +155,9 @@ class Daemon:
                 settings, clock=self.clock, own_addresses=own_addresses, resolve=resolve
             )
             jail = Jail(settings, clock=self.clock, history=self._history, ignore=ignore)
+            if spec is None:
+                built[settings.name] = JailRuntime(settings, jail, None, actions, feed=feed)
+                continue
             journalmatch = (
                 tuple(
                     line.strip()
@@ -173,26 +174,6 @@ class Daemon:
                 journalmatch=journalmatch,
             )
         return built
-
-    def _build_feed_jail(self, settings: JailSettings, mail_relay: MailRelay) -> JailRuntime:
-        """A jail with ``backend = hub[...]``: no filter, no log; its bans come from the hub."""
-        try:
-            feed = HubFeed.from_options(settings.name, feed_options(parse_spec(settings.backend)))
-            actions = build_actions(
-                settings.actions,
-                settings.name,
-                firewalls=self.firewalls,
-                clock=self.clock,
-                keep_bans=self.settings.keepbans,
-                mail_relay=mail_relay,
-            )
-        except ConfigError as error:
-            raise error.located(section=settings.name) from None
-        ignore = IgnoreList.from_settings(
-            settings, clock=self.clock, own_addresses=own_addresses, resolve=resolve
-        )
-        jail = Jail(settings, clock=self.clock, history=self._history, ignore=ignore)
-        return JailRuntime(settings, jail, None, actions, feed=feed)
 
     def _history(self, jail: str, address: Address, overall: bool) -> int:
         return self.store.ban_count(address, None if overall else jail)
