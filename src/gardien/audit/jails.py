@@ -11,8 +11,7 @@ from pathlib import Path
 
 from gardien.audit.findings import Finding
 from gardien.config.daemon import load_daemon_settings
-from gardien.config.filters import load_filter
-from gardien.config.jails import JailSettings, load_jails
+from gardien.config.jails import JailSettings, jail_filter, load_jails
 from gardien.config.reader import ConfigSet
 from gardien.errors import GardienError
 from gardien.matching.filter import Filter
@@ -199,14 +198,7 @@ class _Auditor:
         if not tested:
             return
         try:
-            variables = {k: v for k, v in jail.options.items() if "\n" not in v}
-            spec = load_filter(
-                jail.filter.name,
-                self.config_dir,
-                parameters=jail.filter.params,
-                variables=variables,
-            )
-            compiled = Filter(spec)
+            compiled = Filter(jail_filter(jail, self.config_dir))
         except GardienError as error:
             self.add(
                 jail,

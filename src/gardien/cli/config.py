@@ -11,8 +11,7 @@ import click
 from gardien.actions import FirewallRegistry, build_actions
 from gardien.backends import MemoryFirewall
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
-from gardien.config.filters import load_filter
-from gardien.config.jails import JailSettings, load_jails
+from gardien.config.jails import JailSettings, jail_filter, load_jails
 from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, GardienError
@@ -36,12 +35,8 @@ def config() -> None:
 
 def _filter_of(jail: JailSettings, config_dir: Path) -> Filter:
     """The compiled filter of ``jail`` (errors say which jail)."""
-    variables = {k: v for k, v in jail.options.items() if "\n" not in v}
     try:
-        spec = load_filter(
-            jail.filter.name, config_dir, parameters=jail.filter.params, variables=variables
-        )
-        return Filter(spec)
+        return Filter(jail_filter(jail, config_dir))
     except ConfigError as error:
         raise error.located(section=jail.name, option="filter") from None
 

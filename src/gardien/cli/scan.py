@@ -16,8 +16,7 @@ import click
 
 from gardien.cli.regex import parse_now
 from gardien.clock import FakeClock, SystemClock
-from gardien.config.filters import load_filter
-from gardien.config.jails import JailSettings, load_jails
+from gardien.config.jails import JailSettings, jail_filter, load_jails
 from gardien.config.values import parse_duration
 from gardien.daemon.control import ControlClient
 from gardien.daemon.host import own_addresses, resolve
@@ -253,14 +252,8 @@ def _settings_and_filter(
         return settings, Filter(resolve_filter(filter_argument, config_dir))
     if settings is None:
         raise ConfigError("give the filter to use: --filter NAME (or --jail NAME)")
-    variables = {k: v for k, v in settings.options.items() if "\n" not in v}
     try:
-        spec = load_filter(
-            settings.filter.name,
-            config_dir,
-            parameters=settings.filter.params,
-            variables=variables,
-        )
+        spec = jail_filter(settings, config_dir)
     except ConfigError as error:
         raise error.located(section=settings.name, option="filter") from None
     return settings, Filter(spec)

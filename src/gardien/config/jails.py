@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gardien.config.filters import FilterSpec, load_filter
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet
 from gardien.config.values import (
@@ -26,7 +27,7 @@ from gardien.config.values import (
 )
 from gardien.errors import ConfigError
 
-__all__ = ["BanTimeIncrement", "JailSettings", "load_jails"]
+__all__ = ["BanTimeIncrement", "JailSettings", "jail_filter", "load_jails"]
 
 NOT_JAILS = frozenset({"INCLUDES", "DEFAULT"})
 #: the fail2ban version whose configuration language gardien follows
@@ -339,4 +340,17 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
         options=dict(read.values),
         path=path,
         line=line,
+    )
+
+
+def jail_filter(settings: JailSettings, config_dir: str | os.PathLike[str]) -> FilterSpec:
+    """The filter of a configured jail, with its ``[params]`` and with the jail's own
+    (one-line) options visible to the filter's ``%(name)s``; :class:`ConfigError` (not yet
+    located at the jail: callers say where) when it cannot be loaded."""
+    variables = {k: v for k, v in settings.options.items() if "\n" not in v}
+    return load_filter(
+        settings.filter.name,
+        config_dir,
+        parameters=settings.filter.params,
+        variables=variables,
     )
