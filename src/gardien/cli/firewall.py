@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import click
+from click.decorators import FC
 
 from gardien.errors import ConfigError
 from gardien.firewall import SEVERITIES, lint
@@ -90,15 +92,31 @@ def lint_command(source: str, as_json: bool, fail_on: str, asterisk_dir: Path | 
         raise click.exceptions.Exit(1)
 
 
+def _backend_option(help_text: str) -> Callable[[FC], FC]:
+    """``--backend nftables|iptables``, as render and apply take it."""
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="nftables",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def _asterisk_option(help_text: str) -> Callable[[FC], FC]:
+    """``--asterisk DIR``: where the asterisk preset reads its ports, for render and apply."""
+    return click.option(
+        "--asterisk",
+        "asterisk_dir",
+        metavar="DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
 @firewall.command(name="render")
 @click.argument("policy_file", metavar="POLICY")
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="nftables",
-    show_default=True,
-    help="nftables: an nft -f script; iptables: iptables-restore input.",
-)
+@_backend_option("nftables: an nft -f script; iptables: iptables-restore input.")
 @click.option(
     "--family",
     type=click.Choice(FAMILIES),
@@ -107,13 +125,9 @@ def lint_command(source: str, as_json: bool, fail_on: str, asterisk_dir: Path | 
     help="iptables only: IPv4 (iptables-restore), IPv6 (ip6tables-restore) or both, the IPv6 "
     "part after a comment line.",
 )
-@click.option(
-    "--asterisk",
-    "asterisk_dir",
-    metavar="DIR",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Asterisk's configuration directory: the asterisk preset takes its SIP ports from "
-    "sip.conf / pjsip.conf and its RTP range from rtp.conf.",
+@_asterisk_option(
+    "Asterisk's configuration directory: the asterisk preset takes its SIP ports from "
+    "sip.conf / pjsip.conf and its RTP range from rtp.conf."
 )
 def render_command(policy_file: str, backend: str, family: str, asterisk_dir: Path | None) -> None:
     """Write the firewall rules of the TOML policy POLICY to standard output, without running
@@ -135,12 +149,8 @@ _state_dir_option = click.option(
 
 @firewall.command(name="apply")
 @click.argument("policy_file", metavar="POLICY")
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="nftables",
-    show_default=True,
-    help="nftables: nft -f (one transaction); iptables: iptables-restore and ip6tables-restore.",
+@_backend_option(
+    "nftables: nft -f (one transaction); iptables: iptables-restore and ip6tables-restore."
 )
 @click.option(
     "--confirm",
@@ -153,13 +163,7 @@ _state_dir_option = click.option(
     "0: no rollback.",
 )
 @click.option("--force", is_flag=True, help="Apply even a policy that cuts this SSH session.")
-@click.option(
-    "--asterisk",
-    "asterisk_dir",
-    metavar="DIR",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Asterisk's configuration directory, as for render.",
-)
+@_asterisk_option("Asterisk's configuration directory, as for render.")
 @_state_dir_option
 def apply_command(
     policy_file: str,
