@@ -80,11 +80,8 @@ def hub() -> None:
 @database_option
 def migrate(database: str) -> None:
     """Create the hub's tables, or bring them up to date (safe to run again)."""
-    store = open_store(database)
-    try:
+    with open_store(database) as store:
         before, after = store.migrate()
-    finally:
-        store.close()
     if before == after:
         click.echo(f"{store.url}: schema up to date (revision {after})")
     else:
@@ -110,11 +107,8 @@ def agent() -> None:
 @database_option
 def agent_add(name: str, network: str | None, database: str) -> None:
     """Enrol agent NAME and print its token, once, alone on the last line."""
-    store = open_store(database, migrate=True)
-    try:
+    with open_store(database, migrate=True) as store:
         info, token = store.add_agent(name, network)
-    finally:
-        store.close()
     where = f"network {info.network}" if info.network else "network: /24 or /48 of its address"
     click.echo(f"agent {info.name} enrolled ({where}); its token, shown only this once:")
     click.echo(token)
@@ -125,11 +119,8 @@ def agent_add(name: str, network: str | None, database: str) -> None:
 @database_option
 def agent_list(as_json: bool, database: str) -> None:
     """List the enrolled agents."""
-    store = open_store(database)
-    try:
+    with open_store(database) as store:
         agents = store.agents()
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps([info.__dict__ for info in agents], indent=2))
         return
@@ -157,11 +148,8 @@ def agent_list(as_json: bool, database: str) -> None:
 @database_option
 def agent_disable(name: str, database: str) -> None:
     """Refuse agent NAME's token from now on."""
-    store = open_store(database, migrate=True)
-    try:
+    with open_store(database, migrate=True) as store:
         found = store.disable_agent(name)
-    finally:
-        store.close()
     if not found:
         raise HubError(f"no agent named {name!r}")
     click.echo(f"agent {name} disabled")
@@ -181,11 +169,8 @@ def allow() -> None:
 @database_option
 def allow_add(cidr: str, comment: str, database: str) -> None:
     """Never list CIDR; listed addresses inside it leave the blocklist now."""
-    store = open_store(database, migrate=True)
-    try:
+    with open_store(database, migrate=True) as store:
         entry = store.allow(cidr, comment)
-    finally:
-        store.close()
     click.echo(f"{entry.network} added to the allowlist")
 
 
@@ -194,11 +179,8 @@ def allow_add(cidr: str, comment: str, database: str) -> None:
 @database_option
 def allow_list(as_json: bool, database: str) -> None:
     """List the allowlist."""
-    store = open_store(database)
-    try:
+    with open_store(database) as store:
         entries = store.allowlist()
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps([entry.__dict__ for entry in entries], indent=2))
         return
@@ -216,11 +198,8 @@ def allow_list(as_json: bool, database: str) -> None:
 @database_option
 def allow_remove(cidr: str, database: str) -> None:
     """Take CIDR off the allowlist."""
-    store = open_store(database, migrate=True)
-    try:
+    with open_store(database, migrate=True) as store:
         found = store.disallow(cidr)
-    finally:
-        store.close()
     if not found:
         raise HubError(f"{cidr} is not in the allowlist")
     click.echo(f"{cidr} removed from the allowlist")
@@ -294,11 +273,8 @@ def user_add(name: str, password_file: str | None, database: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise HubError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     secret = new_totp_secret()
-    store = open_store(database, migrate=True)
-    try:
+    with open_store(database, migrate=True) as store:
         store.add_user(name, Passwords().hash(password), secret)
-    finally:
-        store.close()
     click.echo(f"user {name} created. Add this account to an authenticator app (TOTP):")
     click.echo(f"  secret: {secret}")
     click.echo(f"  uri:    {provisioning_uri(name, secret)}")
@@ -309,11 +285,8 @@ def user_add(name: str, password_file: str | None, database: str) -> None:
 @database_option
 def user_list(database: str) -> None:
     """List the dashboard users."""
-    store = open_store(database)
-    try:
+    with open_store(database) as store:
         users = store.users()
-    finally:
-        store.close()
     if not users:
         click.echo("no users (create one with `gardien hub user add NAME`)")
         return
@@ -340,11 +313,8 @@ def user_list(database: str) -> None:
 @database_option
 def user_remove(name: str, database: str) -> None:
     """Delete dashboard user NAME and end their sessions."""
-    store = open_store(database, migrate=True)
-    try:
+    with open_store(database, migrate=True) as store:
         found = store.remove_user(name)
-    finally:
-        store.close()
     if not found:
         raise HubError(f"no user named {name!r}")
     click.echo(f"user {name} removed")
@@ -392,14 +362,11 @@ def prune(database: str, retention: str, journal_retention: str, window: str) ->
         report_retention=_retention(retention, window_seconds),
         journal_retention=_seconds(journal_retention, "--journal-retention"),
     )
-    store = open_store(database, consensus=consensus)
-    try:
+    with open_store(database, consensus=consensus) as store:
         from gardien.hub.app import check_schema
 
         check_schema(database)
         result = store.prune()
-    finally:
-        store.close()
     click.echo(
         f"{store.url}: removed {result.reports} reports, {result.addresses} addresses, "
         f"{result.changes} blocklist changes"
