@@ -49,13 +49,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Client", "Lab", "PythonWorker", "RemoteObject", "netns_available"]
+from gardien.model import Ban
+
+__all__ = [
+    "DROP_TIMEOUT",
+    "OPEN_TIMEOUT",
+    "Client",
+    "Lab",
+    "PythonWorker",
+    "RemoteObject",
+    "assert_dropped",
+    "assert_open",
+    "bans_of",
+    "netns_available",
+]
 
 HERE = Path(__file__).resolve()
 #: how long a call into a namespace may take before the lab gives up on the worker
 CALL_TIMEOUT = 120.0
 UDP_PORT = 5060
 TCP_PORT = 22
+#: expected-open probes wait long (a loaded machine is slow to answer), expected-dropped ones
+#: briefly (a drop never answers, however long one waits)
+OPEN_TIMEOUT = 3.0
+DROP_TIMEOUT = 0.5
 
 
 def netns_available() -> tuple[bool, str]:
@@ -468,3 +485,23 @@ if __name__ == "__main__":
         listen(UDP_PORT, TCP_PORT)
     else:
         sys.exit(f"usage: {sys.argv[0]} serve|listen")
+
+
+def bans_of(client: Client, seconds: float | None = 600, *, now: float) -> list[Ban]:
+    """Bans of ``client``'s IPv4 and IPv6 addresses in jail ``test``, from ``now``."""
+    end = None if seconds is None else now + seconds
+    return [Ban("test", client.address(family), now, end) for family in (4, 6)]
+
+
+def assert_open(lab: Lab, client: Client, target: tuple[str, int], family: int) -> None:
+    """``client`` reaches the server's ``(protocol, port)`` over IPv``family``."""
+    protocol, port = target
+    outcome = lab.probe(client, protocol, port, family, OPEN_TIMEOUT)
+    assert outcome == "open", f"client {client.number} {protocol}/{port} IPv{family}: {outcome}"
+
+
+def assert_dropped(lab: Lab, client: Client, target: tuple[str, int], family: int) -> None:
+    """``client``'s packets to the server's ``(protocol, port)`` get no answer at all."""
+    protocol, port = target
+    outcome = lab.probe(client, protocol, port, family, DROP_TIMEOUT)
+    assert outcome == "timeout", f"client {client.number} {protocol}/{port} IPv{family}: {outcome}"

@@ -26,10 +26,18 @@ from gardien.backends.conntrack import forget_connections
 from gardien.backends.ipset import IpsetFirewall
 from gardien.backends.iptables import IptablesFirewall, object_name
 from gardien.model import Ban
-from netns import Client, Lab, RemoteObject, netns_available
+from netns import (
+    DROP_TIMEOUT,
+    OPEN_TIMEOUT,
+    Client,
+    Lab,
+    RemoteObject,
+    assert_dropped,
+    assert_open,
+    bans_of,
+    netns_available,
+)
 
-OPEN_TIMEOUT = 3.0
-DROP_TIMEOUT = 0.5
 UDP, TCP = ("udp", 5060), ("tcp", 22)
 SSH = BlockSpec("test", ports=("22",), protocol="tcp")
 BACKENDS = {"ipset": IpsetFirewall, "iptables": IptablesFirewall}
@@ -72,21 +80,6 @@ def client1(lab: Lab) -> Client:
 @pytest.fixture
 def client2(lab: Lab) -> Client:
     return lab.clients[1]
-
-
-def bans_of(client: Client, seconds: float | None = 600, *, now: float) -> list[Ban]:
-    end = None if seconds is None else now + seconds
-    return [Ban("test", client.address(family), now, end) for family in (4, 6)]
-
-
-def assert_open(lab: Lab, client: Client, target: tuple[str, int], family: int) -> None:
-    outcome = lab.probe(client, *target, family, OPEN_TIMEOUT)
-    assert outcome == "open", f"client {client.number} {target} IPv{family}: {outcome}"
-
-
-def assert_dropped(lab: Lab, client: Client, target: tuple[str, int], family: int) -> None:
-    outcome = lab.probe(client, *target, family, DROP_TIMEOUT)
-    assert outcome == "timeout", f"client {client.number} {target} IPv{family}: {outcome}"
 
 
 def rules(lab: Lab, tool: str = "iptables", *chain: str) -> list[str]:

@@ -22,10 +22,18 @@ from gardien.backends.base import BlockSpec
 from gardien.backends.nftables import NftablesFirewall, _ports, _rules
 from gardien.errors import BackendError, ConfigError
 from gardien.model import Address, Ban
-from netns import Client, Lab, RemoteObject, netns_available
+from netns import (
+    DROP_TIMEOUT,
+    OPEN_TIMEOUT,
+    Client,
+    Lab,
+    RemoteObject,
+    assert_dropped,
+    assert_open,
+    bans_of,
+    netns_available,
+)
 
-OPEN_TIMEOUT = 3.0
-DROP_TIMEOUT = 0.5
 UDP, TCP = ("udp", 5060), ("tcp", 22)
 
 
@@ -61,23 +69,6 @@ def client1(lab: Lab) -> Client:
 @pytest.fixture
 def client2(lab: Lab) -> Client:
     return lab.clients[1]
-
-
-def bans_of(client: Client, seconds: float | None = 600, *, now: float) -> list[Ban]:
-    end = None if seconds is None else now + seconds
-    return [Ban("test", client.address(family), now, end) for family in (4, 6)]
-
-
-def assert_open(lab: Lab, client: Client, target: tuple[str, int], family: int) -> None:
-    protocol, port = target
-    outcome = lab.probe(client, protocol, port, family, OPEN_TIMEOUT)
-    assert outcome == "open", f"client {client.number} {protocol}/{port} IPv{family}: {outcome}"
-
-
-def assert_dropped(lab: Lab, client: Client, target: tuple[str, int], family: int) -> None:
-    protocol, port = target
-    outcome = lab.probe(client, protocol, port, family, DROP_TIMEOUT)
-    assert outcome == "timeout", f"client {client.number} {protocol}/{port} IPv{family}: {outcome}"
 
 
 def ruleset(lab: Lab) -> list[dict[str, object]]:
