@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import test_daemon
 from conftest import require
 from gardien import __version__
 from gardien.config.daemon import load_daemon_settings, parse_metrics_address
@@ -21,6 +22,8 @@ from gardien.errors import ConfigError
 from test_daemon import JAIL, Running, banned, failure_line
 
 JAIL_NAME = "asterisk-provya"
+#: a daemon (not started) with the asterisk-provya jail on an empty log: test_daemon's fixture
+daemon = test_daemon.daemon
 
 
 def free_port() -> int:
@@ -65,22 +68,6 @@ def per_jail(
     metrics: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str
 ) -> dict[str, float]:
     return {jail: value for ((_, jail),), value in metrics.get(name, {}).items()}
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Running]:
-    """A daemon (not started) with one jail on an empty log, as in test_daemon."""
-    running = Running(tmp_path)
-    running.etc.mkdir()
-    running.log.parent.mkdir()
-    running.log.write_text("")
-    (running.etc / "jail.d").mkdir()
-    (running.etc / "jail.d" / "provya.conf").write_text(JAIL.format(log=running.log))
-    (running.etc / "jail.local").write_text("[sshd]\nenabled = false\n")
-    yield running
-    if running.process is not None:
-        running.process.kill()
-        running.process.communicate(timeout=5)
 
 
 # ---- the setting -----------------------------------------------------------------------------
