@@ -22,11 +22,24 @@ apt_install() {
 }
 
 make_venv() {
-  # make_venv EXTRAS : .venv with gardien installed (editable) with these extras
-  local python=${PYTHON:-python3}
+  # make_venv EXTRAS : .venv with gardien installed (editable) with these extras. pip runs only
+  # when pyproject.toml changed since, or for extras not installed yet (.venv/.installed lists
+  # those): the code itself is editable, so a second ./scripts/run starts at once, offline too.
+  local python=${PYTHON:-python3} stamp=.venv/.installed
   if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3-venv
   fi
   [ -x .venv/bin/python ] || "$python" -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1"
+  [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] || rm -f "$stamp"
+  if [ -f "$stamp" ] && grep -qxF -- "[$1]" "$stamp"; then
+    return 0
+  fi
+  local pip=(.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1")
+  # cysystemd (the journal reader) has wheels for x86_64 and aarch64 only; elsewhere pip
+  # compiles it against libsystemd
+  if ! "${pip[@]}" --only-binary cysystemd 2>/dev/null; then
+    apt_install gcc libsystemd-dev python3-dev
+    "${pip[@]}"
+  fi
+  echo "[$1]" >> "$stamp"
 }

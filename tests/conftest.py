@@ -86,7 +86,7 @@ def journal_remote() -> str:
     )
     require(
         importlib.util.find_spec("cysystemd") is not None,
-        "cysystemd is missing (pip install -e '.[journal]')",
+        "cysystemd, a dependency of gardien, is missing (pip install -e .)",
     )
     assert tool is not None
     return tool

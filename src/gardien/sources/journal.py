@@ -10,11 +10,10 @@ becomes the line fail2ban makes of it, ``HOSTNAME IDENTIFIER[PID]: MESSAGE`` (de
     JournalMatch.parse(journalmatch)  -- clauses() -->  libsystemd's matches
     JournalSource.read_entries()  -->  [JournalLine(line, time, cursor)]  --> LineMatcher.process
 
-The journal is read through the optional ``cysystemd`` package (``pip install
-'gardien[journal]'``), imported only when a :class:`JournalSource` is opened. cysystemd can only
-hand libsystemd a conjunction of disjunctions of single terms (each term is followed by an AND
-or an OR), so :meth:`JournalMatch.clauses` turns fail2ban's "any of these groups" into that
-equivalent form.
+The journal is read through the ``cysystemd`` package (a dependency of gardien), imported only
+when a :class:`JournalSource` is opened. cysystemd can only hand libsystemd a conjunction of
+disjunctions of single terms (each term is followed by an AND or an OR), so
+:meth:`JournalMatch.clauses` turns fail2ban's "any of these groups" into that equivalent form.
 
 A :class:`JournalSource` is not thread-safe (cysystemd refuses concurrent calls): use it from one
 thread at a time.
@@ -523,8 +522,8 @@ def _cysystemd() -> Any:
         return importlib.import_module("cysystemd.reader")
     except ImportError as error:
         raise ConfigError(
-            "reading the systemd journal needs the cysystemd package: "
-            "pip install 'gardien[journal]'",
+            "reading the systemd journal needs the cysystemd package, a dependency of gardien "
+            f"that cannot be imported ({error}): reinstall gardien (pip install cysystemd)",
             option="backend",
         ) from error
 
