@@ -1,5 +1,6 @@
-"""``gardien firewall``: check rulesets (``lint``), write them from a policy (``render``) and
-apply them with a rollback unless confirmed (``apply``, ``confirm``)."""
+"""``gardien firewall``: check rulesets (``lint``), write them from a policy (``render``),
+apply them with a rollback unless confirmed (``apply``, ``confirm``), and remove what the
+jails put in the firewall (``clear``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 from click.decorators import FC
 
-from gardien.errors import ConfigError
+from gardien.errors import ConfigError, ControlError
 from gardien.firewall import SEVERITIES, lint
 from gardien.firewall.apply import DEFAULT_STATE_DIR, apply_policy, confirm, rollback_after
 from gardien.firewall.lint import NOT_A_RULESET
@@ -218,3 +220,36 @@ def rollback_command(state_dir: Path, after: float) -> None:
     """Started by apply, detached: restore the saved ruleset after --after seconds unless
     confirmed."""
     rollback_after(state_dir, after)
+
+
+@firewall.command(name="clear")
+@click.pass_obj
+def clear_command(obj: dict[str, Any]) -> None:
+    """Remove every table, set, chain and rule that the jails' firewall actions put in the
+    firewall, their bans included (whatever keepbans says). Refused while the daemon runs:
+    stop it first. The Debian package runs it when it is removed."""
+    from gardien.actions.cleanup import clear_firewall
+    from gardien.config.daemon import load_daemon_settings
+    from gardien.daemon.control import ControlClient
+
+    config_dir = Path(obj["config_dir"])
+    socket = obj.get("socket") or load_daemon_settings(config_dir).socket
+    try:
+        ControlClient(socket, timeout=5).call("ping")
+    except ControlError:
+        pass  # not running: the firewall is ours to clear
+    else:
+        raise ConfigError(f"the daemon answers on {socket}: stop it first (gardien stop)")
+    failed = 0
+    for cleared in clear_firewall(config_dir):
+        if cleared.error is None:
+            click.echo(f"cleared [{cleared.jail}] {cleared.backend} {cleared.name}")
+        else:
+            failed += 1
+            click.echo(
+                f"gardien: error: [{cleared.jail}] {cleared.backend} {cleared.name}: "
+                f"{cleared.error}",
+                err=True,
+            )
+    if failed:
+        raise click.exceptions.Exit(1)
