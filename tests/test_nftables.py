@@ -230,12 +230,30 @@ def test_teardown_leaves_nothing_of_the_jail(
     assert '"other"' in text  # another jail is untouched
 
 
+def test_the_last_teardown_removes_the_table(lab: Lab, firewall: RemoteObject) -> None:
+    first, second = BlockSpec("first", ports=("22",)), BlockSpec("second", ports=None)
+    firewall.setup(first)
+    firewall.setup(second)
+    firewall.ban(
+        second, [Ban("second", ipaddress.ip_address("192.0.2.99"), time.time(), None)], time.time()
+    )
+    firewall.teardown(first)
+    assert "table inet gardien" in lab.run(lab.server, "nft", "list", "tables").stdout
+    firewall.teardown(second)
+    assert lab.run(lab.server, "nft", "list", "ruleset").stdout.strip() == ""
+    firewall.teardown(second)  # harmless once the table is gone
+    firewall.setup(first)  # and a later setup makes it again
+    assert "table inet gardien" in lab.run(lab.server, "nft", "list", "tables").stdout
+
+
 def test_teardown_keeping_bans(lab: Lab, firewall: RemoteObject, client1: Client) -> None:
     spec = BlockSpec("sshd", ports=("22",))
     firewall.setup(spec)
     firewall.ban(spec, bans_of(client1, now=time.time()), time.time())
     firewall.teardown(spec, keep_bans=True)
     assert not [item for item in ruleset(lab) if "chain" in item]
+    # the table stays, holding the sets: the bans stay in the kernel on purpose
+    assert "table inet gardien" in lab.run(lab.server, "nft", "list", "tables").stdout
     assert firewall.banned(spec) == {client1.ipv4, client1.ipv6}
     assert_open(lab, client1, TCP, 4)  # kept, but nothing hooks the sets
     firewall.setup(spec)

@@ -66,6 +66,7 @@ MAX_TIMEOUT = 10 * 365 * 86400
 _LIBRARY = "libnftables.so.1"
 _NFT_CTX_DEFAULT = 0
 _NFT_CTX_OUTPUT_JSON = 1 << 4
+_TERSE = 1 << 11  # NFT_CTX_OUTPUT_TERSE: sets listed without their elements (nft -t)
 _HOOKS = {"INPUT": "input", "FORWARD": "forward"}
 _PRIORITY = -1  # filter - 1: see the module docstring
 #: protocols with ports (``th dport`` reads the same offset in each of them)
@@ -200,8 +201,9 @@ class NftablesFirewall:
         """Remove the jail's chain and rules, and its sets unless ``keep_bans``.
 
         With ``keep_bans`` the sets stay with their elements and timeouts, blocking nothing
-        until ``setup`` hooks them again (a reload or restart loses no ban). The table is shared
-        by every jail and stays; ``remove_table`` removes it.
+        until ``setup`` hooks them again (a reload or restart loses no ban). The table, shared
+        by every jail, goes with the last of them: once it holds no chain and no set, it is
+        deleted too, so that a stopped gardien leaves no empty ``table inet gardien`` behind.
         """
         chain = self._chain(spec, self._hook(spec))
         commands: list[Json] = [
@@ -215,6 +217,7 @@ class NftablesFirewall:
                 definition = self._set(spec, kind)
                 commands += [{"add": {"set": definition}}, {"delete": {"set": _ref(definition)}}]
         self._run(commands, f"teardown of jail {spec.name}")
+        self._remove_table_if_empty()
 
     def ban(self, spec: BlockSpec, bans: Sequence[Ban], now: float) -> None:
         """Add the addresses with their remaining time as kernel timeout, in one transaction.
@@ -351,14 +354,45 @@ class NftablesFirewall:
             self._timeout_update = timeouts == [200]
         return self._timeout_update
 
+    def _remove_table_if_empty(self) -> None:
+        """Delete the table when no chain and no set is left in it. Sets are listed tersely
+        (without their elements): listing a set of a million addresses takes a minute."""
+        family = {"family": "inet"}
+        with self._lock:  # listed and deleted together: no setup comes in between
+            listed = self._run_locked(
+                [{"list": {"chains": family}}, {"list": {"sets": family}}],
+                "listing the table",
+                terse=True,
+            )
+            for document in listed.splitlines():  # one JSON document per command
+                for item in json.loads(document)["nftables"] if document.strip() else ():
+                    for kind in ("chain", "set"):
+                        if kind in item and item[kind].get("table") == self.table:
+                            return
+            self._run_locked(
+                [{"add": {"table": self._table()}}, {"delete": {"table": self._table()}}],
+                "removing the empty table",
+            )
+
     def _run(self, commands: list[Json], what: str) -> str:
-        payload = json.dumps({"nftables": commands}, separators=(",", ":")).encode()
         with self._lock:
-            if self._context is None:
-                raise BackendError("the nftables backend is closed")
+            return self._run_locked(commands, what)
+
+    def _run_locked(self, commands: list[Json], what: str, *, terse: bool = False) -> str:
+        """Run ``commands`` in one transaction, ``self._lock`` held; ``terse``: list sets
+        without their elements."""
+        payload = json.dumps({"nftables": commands}, separators=(",", ":")).encode()
+        if self._context is None:
+            raise BackendError("the nftables backend is closed")
+        if terse:
+            self._lib.nft_ctx_output_set_flags(self._context, _NFT_CTX_OUTPUT_JSON | _TERSE)
+        try:
             status = self._lib.nft_run_cmd_from_buffer(self._context, payload)
-            output: bytes = self._lib.nft_ctx_get_output_buffer(self._context) or b""
-            error: bytes = self._lib.nft_ctx_get_error_buffer(self._context) or b""
+        finally:
+            if terse:
+                self._lib.nft_ctx_output_set_flags(self._context, _NFT_CTX_OUTPUT_JSON)
+        output: bytes = self._lib.nft_ctx_get_output_buffer(self._context) or b""
+        error: bytes = self._lib.nft_ctx_get_error_buffer(self._context) or b""
         if status != 0:
             raise BackendError(f"nftables: {what} failed: {_error_text(error)}")
         return output.decode()
