@@ -74,7 +74,8 @@ class Running:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return gardien("-c", str(self.etc), "-s", str(self.socket), *args)
 
-    def start(self) -> None:
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> None:
+        """``gardien run`` (``extra``: more of its options), once it answers."""
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -91,10 +92,12 @@ class Running:
                 str(self.pidfile),
                 "--loglevel",
                 "debug",
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -220,13 +223,78 @@ def test_an_action_gardien_cannot_carry_out_stops_the_start(daemon: Running) -> 
     assert not daemon.socket.exists()
 
 
-def test_unreadable_log_path_stops_the_start_clearly(daemon: Running) -> None:
-    daemon.log.unlink()
-    daemon.log.mkdir()  # a directory where the log should be
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if " ERROR " in line]
+
+
+def test_a_jail_whose_log_cannot_be_read_is_left_out_and_the_others_run(daemon: Running) -> None:
+    unreadable = daemon.root / "log" / "broken"
+    unreadable.mkdir()  # a directory where the log should be
+    (daemon.etc / "jail.d" / "broken.conf").write_text(
+        JAIL.replace("asterisk-provya", "broken").format(log=unreadable)
+    )
+    daemon.start()
+    status = daemon.cli("status")
+    assert "Jail list:\tasterisk-provya\n" in status.stdout
+    assert "Not started:\tbroken" in status.stdout
+    one = daemon.cli("status", "broken")
+    assert one.returncode == 1
+    assert f"jail 'broken' is not running: cannot read {unreadable}: Is a directory" in one.stderr
+    # the other jail bans as usual
+    with daemon.log.open("a") as log:
+        log.write(failure_line("203.0.113.62") * 3)
+    daemon.wait_for(lambda: banned(daemon) == ["203.0.113.62"], "the ban in the other jail")
+    # fixed, and reloaded: the jail starts
+    unreadable.rmdir()
+    unreadable.write_text(failure_line("198.51.100.62") * 3)
+    assert daemon.cli("reload").returncode == 0
+    assert "Jail list:\tasterisk-provya, broken\n" in daemon.cli("status").stdout
+    assert "Not started" not in daemon.cli("status").stdout
+    daemon.wait_for(
+        lambda: "198.51.100.62" in daemon.cli("status", "--json", "broken").stdout, "its ban"
+    )
+    output = daemon.stop()
+    (line,) = error_lines(output)  # one line says what and how to fix it
+    assert line.endswith(
+        f"[broken] jail not started: cannot read {unreadable}: Is a directory; "
+        "point logpath at a log file or set backend = systemd in jail.local"
+    )
+    assert "Traceback" not in output
+
+
+def test_a_journal_that_cannot_be_opened_leaves_the_jail_out(daemon: Running) -> None:
+    missing = daemon.root / "no-such.journal"
+    (daemon.etc / "jail.d" / "journal.conf").write_text(
+        "[sshd-journal]\nenabled = true\nfilter = sshd\naction = log\n"
+        f"backend = systemd[journalfiles={missing}]\n"
+    )
+    daemon.start()
+    status = daemon.cli("status", "--json")
+    assert status.returncode == 0
+    import json
+
+    result = json.loads(status.stdout)
+    assert result["jails"] == ["asterisk-provya"]
+    assert list(result["not_started"]) == ["sshd-journal"]
+    assert f"cannot open journal files {missing}" in result["not_started"]["sshd-journal"]
+    output = daemon.stop()
+    (line,) = error_lines(output)
+    assert f"[sshd-journal] jail not started: cannot open journal files {missing}" in line
+    assert line.endswith("; check journalfiles/journalpath of its backend")
+
+
+def test_a_configuration_mistake_in_a_source_still_stops_the_start(daemon: Running) -> None:
+    (daemon.etc / "jail.d" / "journal.conf").write_text(
+        "[sshd-journal]\nenabled = true\nfilter = sshd\naction = log\n"
+        "backend = systemd\njournalmatch = sshd\n"
+    )
     result = daemon.run_until_exit()
     assert result.returncode == 1
-    assert f"[asterisk-provya] logpath: cannot read log file {daemon.log}" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "[sshd-journal] journalmatch: 'sshd' is not a FIELD=value term" in result.stderr
+    assert "Traceback" not in result.stderr and not daemon.socket.exists()
+    check = daemon.cli("config", "check")  # config check says the same
+    assert check.returncode == 1
+    assert "[sshd-journal] journalmatch: 'sshd' is not a FIELD=value term" in check.stderr
 
 
 def test_host_addresses_and_resolver() -> None:

@@ -6,6 +6,7 @@ Library code raises these; only the CLI turns them into messages and exit codes.
     ├── ConfigError               a configuration file or value is wrong (has file:line)
     │   └── FilterError           a filter cannot be built (bad regex, no <HOST>, bad date)
     ├── JailError                 a jail cannot do what it was asked (ban an ignored address...)
+    ├── SourceError               a jail's log file or journal cannot be read on this host
     ├── BackendError              a firewall backend failed
     ├── StoreError                the ban store failed
     ├── ControlError              the control socket or protocol failed
@@ -26,6 +27,7 @@ __all__ = [
     "HubRefused",
     "HubUnavailable",
     "JailError",
+    "SourceError",
     "StoreError",
 ]
 
@@ -93,6 +95,12 @@ class FilterError(ConfigError):
 class JailError(GardienError):
     """A jail was asked for something it cannot do: ban an ignored address or something that is
     not an address, restore another jail's ban."""
+
+
+class SourceError(GardienError):
+    """A jail's log source cannot be read on this host (permission denied, no journal...): the
+    message says what and how to fix it. Unlike a :class:`ConfigError`, it does not stop the
+    daemon: that jail is left out and the others run."""
 
 
 class BackendError(GardienError):

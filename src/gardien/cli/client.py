@@ -60,10 +60,13 @@ def status(obj: dict[str, Any], jail: str | None, as_json: bool) -> None:
         return
     if jail is None:
         jails = result.get("jails", [])
-        _tree(
-            "Status",
-            [(f"Number of jail:\t{len(jails)}", None), (f"Jail list:\t{', '.join(jails)}", None)],
-        )
+        rows: list[tuple[str, Any]] = [
+            (f"Number of jail:\t{len(jails)}", None),
+            (f"Jail list:\t{', '.join(jails)}", None),
+        ]
+        if result.get("not_started"):  # their source cannot be read: `status JAIL` says why
+            rows.append((f"Not started:\t{', '.join(result['not_started'])}", None))
+        _tree("Status", rows)
         return
     _tree(
         f"Status for the jail: {result['jail']}",

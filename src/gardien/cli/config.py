@@ -53,6 +53,17 @@ def _check_hub_feed(jail: JailSettings) -> None:
         ) from None
 
 
+def _check_source(jail: JailSettings, compiled: Filter) -> None:
+    """The jail's backend and journalmatch, as the daemon checks them before it starts (whether
+    this host can read the source is only known when the daemon opens it)."""
+    from gardien.daemon.jailsources import check_source, journalmatch_of
+
+    try:
+        check_source(jail, journalmatch_of(jail, compiled.spec))
+    except ConfigError as error:
+        raise error.located(path=jail.path, line=jail.line, section=jail.name) from None
+
+
 @config.command()
 @click.option("--all", "all_jails", is_flag=True, help="Also check the jails that are disabled.")
 @click.pass_obj
@@ -77,7 +88,7 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
             if jail.hub_feed:  # no filter: check the feed (reads its token file)
                 _check_hub_feed(jail)
             else:
-                _filter_of(jail, config_dir)
+                _check_source(jail, _filter_of(jail, config_dir))
         except GardienError as error:
             problems.append(str(error))
         try:  # action names and parameters, without touching the firewall

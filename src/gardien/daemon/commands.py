@@ -48,7 +48,9 @@ class Commands:
             asyncio.get_running_loop().call_soon(self._daemon.request_stop)
             return "Shutdown successful"
         if command == "status":
-            return self._status(args[0]) if args else {"jails": list(self._daemon.jails)}
+            if args:
+                return self._status(args[0])
+            return {"jails": list(self._daemon.jails), "not_started": dict(self._daemon.failed)}
         if command == "get":
             return self._get(args)
         async with self._daemon._lock:
@@ -64,6 +66,8 @@ class Commands:
 
     def _jail(self, name: str) -> JailRuntime:
         runtime = self._daemon.jails.get(name)
+        if runtime is None and name in self._daemon.failed:
+            raise JailError(f"jail {name!r} is not running: {self._daemon.failed[name]}")
         if runtime is None:
             raise ConfigError(
                 f"unknown jail {name!r} (running: {', '.join(self._daemon.jails) or 'none'})"

@@ -134,7 +134,13 @@ class ControlServer:
     async def start(self) -> None:
         """Create the socket (mode 0600 in a 0700 directory). A stale socket is replaced; one a
         running daemon answers on is not."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ControlError(
+                f"cannot create the control socket {self.path}: its directory cannot be made "
+                f"({exc.strerror})"
+            ) from None
         if self.path.exists() or self.path.is_symlink():
             if await _answers(self.path):
                 raise ControlError(f"another gardien daemon is running on {self.path}")
@@ -153,10 +159,13 @@ class ControlServer:
         os.chmod(self.path, 0o600)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Close the socket and remove its file (only if this server made it: the socket of
+        another daemon, found running by :meth:`start`, stays)."""
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -3,14 +3,19 @@
 Lifecycle (``gardien run``):
 
 1. **start**: read and check the whole configuration (a broken one stops here, before anything
-   is touched); open the store; give each jail back its active bans (with their remaining time)
-   and apply them through its actions; open the control socket (its commands are
-   :mod:`gardien.daemon.commands`); start watching the log files.
+   is touched); open the control socket (its commands are :mod:`gardien.daemon.commands`; a
+   daemon already running is found here, before the firewall is touched); for each jail, open
+   its log files or journal, give it back its active bans (with their remaining time) and apply
+   them through its actions; start watching the log files. A jail whose source cannot be read
+   on this host (permission denied, no journal) is left out with one error line saying why and
+   what to do, and the others run: ``gardien status`` lists it as not started. Any other
+   failure undoes what was started: no firewall rule, chain, set or table is left behind.
 2. **main loop**: read what the watched files gained, match it, count failures, ban; once a
    second, lift the bans that are over; now and then save file positions and purge old history.
-3. **stop** (SIGTERM, SIGINT, ``gardien stop``): stop watching, save positions, close the
-   socket and the store. Bans stay in the store (and, with firewall backends, in the kernel
-   until their timeout), so a restart loses nothing. A second SIGINT exits at once.
+3. **stop** (SIGTERM, SIGINT, ``gardien stop``): stop watching, save positions, stop the jails'
+   actions (their firewall objects go, unless ``keepbans``), close the socket and the store.
+   Bans stay in the store (and, with ``keepbans`` and kernel timeouts, in the firewall), so a
+   restart loses nothing. A second SIGINT exits at once.
 
 SIGHUP (or ``gardien reload``) re-reads the configuration; a broken one is refused and the
 running one stays in force.
@@ -43,7 +48,14 @@ from gardien.config.values import parse_spec
 from gardien.daemon.commands import Commands
 from gardien.daemon.control import ControlServer
 from gardien.daemon.host import own_addresses, resolve
-from gardien.errors import ConfigError, GardienError
+from gardien.daemon.jailsources import (
+    check_source,
+    journalmatch_of,
+    open_file,
+    open_journal,
+    uses_journal,
+)
+from gardien.errors import ConfigError, GardienError, SourceError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.model import Address, Ban, Unban
@@ -70,7 +82,6 @@ READ_CHUNK = 4 << 20  # bytes read from one file before the loop looks at others
 TICK = 1.0  # seconds between expiry checks
 PURGE_EVERY = 3600.0
 FEED_CHUNK = 2000  # addresses of a hub's list banned between two looks at the rest of the loop
-JOURNAL_DIRECTORIES = ("/run/log/journal", "/var/log/journal")
 
 
 @dataclass
@@ -116,6 +127,8 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.socket_path = socket_path or self.settings.socket
         self.jails: dict[str, JailRuntime] = {}
+        #: jails left out because their source cannot be read: name -> why and what to do
+        self.failed: dict[str, str] = {}
         self._use_inotify = use_inotify
         self.firewalls = firewalls or FirewallRegistry()
         self._watcher: FileWatcher | None = None
@@ -141,6 +154,7 @@ class Daemon:
                 else:
                     spec = jail_filter(settings, self.config_dir)
                     compiled = Filter(spec)
+                    check_source(settings, journalmatch_of(settings, spec))
                 actions = build_actions(
                     settings.actions,
                     settings.name,
@@ -158,20 +172,12 @@ class Daemon:
             if spec is None:
                 built[settings.name] = JailRuntime(settings, jail, None, actions, feed=feed)
                 continue
-            journalmatch = (
-                tuple(
-                    line.strip()
-                    for line in settings.options.get("journalmatch", "").split("\n")
-                    if line.strip()
-                )
-                or spec.journalmatch
-            )
             built[settings.name] = JailRuntime(
                 settings,
                 jail,
                 compiled.matcher(clock=self.clock),
                 actions,
-                journalmatch=journalmatch,
+                journalmatch=journalmatch_of(settings, spec),
             )
         return built
 
@@ -180,12 +186,19 @@ class Daemon:
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """Build, restore, listen, watch. Raises (and leaves nothing behind) on a bad start."""
-        self.jails = self._build()
-        for runtime in self.jails.values():
-            await self._start_jail(runtime)
+        """Build, listen, start the jails, watch. Raises (and leaves nothing behind) on a bad
+        start; a jail whose source cannot be read is left out (:attr:`failed`)."""
+        built = self._build()
         self._control = ControlServer(self.socket_path, Commands(self))
         await self._control.start()
+        async with self._lock:  # commands wait until every jail has started
+            for name, runtime in built.items():
+                try:
+                    started = await self._start_jail(runtime)
+                except GardienError as error:
+                    raise _in_jail(error, name) from None
+                if started:
+                    self.jails[name] = runtime
         if self.settings.metrics is not None:
             # imported here: prometheus_client takes longer to import than the rest of the CLI
             from gardien.daemon.metrics import MetricsEndpoint
@@ -197,25 +210,59 @@ class Daemon:
             self._watched_paths(), use_inotify=self._use_inotify, batch_delay=0.001
         )
         await self._watcher.start()
-        logger.info(
-            "gardien %s started: %d jail(s): %s",
-            __version__,
-            len(self.jails),
-            ", ".join(self.jails) or "none",
-        )
+        logger.info("gardien %s started: %s", __version__, self.summary())
         await self._read_all()
 
-    async def _start_jail(self, runtime: JailRuntime) -> None:
+    def summary(self) -> str:
+        """``2 jail(s): asterisk, sshd`` (and those not started), for logs and systemd."""
+        text = f"{len(self.jails)} jail(s): {', '.join(self.jails) or 'none'}"
+        if self.failed:
+            text += f"; not started: {', '.join(self.failed)}"
+        return text
+
+    async def _start_jail(self, runtime: JailRuntime) -> bool:
+        """Open the jail's sources, then start its actions with the store's active bans.
+
+        ``False`` (logged, recorded in :attr:`failed`, nothing of the jail left open) when a
+        source cannot be read. Any other error is raised once what this jail started is undone.
+        """
         now = self.clock.now()
-        bans = await asyncio.to_thread(self.store.active_bans, now, runtime.name)
-        restored = runtime.jail.restore(bans, now=now)
-        for action in runtime.actions:
-            await action.start()
-            await action.restore(restored)  # the firewall holds exactly the store's bans
-        if self._uses_journal(runtime):
-            await self._open_journal(runtime, now)
-            if restored:
-                logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
+        self.failed.pop(runtime.name, None)
+        try:
+            await self._open_sources(runtime, now)
+        except SourceError as error:
+            self._close_sources(runtime)
+            self.failed[runtime.name] = str(error)
+            logger.error("[%s] jail not started: %s", runtime.name, error)
+            return False
+        started: list[Action] = []
+        try:
+            bans = await asyncio.to_thread(self.store.active_bans, now, runtime.name)
+            restored = runtime.jail.restore(bans, now=now)
+            for action in runtime.actions:
+                started.append(action)  # stopped below even if its start fails half way
+                await action.start()
+                await action.restore(restored)  # the firewall holds exactly the store's bans
+        except BaseException:
+            await self._stop_actions(runtime.name, started)
+            self._close_sources(runtime)
+            raise
+        if restored:
+            logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
+        return True
+
+    async def _open_sources(self, runtime: JailRuntime, now: float) -> None:
+        """The jail's journal, or its log files (missing ones are waited for)."""
+        if runtime.feed is not None:
+            return
+        if uses_journal(runtime.settings, runtime.journalmatch):
+            cursor = await asyncio.to_thread(self.store.journal_cursor, runtime.name)
+            runtime.journal = open_journal(
+                runtime.settings,
+                runtime.journalmatch,
+                cursor=cursor,
+                since=None if cursor else now - runtime.settings.findtime,
+            )
             return
         for entry in runtime.settings.logpath:
             pattern, mode = parse_logpath_entry(entry)
@@ -223,59 +270,32 @@ class Daemon:
                 runtime.patterns[pattern] = mode
             for path in expand_logpaths([pattern]):
                 saved = await asyncio.to_thread(self.store.file_position, runtime.name, path)
-                start: FilePosition | str = saved if saved is not None else mode
-                try:
-                    runtime.tails[path] = FileTail(path, start, if_new=mode)  # type: ignore[arg-type]
-                except OSError as exc:
-                    raise ConfigError(
-                        f"cannot read log file {path}: {exc.strerror}",
-                        section=runtime.name,
-                        option="logpath",
-                    ) from None
-        if restored:
-            logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
+                start: FilePosition | StartMode = saved if saved is not None else mode
+                runtime.tails[path] = open_file(
+                    runtime.settings, runtime.journalmatch, path, start, if_new=mode
+                )
+                if not os.path.exists(path):
+                    logger.info("[%s] %s does not exist yet: waiting for it", runtime.name, path)
 
     @staticmethod
-    def _uses_journal(runtime: JailRuntime) -> bool:
-        """``backend = systemd``; or ``auto`` on a host that keeps a systemd journal, for a jail
-        with a journalmatch whose log files (plain paths, no globs) do not exist -- Debian 12
-        without rsyslog has no /var/log/auth.log. Otherwise missing files are waited for."""
-        backend = parse_spec(runtime.settings.backend or "auto").name.lower()
-        if backend == "systemd":
-            return True
-        if backend != "auto" or not runtime.journalmatch:
-            return False
-        if not any(os.path.isdir(d) for d in JOURNAL_DIRECTORIES):
-            return False
-        patterns = [parse_logpath_entry(entry)[0] for entry in runtime.settings.logpath]
-        if any(has_glob(pattern) for pattern in patterns):
-            return False
-        return not any(os.path.exists(pattern) for pattern in patterns)
+    def _close_sources(runtime: JailRuntime) -> None:
+        for tail in runtime.tails.values():
+            tail.close()
+        runtime.tails.clear()
+        runtime.patterns.clear()
+        if runtime.journal is not None:
+            runtime.journal.close()
+            runtime.journal = None
 
-    async def _open_journal(self, runtime: JailRuntime, now: float) -> None:
-        params = parse_spec(runtime.settings.backend).params
-        files = [f for f in params.get("journalfiles", "").split() if f] or None
-        directory = params.get("journalpath") or None
-        if not runtime.journalmatch:
-            raise ConfigError(
-                "backend systemd needs a journalmatch (in the filter or the jail)",
-                section=runtime.name,
-                option="backend",
-            )
-        cursor = await asyncio.to_thread(self.store.journal_cursor, runtime.name)
-        since = None if cursor else now - runtime.settings.findtime
-        try:
-            runtime.journal = JournalSource(
-                runtime.journalmatch, files=files, directory=directory, cursor=cursor, since=since
-            )
-        except ConfigError as error:
-            raise error.located(section=runtime.name, option="backend") from None
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot open the systemd journal: {exc.strerror or exc}",
-                section=runtime.name,
-                option="backend",
-            ) from None
+    @staticmethod
+    async def _stop_actions(jail: str, actions: Sequence[Action]) -> None:
+        """Stop each action (the last started first); a failure is logged and the others are
+        still stopped, so that one stuck firewall call leaves no other jail's rules behind."""
+        for action in reversed(actions):
+            try:
+                await action.stop()
+            except GardienError as error:
+                logger.error("[%s] action %s failed to stop: %s", jail, action.name, error)
 
     async def _follow_journal(self, runtime: JailRuntime) -> None:
         """Read the journal of one jail as entries arrive (one thread reads it)."""
@@ -311,6 +331,12 @@ class Daemon:
                         await asyncio.to_thread(
                             self.store.save_journal_cursor, runtime.name, cursor
                         )
+        except OSError as exc:  # the journal went away under us: say so once, keep the rest
+            logger.error(
+                "[%s] stopped reading the systemd journal: %s; reload once it is back",
+                runtime.name,
+                exc.strerror or exc,
+            )
         finally:
             reader.shutdown(wait=False)
 
@@ -338,7 +364,7 @@ class Daemon:
                         break
 
     async def run(self) -> None:
-        """The main loop, until :meth:`request_stop`."""
+        """The main loop, until :meth:`request_stop`; then the stop (see :meth:`_shutdown`)."""
         changes = asyncio.ensure_future(self._watch())
         ticks = asyncio.ensure_future(self._tick())
         for runtime in self.jails.values():
@@ -348,8 +374,12 @@ class Daemon:
         finally:
             for task in (changes, ticks, *self._journal_tasks.values()):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:  # a bug: shown, but the firewall is still cleaned up
+                    logger.exception("a task of the main loop failed")
             await self._shutdown()
 
     def _start_journal_task(self, runtime: JailRuntime) -> None:
@@ -407,25 +437,26 @@ class Daemon:
         self._stopping.set()
 
     async def abort(self) -> None:
-        """Undo a start that failed half way (socket, watcher, files)."""
+        """Undo a start that failed half way, or what follows it (socket, jails, watcher)."""
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        """Stop watching, save positions, close the socket, stop every jail's actions (their
+        firewall objects go, unless keepbans); each step runs even if one before failed."""
         if self._metrics is not None:
             await asyncio.to_thread(self._metrics.stop)
             self._metrics = None
         if self._watcher is not None:
             await self._watcher.close()
-        await self._save_positions()
+        try:
+            await self._save_positions()
+        except GardienError as error:
+            logger.error("cannot save the log positions: %s", error)
         if self._control is not None:
             await self._control.stop()
         for runtime in self.jails.values():
-            for tail in runtime.tails.values():
-                tail.close()
-            if runtime.journal is not None:
-                runtime.journal.close()
-            for action in runtime.actions:
-                await action.stop()
+            self._close_sources(runtime)
+            await self._stop_actions(runtime.name, runtime.actions)
         logger.info("gardien stopped")
 
     async def _watch(self) -> None:
@@ -532,7 +563,8 @@ class Daemon:
             return await self._reload(only)
 
     async def _reload(self, only: str | None) -> str:
-        """Re-read the configuration; refuse a broken one, keeping the running one."""
+        """Re-read the configuration; refuse a broken one, keeping the running one. Jails not
+        started for want of a readable source are tried again."""
         try:
             self.settings = load_daemon_settings(self.config_dir)
             built = self._build()
@@ -541,24 +573,20 @@ class Daemon:
         if only is not None and only not in built:
             raise ConfigError(f"unknown jail {only!r} in the new configuration")
         await self._save_positions()
-        names = [only] if only else sorted(set(self.jails) | set(built))
+        names = [only] if only else sorted(set(self.jails) | set(self.failed) | set(built))
         for name in names:
             old = self.jails.pop(name, None)
+            self.failed.pop(name, None)
             task = self._journal_tasks.pop(name, None)
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if old is not None:
-                for tail in old.tails.values():
-                    tail.close()
-                if old.journal is not None:
-                    old.journal.close()
-                for action in old.actions:
-                    await action.stop()
+                self._close_sources(old)
+                await self._stop_actions(name, old.actions)
             new = built.get(name)
-            if new is not None:
-                await self._start_jail(new)
+            if new is not None and await self._start_jail(new):
                 self.jails[name] = new
                 if self._watcher is not None:  # running: follow its journal now
                     self._start_journal_task(new)
@@ -567,6 +595,16 @@ class Daemon:
                 self._watcher.add(path)
         logger.info("configuration reloaded (%s)", only or "all jails")
         return "OK"
+
+
+def _in_jail(error: GardienError, jail: str) -> GardienError:
+    """``error`` saying which jail it is about."""
+    if isinstance(error, ConfigError):
+        return error.located(section=jail)
+    try:
+        return type(error)(f"[{jail}] {error}")
+    except TypeError:  # an error class with more to it than a message
+        return error
 
 
 def install_signal_handlers(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> list[int]:
