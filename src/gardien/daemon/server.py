@@ -18,7 +18,8 @@ Lifecycle (``gardien run``):
    restart loses nothing. A second SIGINT exits at once.
 
 SIGHUP (or ``gardien reload``) re-reads the configuration; a broken one is refused and the
-running one stays in force.
+running one stays in force. Under systemd (``Type=notify``) the daemon reports READY, RELOADING
+and STOPPING through ``$NOTIFY_SOCKET`` (:mod:`gardien.daemon.notify`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from gardien.daemon.jailsources import (
     open_journal,
     uses_journal,
 )
+from gardien.daemon.notify import Notifier
 from gardien.errors import ConfigError, GardienError, SourceError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher, LineResult
@@ -120,6 +122,7 @@ class Daemon:
         socket_path: str | None = None,
         use_inotify: bool = True,
         firewalls: Callable[[str], Firewall] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.store = store
@@ -129,6 +132,7 @@ class Daemon:
         self.jails: dict[str, JailRuntime] = {}
         #: jails left out because their source cannot be read: name -> why and what to do
         self.failed: dict[str, str] = {}
+        self.notifier = notifier or Notifier.from_environment()
         self._use_inotify = use_inotify
         self.firewalls = firewalls or FirewallRegistry()
         self._watcher: FileWatcher | None = None
@@ -369,9 +373,11 @@ class Daemon:
         ticks = asyncio.ensure_future(self._tick())
         for runtime in self.jails.values():
             self._start_journal_task(runtime)
+        self.notifier.ready(f"running: {self.summary()}")
         try:
             await self._stopping.wait()
         finally:
+            self.notifier.stopping()
             for task in (changes, ticks, *self._journal_tasks.values()):
                 task.cancel()
                 try:
@@ -565,6 +571,13 @@ class Daemon:
     async def _reload(self, only: str | None) -> str:
         """Re-read the configuration; refuse a broken one, keeping the running one. Jails not
         started for want of a readable source are tried again."""
+        self.notifier.reloading()
+        try:
+            return await self._reload_jails(only)
+        finally:
+            self.notifier.ready(f"running: {self.summary()}")
+
+    async def _reload_jails(self, only: str | None) -> str:
         try:
             self.settings = load_daemon_settings(self.config_dir)
             built = self._build()
