@@ -5,19 +5,22 @@ sockets, real files; driven through the command line."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import test_daemon
 from gardien.daemon.notify import Notifier
-from test_daemon import Running
+from test_daemon import JAIL, Running
 
 #: a daemon (not started) with the asterisk-provya jail on an empty log: test_daemon's fixture
 daemon = test_daemon.daemon
@@ -93,3 +96,82 @@ def test_ready_comes_once_the_jails_run_and_the_socket_listens(
 
 def test_without_notify_socket_nothing_is_sent() -> None:
     assert Notifier.from_environment({}).send("READY=1") is False
+
+
+# ---- gardien stop waits ----------------------------------------------------------------
+
+
+class SlowHook:
+    """A webhook receiver that takes ``hold`` seconds to answer each POST."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.received = threading.Event()
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.received.set()
+                time.sleep(hook.hold)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def slow_hook() -> Iterator[SlowHook]:
+    hook = SlowHook(hold=3.0)
+    yield hook
+    hook.close()
+
+
+def with_slow_stop(daemon: Running, hook: SlowHook) -> None:
+    """A jail whose webhook is being delivered: the daemon's stop waits for the delivery."""
+    (daemon.etc / "jail.d" / "provya.conf").write_text(
+        JAIL.format(log=daemon.log).replace(
+            "action   = log", f"action   = log\n           webhook[url={hook.url}]"
+        )
+    )
+    daemon.start()
+    assert daemon.cli("set", "asterisk-provya", "banip", "203.0.113.80").returncode == 0
+    assert hook.received.wait(10), "the webhook was not posted"
+
+
+def test_stop_returns_once_the_daemon_has_exited(daemon: Running, slow_hook: SlowHook) -> None:
+    with_slow_stop(daemon, slow_hook)
+    began = time.monotonic()
+    result = daemon.cli("stop")
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Shutdown successful\n"
+    assert daemon.process is not None
+    assert daemon.process.poll() is not None, "gardien stop returned before the daemon exited"
+    assert took > 1.0  # it did wait: the daemon's stop waited for the webhook
+    assert not daemon.socket.exists() and not daemon.pidfile.exists()
+    output, _ = daemon.process.communicate(timeout=5)
+    assert "gardien stopped" in output
+    daemon.process = None
+
+
+def test_stop_gives_up_waiting_after_its_timeout(daemon: Running, slow_hook: SlowHook) -> None:
+    with_slow_stop(daemon, slow_hook)
+    result = daemon.cli("stop", "--timeout", "0.5")
+    assert result.returncode == 1
+    assert "is still running 0.5 s after it was asked to stop" in result.stderr
+    assert daemon.process is not None
+    output, _ = daemon.process.communicate(timeout=15)  # then it does stop
+    assert daemon.process.returncode == 0, output
+    daemon.process = None

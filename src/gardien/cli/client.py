@@ -152,10 +152,23 @@ def reload(obj: dict[str, Any], jail: str | None) -> None:
 
 
 @click.command()
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the daemon to exit (0: do not wait).",
+)
 @click.pass_obj
-def stop(obj: dict[str, Any]) -> None:
-    """Stop the daemon."""
-    _print_value(_client(obj).call("stop"))
+def stop(obj: dict[str, Any], timeout: float) -> None:
+    """Stop the daemon and wait until it has exited, its firewall rules removed (so that a
+    service manager's ExecStop=gardien stop returns when the firewall is clean)."""
+    client = _client(obj)
+    result = client.call("stop")
+    if timeout > 0:
+        client.wait_for_exit(timeout)
+    _print_value(result)
 
 
 @click.command()

@@ -25,6 +25,7 @@ import json
 import os
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,13 +115,20 @@ class ControlHandler(Protocol):
         ...
 
 
-def _peer_uid(sock: socket.socket) -> int | None:
+def _peer(sock: socket.socket) -> tuple[int, int] | None:
+    """(pid, uid) of the process at the other end (``SO_PEERCRED``; for a client, the
+    daemon's: the process that listens). The pid is 0 when it is in another pid namespace."""
     try:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except (OSError, AttributeError):
         return None
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return int(pid), int(uid)
+
+
+def _peer_uid(sock: socket.socket) -> int | None:
+    peer = _peer(sock)
+    return None if peer is None else peer[1]
 
 
 class ControlServer:
@@ -234,6 +242,8 @@ class ControlClient:
     def __init__(self, path: str | os.PathLike[str], timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        #: the pid of the daemon that answered the last call (0 when it cannot be seen)
+        self.daemon_pid = 0
 
     def call(self, command: str, *args: str) -> Any:
         """The daemon's answer to ``command args...``; :class:`ControlError` (or the error kind
@@ -254,6 +264,8 @@ class ControlClient:
                 ) from None
             except PermissionError:
                 raise ControlError(f"permission denied on {self.path}: run as root") from None
+            peer = _peer(sock)
+            self.daemon_pid = peer[0] if peer is not None else 0
             sock.sendall(request)
             data = b""
             while not data.endswith(b"\n"):
@@ -278,6 +290,31 @@ class ControlClient:
         if not answer["ok"]:
             raise _error_of(str(answer.get("kind", "")), str(answer.get("error", "refused")))
         return answer.get("result")
+
+    def wait_for_exit(self, timeout: float) -> None:
+        """After ``stop``: return once the daemon that answered has exited (its firewall
+        cleaned up), checking every 50 ms; :class:`ControlError` after ``timeout`` seconds. A
+        daemon whose pid cannot be seen (another pid namespace) is waited for until its socket
+        is gone."""
+        deadline = time.monotonic() + timeout
+        pid = self.daemon_pid
+        while _running(pid) if pid else self.path.exists():
+            if time.monotonic() >= deadline:
+                raise ControlError(
+                    f"gardien (pid {pid or '?'}) is still running {timeout:g} s after it was "
+                    "asked to stop"
+                )
+            time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rpartition(")")[2].split()[:1]
+    return state not in (["Z"], ["X"])
 
 
 def _error_of(kind: str, message: str) -> GardienError:
