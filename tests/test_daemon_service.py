@@ -175,3 +175,48 @@ def test_stop_gives_up_waiting_after_its_timeout(daemon: Running, slow_hook: Slo
     output, _ = daemon.process.communicate(timeout=15)  # then it does stop
     assert daemon.process.returncode == 0, output
     daemon.process = None
+
+
+# ---- gardien flushlogs -----------------------------------------------------------------
+
+
+def test_flushlogs_reopens_the_log_file_after_logrotate_renamed_it(daemon: Running) -> None:
+    logfile = daemon.root / "logs" / "gardien" / "gardien.log"  # its directory does not exist
+    daemon.start("--logtarget", str(logfile))
+    assert logfile.parent.stat().st_mode & 0o777 == 0o750
+    assert logfile.stat().st_mode & 0o777 == 0o600
+    assert daemon.cli("set", "asterisk-provya", "banip", "198.51.100.71").returncode == 0
+    daemon.wait_for(lambda: "Ban 198.51.100.71" in logfile.read_text(), "the first ban logged")
+    rotated = logfile.with_name("gardien.log.1")
+    logfile.rename(rotated)  # what logrotate does, before its postrotate
+    result = daemon.cli("flushlogs")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"log file reopened: {logfile}\n"
+    assert daemon.cli("set", "asterisk-provya", "banip", "198.51.100.72").returncode == 0
+    daemon.wait_for(
+        lambda: logfile.exists() and "Ban 198.51.100.72" in logfile.read_text(),
+        "the next ban in a new file at the same path",
+    )
+    assert logfile.stat().st_mode & 0o777 == 0o600
+    daemon.stop()
+    assert "gardien stopped" in logfile.read_text()
+    old = rotated.read_text()
+    assert "Ban 198.51.100.71" in old and "198.51.100.72" not in old
+
+
+def test_flushlogs_without_a_log_file_has_nothing_to_do(daemon: Running) -> None:
+    daemon.start()  # logging to stderr
+    result = daemon.cli("flushlogs")
+    assert result.returncode == 0
+    assert result.stdout == "gardien does not log to a file (logtarget): nothing to reopen\n"
+    daemon.stop()
+
+
+def test_a_log_file_whose_directory_cannot_be_made_is_one_clear_error(daemon: Running) -> None:
+    blocker = daemon.root / "not-a-directory"
+    blocker.write_text("")
+    result = daemon.run_until_exit("--logtarget", str(blocker / "gardien.log"))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"gardien: error: logtarget {blocker / 'gardien.log'}: {blocker} is not a directory\n"
+    )

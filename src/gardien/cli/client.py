@@ -1,6 +1,6 @@
 """The client verbs: ``status``, ``get``, ``set``, ``banned``, ``unban``, ``reload``, ``stop``,
-``ping``, ``version``. They only speak the control protocol to the running daemon; the output
-follows fail2ban-client's so that scripts and habits carry over."""
+``flushlogs``, ``ping``, ``version``. They only speak the control protocol to the running
+daemon; the output follows fail2ban-client's so that scripts and habits carry over."""
 
 from __future__ import annotations
 
@@ -173,6 +173,13 @@ def stop(obj: dict[str, Any], timeout: float) -> None:
 
 @click.command()
 @click.pass_obj
+def flushlogs(obj: dict[str, Any]) -> None:
+    """Make the daemon reopen its log file (logtarget), as logrotate's postrotate needs."""
+    _print_value(_client(obj).call("flushlogs"))
+
+
+@click.command()
+@click.pass_obj
 def ping(obj: dict[str, Any]) -> None:
     """Check that the daemon answers."""
     _print_value(_client(obj).call("ping"))
@@ -185,4 +192,15 @@ def version(obj: dict[str, Any]) -> None:
     _print_value(_client(obj).call("version"))
 
 
-CLIENT_COMMANDS = (status, get_command, set_command, banned, unban, reload, stop, ping, version)
+CLIENT_COMMANDS = (
+    status,
+    get_command,
+    set_command,
+    banned,
+    unban,
+    reload,
+    stop,
+    flushlogs,
+    ping,
+    version,
+)

@@ -1,6 +1,6 @@
 """The control commands: what each request of the control socket (``status``, ``get``, ``set``,
-``banned``, ``unban``, ``reload``, ``stop``...: fail2ban-client's names) does to a running
-:class:`~gardien.daemon.server.Daemon`.
+``banned``, ``unban``, ``reload``, ``stop``, ``flushlogs``...: fail2ban-client's names) does to
+a running :class:`~gardien.daemon.server.Daemon`.
 
 :class:`Commands` is the :class:`~gardien.daemon.control.ControlHandler` the daemon gives its
 control socket; the socket, the wire format and the checks on a request's shape are in
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gardien import __version__
 from gardien.config.values import parse_duration
 from gardien.daemon.control import Request
+from gardien.daemon.logs import reopen_log_files
 from gardien.errors import ConfigError, JailError
 from gardien.jails import Jail
 from gardien.model import Address, parse_address
@@ -53,6 +54,8 @@ class Commands:
             return {"jails": list(self._daemon.jails), "not_started": dict(self._daemon.failed)}
         if command == "get":
             return self._get(args)
+        if command == "flushlogs":
+            return self._flush_logs()
         async with self._daemon._lock:
             if command == "set":
                 return await self._set(args)
@@ -63,6 +66,14 @@ class Commands:
             if command == "reload":
                 return await self._daemon._reload(args[0] if args else None)
         raise ConfigError(f"unknown command {command!r}")
+
+    @staticmethod
+    def _flush_logs() -> str:
+        """Reopen the log file (logrotate's postrotate); nothing to do when there is none."""
+        reopened = reopen_log_files()
+        if not reopened:
+            return "gardien does not log to a file (logtarget): nothing to reopen"
+        return f"log file reopened: {', '.join(reopened)}"
 
     def _jail(self, name: str) -> JailRuntime:
         runtime = self._daemon.jails.get(name)

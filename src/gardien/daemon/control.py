@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[int, int | None]] = {
     "unban": (1, None),
     "reload": (0, 1),
     "stop": (0, 0),
+    "flushlogs": (0, 0),
 }
 
 

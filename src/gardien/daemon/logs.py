@@ -1,4 +1,8 @@
-"""The daemon's own log: where it goes (``logtarget``) and how much (``loglevel``)."""
+"""The daemon's own log: where it goes (``logtarget``) and how much (``loglevel``).
+
+A log file is reopened on request (``gardien flushlogs``, which logrotate's ``postrotate``
+calls once it has renamed the file): the lines that follow go to a new file at the same path.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import logging
 import logging.handlers
 import os
 import sys
+from pathlib import Path
 
 from gardien.config.daemon import DaemonSettings
 from gardien.errors import ConfigError
 
-__all__ = ["NOTICE", "configure_logging"]
+__all__ = ["NOTICE", "LogFile", "configure_logging", "reopen_log_files"]
 
 NOTICE = 25  # between INFO and WARNING, as fail2ban logs bans
 logging.addLevelName(NOTICE, "NOTICE")
@@ -21,8 +26,9 @@ def configure_logging(settings: DaemonSettings) -> logging.Handler:
     """Send gardien's log records to ``settings.logtarget`` at ``settings.loglevel``.
 
     Targets: ``STDERR``, ``STDOUT``, ``SYSLOG`` (/dev/log), ``SYSTEMD-JOURNAL`` (stderr without
-    timestamps: the journal adds its own), or a file path (appended to, created 0600).
-    Returns the handler installed, so that a caller can remove it.
+    timestamps: the journal adds its own), or a file path (appended to, created 0600, its
+    directory created 0750 when missing: see :class:`LogFile`). Returns the handler
+    installed, so that a caller can remove it.
     """
     target = settings.logtarget.strip()
     key = target.upper()
@@ -42,15 +48,61 @@ def configure_logging(settings: DaemonSettings) -> logging.Handler:
             raise ConfigError(f"logtarget SYSLOG: cannot reach /dev/log ({exc.strerror})") from None
         fmt = "gardien[%(process)d]: %(name)s %(levelname)s %(message)s"
     else:
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            os.close(fd)
-            handler = logging.FileHandler(target, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"logtarget {target}: cannot write ({exc.strerror})") from None
+        handler = LogFile(target)
     handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger("gardien")
     root.addHandler(handler)
     level = "INFO" if settings.loglevel == "NOTICE" else settings.loglevel
     root.setLevel(NOTICE if settings.loglevel == "NOTICE" else getattr(logging, level))
     return handler
+
+
+class LogFile(logging.FileHandler):
+    """gardien's log file, which :meth:`reopen` opens again at its path (after a rotation).
+
+    The file is created mode 0600 and its directory, when missing, 0750; a path that cannot be
+    written is a :class:`ConfigError` naming it and why.
+    """
+
+    def __init__(self, path: str) -> None:
+        _create(path)
+        super().__init__(path, encoding="utf-8")
+
+    def reopen(self) -> None:
+        """Close the file and open the one now at the path (made anew when it was renamed)."""
+        self.acquire()
+        try:
+            _create(self.baseFilename)
+            stream = self._open()
+            old, self.stream = self.stream, stream
+            if old is not None:
+                old.close()
+        finally:
+            self.release()
+
+
+def _create(path: str) -> None:
+    directory = Path(path).parent
+    try:
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"logtarget {path}: {directory} is not a directory") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"logtarget {path}: cannot create its directory {directory} ({exc.strerror})"
+        ) from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise ConfigError(f"logtarget {path}: cannot write ({exc.strerror})") from None
+
+
+def reopen_log_files() -> list[str]:
+    """Reopen every log file gardien writes to (``gardien flushlogs``); their paths, none when
+    gardien logs elsewhere (stderr, syslog, the journal)."""
+    reopened = []
+    for handler in logging.getLogger("gardien").handlers:
+        if isinstance(handler, LogFile):
+            handler.reopen()
+            reopened.append(handler.baseFilename)
+    return reopened
