@@ -31,7 +31,8 @@ make_venv() {
   fi
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] || rm -f "$stamp"
-  if [ -f "$stamp" ] && grep -qxF -- "[$1]" "$stamp"; then
+  # any install has the core dependencies; extras must have been installed as asked
+  if [ -f "$stamp" ] && { [ -z "$1" ] || grep -qxF -- "gardien$1" "$stamp"; }; then
     return 0
   fi
   local pip=(.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$1")
@@ -41,5 +42,5 @@ make_venv() {
     apt_install gcc libsystemd-dev python3-dev
     "${pip[@]}"
   fi
-  echo "[$1]" >> "$stamp"
+  echo "gardien$1" >> "$stamp"
 }

@@ -267,6 +267,7 @@ class Daemon:
                 cursor=cursor,
                 since=None if cursor else now - runtime.settings.findtime,
             )
+            logger.info("[%s] reading %s", runtime.name, runtime.journal.description)
             return
         for entry in runtime.settings.logpath:
             pattern, mode = parse_logpath_entry(entry)

@@ -362,6 +362,11 @@ class JournalSource:
     def __repr__(self) -> str:
         return f"JournalSource({str(self.match)!r}, {self._where})"
 
+    @property
+    def description(self) -> str:
+        """What is read: ``the system journal (_COMM=sshd + _COMM=sshd-session)``."""
+        return f"{self._where} ({self.match})" if self.match.groups else self._where
+
     def close(self) -> None:
         """Release the journal; the source cannot be read any more (its cursor still can)."""
         self._reader = None  # cysystemd closes the journal when its reader is freed
