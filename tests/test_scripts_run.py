@@ -7,6 +7,9 @@ the one inspected) and a mount namespace where empty tmpfs hide /var/log (no aut
 persistent journal), /run (no volatile journal; a fresh /run/gardien) and /var/lib (a fresh
 /var/lib/gardien): the bundled sshd jail then finds neither its file nor a journal entry. (An
 installed gardien's /etc/gardien is hidden behind the bundled defaults too.)
+
+On such a host, a jail that asks for the journal explicitly (``backend = systemd``) when there
+is none is left out, in one line saying so, and the others run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require
+from test_cli_regex import gardien
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS_FOR = 10.0
@@ -137,3 +142,48 @@ def test_scripts_run_runs_out_of_the_box_and_stops_cleanly_on_ctrl_c(
         check=True,
     )
     assert ruleset.stdout.strip() == ""
+
+
+def test_backend_systemd_on_a_host_without_a_journal_leaves_that_jail_out(tmp_path: Path) -> None:
+    require(os.geteuid() == 0, "mount namespaces need root")
+    require(shutil.which("unshare") is not None, "unshare is missing")
+    etc, log, sock = tmp_path / "etc", tmp_path / "app.log", tmp_path / "gardien.sock"
+    (etc / "jail.d").mkdir(parents=True)
+    log.write_text("")
+    (etc / "jail.local").write_text(
+        "[sshd]\nenabled = false\n\n"
+        "[sshd-journal]\nenabled = true\nfilter = sshd\nbackend = systemd\naction = log\n\n"
+        f"[asterisk]\nenabled = true\nlogpath = {log}\naction = log\n"
+    )
+    daemon = [sys.executable, "-m", "gardien", "-c", str(etc), "-s", str(sock), "run"]
+    daemon += ["--dbfile", str(tmp_path / "db.sqlite3"), "--pidfile", str(tmp_path / "pid")]
+    host = [
+        "set -e",
+        "for hidden in /var/log /run; do mount -t tmpfs -o mode=0755 tmpfs $hidden; done",
+        "exec " + " ".join(daemon),
+    ]
+    process = subprocess.Popen(
+        ["unshare", "--mount", "--", "bash", "-c", "\n".join(host)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(process)
+    try:
+        output.wait_for("started: 1 jail(s): asterisk; not started: sshd-journal", timeout=30)
+        status = gardien("-s", str(sock), "status")
+        assert "Jail list:\tasterisk\n" in status.stdout
+        assert "Not started:\tsshd-journal" in status.stdout
+        assert gardien("-s", str(sock), "stop").returncode == 0
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        output.finish()
+    (line,) = [line for line in output.lines if " ERROR " in line]
+    assert line.endswith(
+        "[sshd-journal] jail not started: cannot open the systemd journal: this host keeps none "
+        "(no /run/log/journal nor /var/log/journal); start systemd-journald, or give the jail a "
+        "logpath and backend = auto"
+    )
