@@ -312,10 +312,12 @@ class Lab:
         self._server_python: PythonWorker | None = None
 
     @classmethod
-    def create(cls, clients: int = 2) -> Lab:
+    def create(cls, clients: int = 2, *, listen: bool = True) -> Lab:
+        """``listen=False``: no listeners in the server namespace, for a test that runs the
+        real services there (a container in that namespace, say)."""
         lab = cls()
         try:
-            lab._build(clients)
+            lab._build(clients, listen=listen)
         except BaseException:
             lab.close()
             raise
@@ -362,6 +364,29 @@ class Lab:
         host = str(client.server_address(family))
         return str(client.worker.call("netns:probe", protocol, host, port, timeout))
 
+    def ssh_login(self, client: Client, user: str = "nosuchuser", timeout: int = 2) -> str:
+        """One login attempt by the real OpenSSH client from ``client`` to the server's port
+        22, with no key and no password to offer: an sshd there logs "Invalid user" for a user
+        it does not know. The client's last line of complaint, or "" if it got in."""
+        result = self.run(
+            client.namespace,
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            f"ConnectTimeout={timeout}",
+            f"{user}@{client.server_ipv4}",
+            "true",
+            check=False,
+        )
+        return result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+
     def reachable(
         self, client: Client, protocol: str, port: int, family: int, timeout: float = 0.5
     ) -> bool:
@@ -396,7 +421,7 @@ class Lab:
         if result.returncode:
             raise RuntimeError(f"ip -n {namespace} {' '.join(argv)}: {result.stderr.strip()}")
 
-    def _build(self, count: int) -> None:
+    def _build(self, count: int, *, listen: bool = True) -> None:
         self._add_namespace(self.server)
         for number in range(1, count + 1):
             namespace = f"gardien-cli{number}-{self.token}"
@@ -433,6 +458,10 @@ class Lab:
                 self._ip(ns, "addr", "add", f"{v6}/64", "dev", device, "nodad")
                 self._ip(ns, "link", "set", device, "up")
             self.clients.append(client)
+        if not listen:
+            for client in self.clients:
+                client.worker = PythonWorker(client.namespace)
+            return
         listener = subprocess.Popen(
             ["ip", "netns", "exec", self.server, sys.executable, str(HERE), "listen"],
             stdout=subprocess.PIPE,
