@@ -4,6 +4,7 @@ the command line, as an administrator would."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from conftest import require
 from test_cli_regex import gardien
 
 JAIL = """\
@@ -74,10 +76,14 @@ class Running:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return gardien("-c", str(self.etc), "-s", str(self.socket), *args)
 
-    def start(self, *extra: str, env: dict[str, str] | None = None) -> None:
-        """``gardien run`` (``extra``: more of its options), once it answers."""
+    def start(
+        self, *extra: str, env: dict[str, str] | None = None, wrap: tuple[str, ...] = ()
+    ) -> None:
+        """``gardien run`` (``extra``: more of its options; ``wrap``: a command it runs
+        under), once it answers."""
         self.process = subprocess.Popen(
             [
+                *wrap,
                 sys.executable,
                 "-m",
                 "gardien",
@@ -260,6 +266,25 @@ def test_a_jail_whose_log_cannot_be_read_is_left_out_and_the_others_run(daemon: 
         "point logpath at a log file or set backend = systemd in jail.local"
     )
     assert "Traceback" not in output
+
+
+def test_a_log_the_daemon_may_not_read_is_one_line_with_the_fix(daemon: Running) -> None:
+    require(os.geteuid() == 0 and shutil.which("setpriv") is not None, "needs root and setpriv")
+    secret = daemon.root / "log" / "auth.log"
+    secret.write_text("")
+    secret.chmod(0)
+    (daemon.etc / "jail.d" / "sshd.conf").write_text(
+        f"[sshd-file]\nenabled = true\nfilter = sshd\naction = log\nlogpath = {secret}\n"
+    )
+    # root without the capabilities that read any file: as a daemon run as another user
+    daemon.start(wrap=("setpriv", "--bounding-set=-dac_override,-dac_read_search"))
+    assert "Not started:\tsshd-file" in daemon.cli("status").stdout
+    output = daemon.stop()
+    (line,) = error_lines(output)
+    assert line.endswith(
+        f"[sshd-file] jail not started: cannot read {secret}: Permission denied; "
+        "fix its permissions or set backend = systemd in jail.local"
+    )
 
 
 def test_a_journal_that_cannot_be_opened_leaves_the_jail_out(daemon: Running) -> None:
