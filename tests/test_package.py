@@ -300,6 +300,38 @@ def test_units_verify_and_configuration_checks(scene: Scene) -> None:
     assert "/usr/bin/gardien run" in unit
 
 
+def test_the_daemon_runs_with_the_units_sandbox(scene: Scene) -> None:
+    """What the unit asks for is in force on the process that bans (seen from the kernel)."""
+    pid = scene.box.run("systemctl", "show", "-P", "MainPID", "gardien").stdout.strip()
+    status = dict(
+        line.split(":\t", 1)
+        for line in scene.box.run("cat", f"/proc/{pid}/status").stdout.splitlines()
+        if ":\t" in line
+    )
+    # CAP_DAC_READ_SEARCH (2), CAP_NET_ADMIN (12), CAP_NET_RAW (13), nothing else
+    assert int(status["CapBnd"], 16) == (1 << 2) | (1 << 12) | (1 << 13)
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Seccomp"].strip() == "2"  # a system call filter
+    # ProtectSystem=strict: /usr and /etc are read-only for it, its state directory is not
+    mounts = [
+        line.split()[4:6]
+        for line in scene.box.run("cat", f"/proc/{pid}/mountinfo").stdout.splitlines()
+    ]
+
+    def writable(path: str) -> bool:
+        """Whether the mount in force at ``path`` (the deepest mount point above it, the
+        last mounted of those) is read-write."""
+        covering = [
+            (len(point), order, options)
+            for order, (point, options) in enumerate(mounts)
+            if path == point or path.startswith(point.rstrip("/") + "/")
+        ]
+        return max(covering)[2].split(",")[0] == "rw"
+
+    assert not writable("/usr/lib/gardien") and not writable("/etc/gardien")
+    assert writable("/var/lib/gardien") and writable("/var/log/gardien")
+
+
 def test_reload_and_logrotate(scene: Scene) -> None:
     pid = scene.box.run("systemctl", "show", "-P", "MainPID", "gardien").stdout.strip()
     scene.box.run("systemctl", "reload", "gardien")
