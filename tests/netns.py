@@ -368,23 +368,34 @@ class Lab:
         """One login attempt by the real OpenSSH client from ``client`` to the server's port
         22, with no key and no password to offer: an sshd there logs "Invalid user" for a user
         it does not know. The client's last line of complaint, or "" if it got in."""
-        result = self.run(
-            client.namespace,
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            f"ConnectTimeout={timeout}",
-            f"{user}@{client.server_ipv4}",
-            "true",
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    client.namespace,
+                    "ssh",
+                    "-F",
+                    "/dev/null",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    f"ConnectTimeout={timeout}",
+                    f"{user}@{client.server_ipv4}",
+                    "true",
+                ],
+                capture_output=True,
+                text=True,
+                # a connection cut by a ban in its middle waits for the server forever
+                timeout=timeout + 5,
+            )
+        except subprocess.TimeoutExpired:
+            return "timeout"
         return result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
 
     def reachable(

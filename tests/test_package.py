@@ -196,10 +196,8 @@ def test_apt_install_enables_and_starts_the_service(scene: Scene) -> None:
         "gardien answers on its control socket",
     )
     assert scene.box.run("systemctl", "is-active", "gardien").stdout.strip() == "active"
-    # the hub is installed but left to the administrator to enable
-    hub = scene.box.run("systemctl", "is-enabled", "gardien-hub", check=False).stdout.strip()
-    assert hub == "disabled"
-    assert scene.box.run("systemctl", "is-active", "gardien-hub", check=False).returncode != 0
+    # the hub is a package of its own
+    assert not Path(scene.root, "lib/systemd/system/gardien-hub.service").exists()
 
 
 def test_sshd_failures_in_the_journal_get_the_attacker_dropped(scene: Scene) -> None:
@@ -258,7 +256,6 @@ def test_files_and_modes(scene: Scene) -> None:
     for conf in ("gardien.conf", "jail.conf", "jail.local", "filter.d/sshd.conf"):
         assert mode(f"/etc/gardien/{conf}") == "644 root"
     assert mode("/etc/gardien/jail.d") == "755 root"
-    assert mode("/etc/gardien/hub.env") == "600 root"
     assert mode("/var/lib/gardien") == "700 root"
     assert mode("/var/lib/gardien/gardien.sqlite3") == "600 root"
     assert mode("/run/gardien/gardien.sock") == "600 root"
@@ -266,7 +263,7 @@ def test_files_and_modes(scene: Scene) -> None:
         "/usr/lib/gardien/bin/gardien"
     )
     conffiles = scene.box.run("cat", "/var/lib/dpkg/info/gardien.conffiles").stdout.split()
-    for conf in ("gardien.conf", "jail.conf", "jail.local", "hub.env", "filter.d/sshd.conf"):
+    for conf in ("gardien.conf", "jail.conf", "jail.local", "filter.d/sshd.conf"):
         assert f"/etc/gardien/{conf}" in conffiles
     assert "/etc/logrotate.d/gardien" in conffiles
     listed = scene.box.run("dpkg", "-L", "gardien").stdout.split()
@@ -362,7 +359,16 @@ def test_stop_and_start_through_systemd(scene: Scene) -> None:
     assert scene.lab.probe(scene.attacker, "tcp", 22, 4, 1.0) != "open"
 
 
-def test_the_hub_service_runs_once_enabled(scene: Scene) -> None:
+def test_the_hub_package_and_its_service(scene: Scene) -> None:
+    hub_deb = scene.packages.current.with_name(
+        scene.packages.current.name.replace("gardien_", "gardien-hub_")
+    )
+    scene.box.run("apt-get", "install", "-y", _in_box(scene, hub_deb))
+    assert scene.box.run("stat", "-c", "%a %U", "/etc/gardien/hub.env").stdout.strip() == (
+        "600 root"
+    )
+    hub = scene.box.run("systemctl", "is-enabled", "gardien-hub", check=False).stdout.strip()
+    assert hub == "disabled"  # installed, left to the administrator to enable
     scene.box.run("systemctl", "enable", "--now", "gardien-hub")
     probe = (
         "import urllib.request, json; "
@@ -378,7 +384,11 @@ def test_the_hub_service_runs_once_enabled(scene: Scene) -> None:
     user = scene.box.run("ps", "-o", "user=", "-C", "gardien").stdout.split()
     assert "gardien-hub" in user and "root" in user  # the hub unprivileged, the agent root
     assert Path(scene.root, "var/lib/gardien-hub/hub.sqlite3").is_file()
-    scene.box.run("systemctl", "disable", "--now", "gardien-hub")
+    scene.box.run("dpkg", "--purge", "gardien-hub")
+    assert scene.box.run("systemctl", "is-active", "gardien-hub", check=False).returncode != 0
+    assert not Path(scene.root, "var/lib/gardien-hub").exists()
+    assert not Path(scene.root, "etc/gardien/hub.env").exists()
+    assert scene.gardien("ping").returncode == 0  # the agent is untouched
 
 
 # ---- 4. remove and purge -----------------------------------------------------------------------

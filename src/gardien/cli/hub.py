@@ -38,16 +38,21 @@ def database_option(function: _F) -> _F:
     )(function)
 
 
+def _missing_hub(error: ImportError) -> HubError:
+    """What to install when the hub's dependencies are missing."""
+    return HubError(
+        f"gardien hub needs the [hub] extra ({error.name} is missing): "
+        "pip install 'gardien[hub]', or with the Debian package: apt install gardien-hub"
+    )
+
+
 def open_store(database: str, *, migrate: bool = False, **options: Any) -> HubStore:
     """The hub's store at ``database`` (schema brought up to date if ``migrate``); a clear
     error when the ``[hub]`` extra is missing."""
     try:
         from gardien.hub.store import HubStore
     except ImportError as error:
-        raise HubError(
-            f"gardien hub needs the [hub] extra ({error.name} is missing): "
-            "pip install 'gardien[hub]'"
-        ) from None
+        raise _missing_hub(error) from None
     store = HubStore(database, **options)
     if migrate:
         try:
@@ -257,10 +262,7 @@ def user_add(name: str, password_file: str | None, database: str) -> None:
         )
         from gardien.hub.store import NAME_PATTERN
     except ImportError as error:
-        raise HubError(
-            f"gardien hub needs the [hub] extra ({error.name} is missing): "
-            "pip install 'gardien[hub]'"
-        ) from None
+        raise _missing_hub(error) from None
 
     if not NAME_PATTERN.match(name):  # before asking for a password
         raise HubError(f"{name!r} is not a valid user name (letters, digits, '_.@-', up to 64)")
