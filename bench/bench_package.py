@@ -146,12 +146,14 @@ def main() -> None:
             deb, build_seconds = args.deb.resolve(), None
         else:
             deb, build_seconds = _make_deb(work / "debs")
-        size = deb.stat().st_size
-        installed_kib = int(_field(deb, "Installed-Size"))
-        print(f"package      {deb.name}")
         if build_seconds is not None:
             print(f"make deb     {build_seconds:.1f} s")
-        print(f"size         {size / 1e6:.1f} MB (.deb), installed {installed_kib / 1024:.1f} MiB")
+        for package in sorted(deb.parent.glob("gardien*.deb")):
+            installed_kib = int(_field(package, "Installed-Size"))
+            print(
+                f"{package.name:32} {package.stat().st_size / 1e6:.1f} MB, "
+                f"installed {installed_kib / 1024:.1f} MiB"
+            )
 
         roots = {}
         for name, packages in (
