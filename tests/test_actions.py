@@ -6,10 +6,19 @@ import asyncio
 import ipaddress
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
-from gardien.actions import FirewallRegistry, LogAction, block_spec, build_action, build_actions
+from gardien.actions import (
+    FirewallRegistry,
+    LogAction,
+    block_spec,
+    build_action,
+    build_actions,
+    managers,
+)
+from gardien.actions.firewall import FirewallAction
 from gardien.backends import BlockSpec, MemoryFirewall
 from gardien.clock import FakeClock
 from gardien.config.values import parse_spec
@@ -45,8 +54,8 @@ def test_permanent_ban_is_said_so(caplog: pytest.LogCaptureFixture) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("ufw", "another firewall manager"),
-        ("firewallcmd-ipset[port=ssh]", "use nftables-multiport"),
+        ("shorewall", "the Shorewall firewall manager"),
+        ("ufw[blocktype=allow]", "blocktype 'allow' is not one gardien carries out"),
         ("xarf-login-attack", "unknown action 'xarf-login-attack'"),
         ("sendmail-whois", "needs dest=ADDRESS"),
         ("log[colour=red]", "no parameter 'colour'"),
@@ -62,6 +71,60 @@ def test_unavailable_or_wrong_actions_fail_clearly(spec: str, message: str) -> N
     firewalls = FirewallRegistry({"iptables": MemoryFirewall, "nftables": MemoryFirewall})
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_actions([parse_spec("log"), parse_spec(spec)], "jail", firewalls=firewalls)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        # ufw denies "from IP to any": every port, every protocol
+        ("ufw", BlockSpec(name="sshd", ports=None, protocol="all", blocktype="reject")),
+        (
+            "ufw[application=OpenSSH, blocktype=deny, comment=x]",
+            BlockSpec(name="sshd", ports=("22",), protocol="tcp", blocktype="drop"),
+        ),
+        # a profile gardien cannot find: every port, as fail2ban's action falls back to
+        ("ufw[application=Nothing]", BlockSpec("sshd", None, "all", "reject")),
+        (
+            "firewallcmd-multiport[port=ssh, protocol=tcp, zone=public, chain=INPUT_direct]",
+            BlockSpec(name="sshd", ports=("ssh",), protocol="tcp", blocktype="reject"),
+        ),
+        (
+            "firewallcmd-rich-rules[port=5060, protocol=udp, name=sip]",
+            BlockSpec(name="sip", ports=("5060",), protocol="udp", blocktype="reject"),
+        ),
+        (
+            "firewallcmd-ipset[port=ssh, actiontype=<allports>]",
+            BlockSpec(name="sshd", ports=None, protocol="tcp", blocktype="reject"),
+        ),
+        ("firewallcmd-allports", BlockSpec("sshd", None, "tcp", "reject")),
+        (
+            "firewallcmd-new[port=ssh, blocktype=REJECT --reject-with icmp-port-unreachable]",
+            BlockSpec(name="sshd", ports=("ssh",), protocol="tcp", blocktype="reject"),
+        ),
+    ],
+)
+def test_firewall_manager_actions_ban_in_gardiens_table(
+    spec: str, expected: BlockSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "openssh-server").write_text("[OpenSSH]\ntitle=x\nports=22/tcp\n")
+    monkeypatch.setattr(managers, "UFW_APPLICATIONS", tmp_path)
+    firewalls = FirewallRegistry({"nftables": MemoryFirewall})
+    action = build_action(parse_spec(spec), "sshd", firewalls=firewalls)
+    assert isinstance(action, FirewallAction)
+    assert action.spec == expected
+    assert action.name == parse_spec(spec).name  # status and logs name the jail's action
+
+
+def test_one_notice_per_manager_and_start(caplog: pytest.LogCaptureFixture) -> None:
+    firewalls = FirewallRegistry({"nftables": MemoryFirewall})
+    with caplog.at_level(logging.WARNING, logger="gardien.actions"):
+        for jail in ("sshd", "postfix", "dovecot"):
+            build_actions([parse_spec("ufw")], jail, firewalls=firewalls)
+        build_actions([parse_spec("firewallcmd-ipset[port=ssh]")], "sshd", firewalls=firewalls)
+    notices = [r.getMessage() for r in caplog.records]
+    assert len(notices) == 2, notices
+    assert "action ufw" in notices[0] and "inet gardien" in notices[0]
+    assert "action firewallcmd-ipset" in notices[1] and "firewalld" in notices[1]
 
 
 def test_fail2ban_action_names_map_to_what_they_block() -> None:

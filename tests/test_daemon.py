@@ -220,11 +220,11 @@ def test_bans_survive_a_kill_9(daemon: Running) -> None:
 
 def test_an_action_gardien_cannot_carry_out_stops_the_start(daemon: Running) -> None:
     (daemon.etc / "jail.d" / "provya.conf").write_text(
-        JAIL.format(log=daemon.log).replace("action   = log", "action   = ufw[application=x]")
+        JAIL.format(log=daemon.log).replace("action   = log", "action   = shorewall")
     )
     result = daemon.run_until_exit()
     assert result.returncode == 1
-    assert "[asterisk-provya]" in result.stderr and "another firewall manager" in result.stderr
+    assert "[asterisk-provya]" in result.stderr and "Shorewall firewall manager" in result.stderr
     assert "Traceback" not in result.stderr
     assert not daemon.socket.exists()
 

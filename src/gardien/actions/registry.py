@@ -13,6 +13,7 @@ from gardien.actions.firewall import BACKEND_OF, firewall_action
 from gardien.actions.hub import hub_action
 from gardien.actions.log import LogAction
 from gardien.actions.mail import MAIL_ACTIONS, mail_action
+from gardien.actions.managers import MANAGER_ACTIONS, manager_notice, translate_manager_action
 from gardien.actions.webhook import webhook_action
 from gardien.backends.base import Firewall
 from gardien.clock import Clock
@@ -24,22 +25,11 @@ __all__ = ["FIREWALL_ACTIONS", "FirewallRegistry", "build_action", "build_action
 
 logger = logging.getLogger("gardien.actions")
 
-#: firewall actions of fail2ban that gardien does not carry out (other firewall managers)
-UNSUPPORTED = frozenset(
-    {
-        "firewallcmd-allports",
-        "firewallcmd-ipset",
-        "firewallcmd-multiport",
-        "firewallcmd-new",
-        "firewallcmd-rich-logging",
-        "firewallcmd-rich-rules",
-        "shorewall",
-        "ufw",
-    }
-)
+#: firewall actions of fail2ban that gardien does not carry out (another firewall manager)
+UNSUPPORTED = frozenset({"shorewall"})
 #: fail2ban actions with a mechanism of their own that gardien does not reproduce
 DIFFERENT = frozenset({"iptables-xt_recent-echo"})
-FIREWALL_ACTIONS = frozenset(BACKEND_OF) | UNSUPPORTED | DIFFERENT
+FIREWALL_ACTIONS = frozenset(BACKEND_OF) | frozenset(MANAGER_ACTIONS) | UNSUPPORTED | DIFFERENT
 #: parameters fail2ban's jail.conf passes to every ban action; the dry run accepts and ignores
 #: them, so that ``banaction = log`` works with ``action_ = %(banaction)s[port=...]``
 FIREWALL_PARAMETERS = frozenset(
@@ -66,7 +56,16 @@ class FirewallRegistry:
     def __init__(self, factories: dict[str, Callable[[], Firewall]] | None = None) -> None:
         self._factories = factories
         self._made: dict[str, Firewall] = {}
+        self._noticed: set[str] = set()
         self._lock = threading.Lock()
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is asked about: one notice per start, not per jail."""
+        with self._lock:
+            if key in self._noticed:
+                return False
+            self._noticed.add(key)
+            return True
 
     def __call__(self, backend: str) -> Firewall:
         with self._lock:
@@ -138,6 +137,14 @@ def build_action(
         return firewall_action(
             spec, jail, firewalls or FirewallRegistry(), clock=clock, keep_bans=keep_bans
         )
+    if spec.name in MANAGER_ACTIONS:
+        equivalent, blocks = translate_manager_action(spec)
+        registry = firewalls or FirewallRegistry()
+        action = firewall_action(equivalent, jail, registry, clock=clock, keep_bans=keep_bans)
+        action.name = spec.name
+        once = registry.first_time if isinstance(registry, FirewallRegistry) else None
+        manager_notice(spec, jail, blocks, once)
+        return action
     if spec.name in MAIL_ACTIONS:
         return mail_action(spec, jail, mail_relay, clock=clock)
     if spec.name == "webhook":
@@ -151,7 +158,7 @@ def build_action(
         )
     if spec.name in UNSUPPORTED:
         raise ConfigError(
-            f"action {spec.name!r} drives another firewall manager, which gardien does not; "
+            f"action {spec.name!r} drives the Shorewall firewall manager, which gardien does not; "
             "use nftables-multiport, nftables-allports, iptables-multiport, iptables-allports "
             "or iptables-ipset"
         )
