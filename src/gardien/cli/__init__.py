@@ -79,6 +79,7 @@ def _register() -> None:
     from gardien.cli.audit import audit
     from gardien.cli.client import CLIENT_COMMANDS
     from gardien.cli.config import config
+    from gardien.cli.dropin import compat
     from gardien.cli.firewall import firewall
     from gardien.cli.hub import hub
     from gardien.cli.regex import regex
@@ -94,6 +95,7 @@ def _register() -> None:
     cli.add_command(config)
     cli.add_command(firewall)
     cli.add_command(hub)
+    cli.add_command(compat)
     for command in CLIENT_COMMANDS:
         cli.add_command(command)
 
