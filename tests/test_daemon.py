@@ -3,6 +3,7 @@ the command line, as an administrator would."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -395,3 +396,30 @@ def test_unwritable_pid_file_is_a_clear_error(daemon: Running) -> None:
     assert result.returncode == 1
     assert "cannot write the pid file" in result.stderr and "Traceback" not in result.stderr
     assert not daemon.socket.exists()
+
+
+def test_logtimezone_decides_which_failures_are_recent(daemon: Running) -> None:
+    # lines stamped in UTC without a zone, a daemon whose local time is UTC+14: only the jail
+    # that says logtimezone = UTC sees them as recent; the other takes them for 14 hours old
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    line = (
+        f'[{stamp}] NOTICE[2104] chan_sip.c: Registration from \'"1001" '
+        "<sip:1001@192.0.2.10>' failed for '203.0.113.62:5060' - Wrong password\n"
+    )
+    utc_log = daemon.log.parent / "utc"
+    utc_log.write_text("")
+    (daemon.etc / "jail.d" / "utc.conf").write_text(
+        JAIL.replace("asterisk-provya", "provya-utc").format(log=utc_log) + "logtimezone = UTC\n"
+    )
+    daemon.start(env={"TZ": "Etc/GMT-14"})
+    for log in (daemon.log, utc_log):
+        with log.open("a") as handle:
+            handle.write(line * 3)
+
+    def banned_in(jail: str) -> list[str]:
+        out = daemon.cli("status", "--json", jail)
+        return list(json.loads(out.stdout)["banned"])
+
+    daemon.wait_for(lambda: banned_in("provya-utc") == ["203.0.113.62"], "the ban")
+    assert banned_in("asterisk-provya") == []
+    daemon.stop()

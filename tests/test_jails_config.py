@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from gardien.clock import FakeClock
 from gardien.config.daemon import load_daemon_settings
-from gardien.config.filters import bundled_config_dir
-from gardien.config.jails import load_jails
+from gardien.config.filters import bundled_config_dir, load_filter
+from gardien.config.jails import jail_filter, load_jails
 from gardien.errors import ConfigError
+from gardien.matching.filter import Filter, LineMatcher
 from test_cli_regex import gardien
 
 SEED_JAIL = """\
@@ -173,3 +175,64 @@ def test_bantime_factor_may_be_arithmetic_and_bantime_zero_stays_zero(config_dir
     write(config_dir / "jail.local", "[sshd]\nbantime.factor = __import__('os')\n")
     with pytest.raises(ConfigError, match="expected a number"):
         load_jails(config_dir)
+
+
+def test_filter_options_set_in_a_jail_apply_to_its_filter(config_dir: Path) -> None:
+    # fail2ban lets a jail set its filter's options: datepattern, maxlines, journalmatch and
+    # usedns replace the filter's, failregex and ignoreregex lines are added to its own
+    write(
+        config_dir / "jail.d" / "custom.local",
+        """\
+        [asterisk-provya]
+        enabled     = true
+        filter      = asterisk
+        logpath     = /var/log/asterisk/messages
+        datepattern = %%Y-%%m-%%d %%H:%%M:%%S
+        maxlines    = 2
+        usedns      = no
+        journalmatch = _SYSTEMD_UNIT=asterisk.service
+        failregex   = ^custom\\.c: login failure from <HOST>$
+        ignoreregex = from 192\\.0\\.2\\.99
+        """,
+    )
+    (jail,) = [j for j in load_jails(config_dir) if j.name == "asterisk-provya"]
+    own = load_filter("asterisk", config_dir)
+    spec = jail_filter(jail, config_dir)
+    assert spec.datepattern == "%Y-%m-%d %H:%M:%S" != own.datepattern
+    assert (spec.maxlines, spec.usedns) == (2, "no")
+    assert spec.journalmatch == ("_SYSTEMD_UNIT=asterisk.service",)
+    assert spec.failregex[: len(own.failregex)] == own.failregex
+    assert [r.pattern for r in spec.failregex[len(own.failregex) :]] == [
+        r"^custom\.c: login failure from <HOST>$"
+    ]
+    assert spec.ignoreregex[-1].pattern == r"from 192\.0\.2\.99"
+    # and the compiled filter uses them
+    matcher = LineMatcher(Filter(spec), clock=FakeClock(1_795_000_000.0))
+    result = matcher.process(
+        "[2026-11-30 10:00:00] NOTICE[7] custom.c: login failure from 203.0.113.5"
+    )
+    assert [f.host for f in result.failures] == ["203.0.113.5"]
+
+
+def test_a_bad_maxlines_in_a_jail_names_the_jail(config_dir: Path) -> None:
+    write(
+        config_dir / "jail.d" / "custom.local",
+        "[asterisk-provya]\nenabled = true\nfilter = asterisk\nlogpath = /x\nmaxlines = many\n",
+    )
+    (jail,) = [j for j in load_jails(config_dir) if j.name == "asterisk-provya"]
+    with pytest.raises(ConfigError, match="maxlines must be a whole number, got 'many'") as info:
+        jail_filter(jail, config_dir)
+    assert "asterisk-provya" in str(info.value) and "custom.local" in str(info.value)
+
+
+def test_logtimezone_dates_the_jails_lines_and_a_bad_one_is_located(config_dir: Path) -> None:
+    custom = write(
+        config_dir / "jail.d" / "custom.local",
+        "[asterisk-provya]\nenabled = true\nfilter = asterisk\nlogpath = /x\nlogtimezone = +0200\n",
+    )
+    (jail,) = [j for j in load_jails(config_dir) if j.name == "asterisk-provya"]
+    assert jail.logtimezone == "+0200"
+    custom.write_text(custom.read_text().replace("+0200", "Mars/Olympus"))
+    with pytest.raises(ConfigError, match="logtimezone") as info:
+        load_jails(config_dir)
+    assert "custom.local" in str(info.value) and "Mars/Olympus" in str(info.value)

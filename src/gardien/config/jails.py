@@ -12,10 +12,11 @@ import ast
 import operator
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from gardien.config.filters import FilterSpec, load_filter
+from gardien.config.filters import FilterSpec, RegexSource, load_filter
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet
 from gardien.config.values import (
@@ -25,7 +26,8 @@ from gardien.config.values import (
     parse_spec,
     split_specs,
 )
-from gardien.errors import ConfigError
+from gardien.errors import ConfigError, GardienError
+from gardien.matching.dates import zone_offset
 
 __all__ = ["BanTimeIncrement", "JailSettings", "jail_filter", "load_jails"]
 
@@ -52,6 +54,8 @@ READ_OPTIONS = (
     "journalmatch",
     "datepattern",
     "maxlines",
+    "failregex",
+    "ignoreregex",
     "port",
     "protocol",
     "chain",
@@ -100,6 +104,7 @@ class JailSettings:
     ignorecommand: str = ""
     usedns: str = "warn"
     logencoding: str = "auto"
+    logtimezone: str | None = None  # dates without a zone in its logs are in this one
     increment: BanTimeIncrement = field(default_factory=BanTimeIncrement)
     options: Mapping[str, str] = field(default_factory=dict)
     path: str | None = None
@@ -316,6 +321,12 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
     usedns = (read.values.get("usedns") or "warn").strip().lower()
     if usedns not in ("yes", "warn", "no", "raw"):
         raise read.error("usedns", f"usedns must be yes, warn, no or raw, got {usedns!r}")
+    logtimezone = (read.values.get("logtimezone") or "").strip() or None
+    if logtimezone is not None:
+        try:
+            zone_offset(logtimezone)
+        except GardienError as error:
+            raise read.error("logtimezone", f"{error} (UTC, +0200, -05:00, CET...)") from None
     backend = (read.values.get("backend") or "auto").strip()
     if _is_hub_backend(backend):
         _check_hub_feed(read, backend, actions)
@@ -336,6 +347,7 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
         ignorecommand=(read.values.get("ignorecommand") or "").strip(),
         usedns=usedns,
         logencoding=(read.values.get("logencoding") or "auto").strip(),
+        logtimezone=logtimezone,
         increment=increment,
         options=dict(read.values),
         path=path,
@@ -348,9 +360,48 @@ def jail_filter(settings: JailSettings, config_dir: str | os.PathLike[str]) -> F
     (one-line) options visible to the filter's ``%(name)s``; :class:`ConfigError` (not yet
     located at the jail: callers say where) when it cannot be loaded."""
     variables = {k: v for k, v in settings.options.items() if "\n" not in v}
-    return load_filter(
+    spec = load_filter(
         settings.filter.name,
         config_dir,
         parameters=settings.filter.params,
         variables=variables,
     )
+    return _with_jail_overrides(spec, settings)
+
+
+def _with_jail_overrides(spec: FilterSpec, settings: JailSettings) -> FilterSpec:
+    """The filter options a jail sets itself (in its section or [DEFAULT]), applied as
+    fail2ban applies them: ``datepattern``, ``maxlines``, ``journalmatch`` and ``usedns``
+    replace the filter's, ``failregex`` and ``ignoreregex`` lines are added to its own."""
+    options = settings.options
+    changes: dict[str, Any] = {}
+
+    def error(option: str, message: str) -> ConfigError:
+        return ConfigError(
+            message, path=settings.path, line=settings.line, section=settings.name, option=option
+        )
+
+    if (options.get("datepattern") or "").strip():
+        changes["datepattern"] = options["datepattern"].strip()
+    if (options.get("maxlines") or "").strip():
+        try:
+            changes["maxlines"] = int(options["maxlines"])
+        except ValueError:
+            raise error(
+                "maxlines", f"maxlines must be a whole number, got {options['maxlines']!r}"
+            ) from None
+        if changes["maxlines"] < 1:
+            raise error("maxlines", "maxlines must be 1 or more")
+    journal = tuple(
+        line.strip() for line in (options.get("journalmatch") or "").split("\n") if line.strip()
+    )
+    if journal:
+        changes["journalmatch"] = journal
+    if "usedns" in options:
+        changes["usedns"] = settings.usedns
+    for option in ("failregex", "ignoreregex"):
+        lines = [line for line in (options.get(option) or "").split("\n") if line.strip()]
+        if lines:
+            added = tuple(RegexSource(line, settings.path, settings.line) for line in lines)
+            changes[option] = getattr(spec, option) + added
+    return replace(spec, **changes) if changes else spec

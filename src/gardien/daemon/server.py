@@ -179,7 +179,7 @@ class Daemon:
             built[settings.name] = JailRuntime(
                 settings,
                 jail,
-                compiled.matcher(clock=self.clock),
+                compiled.matcher(clock=self.clock, log_timezone=settings.logtimezone),
                 actions,
                 journalmatch=journalmatch_of(settings, spec),
             )
