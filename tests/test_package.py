@@ -393,6 +393,36 @@ def test_the_hub_package_and_its_service(scene: Scene) -> None:
     assert scene.gardien("ping").returncode == 0  # the agent is untouched
 
 
+def test_the_fail2ban_compat_package(scene: Scene) -> None:
+    compat_deb = next(scene.packages.current.parent.glob("gardien-fail2ban-compat_*_all.deb"))
+    fields = subprocess.run(
+        ["dpkg-deb", "-f", str(compat_deb), "Conflicts", "Depends"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Conflicts: fail2ban" in fields and "gardien (>=" in fields
+    scene.box.run("apt-get", "install", "-y", _in_box(scene, compat_deb))
+    # what scripts written for fail2ban call, answered by the running gardien
+    assert scene.box.run("fail2ban-client", "ping").stdout == "Server replied: pong\n"
+    status = scene.box.run("fail2ban-client", "status").stdout
+    assert "Jail list:\tsshd" in status, status
+    assert scene.box.run("fail2ban-client", "set", "sshd", "banip", "203.0.113.200").stdout == (
+        "1\n"
+    )
+    tree = scene.box.run("fail2ban-client", "status", "sshd").stdout
+    assert re.search(r"Banned IP list:\t.*\b203\.0\.113\.200\b", tree), tree
+    scene.box.run("fail2ban-client", "set", "sshd", "unbanip", "203.0.113.200")
+    regex = scene.box.run(
+        "fail2ban-regex", "systemd-journal", "/etc/gardien/filter.d/sshd.conf"
+    ).stdout
+    assert re.search(r"^Lines: \d+ lines, \d+ ignored, [1-9]\d* matched", regex, re.M), regex
+    scene.box.run("man", "-w", "fail2ban-client")
+    scene.box.run("dpkg", "--purge", "gardien-fail2ban-compat")
+    assert not Path(scene.root, "usr/bin/fail2ban-client").exists()
+    assert scene.gardien("ping").returncode == 0  # the agent is untouched
+
+
 # ---- 4. remove and purge -----------------------------------------------------------------------
 
 
