@@ -102,5 +102,11 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``gardien`` script and ``python -m gardien``."""
+    """Entry point of the ``gardien`` script and ``python -m gardien``; run through a link named
+    ``fail2ban-client`` or ``fail2ban-regex``, it is that command (:mod:`gardien.cli.compat`)."""
+    if argv is None and Path(sys.argv[0]).name in ("fail2ban-client", "fail2ban-regex"):
+        from gardien.cli.compat import main as compat_main
+
+        compat_main()
+        return
     cli.main(args=argv, prog_name="gardien")
