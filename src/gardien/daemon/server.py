@@ -543,11 +543,8 @@ class Daemon:
                 logger.error("[%s] action %s failed to ban: %s", runtime.name, action.name, error)
 
     async def _lift(self, runtime: JailRuntime, unbans: list[Unban]) -> None:
-        def remove() -> None:  # one hop to the store's thread for the lot
-            for unban in unbans:
-                self.store.remove_ban(runtime.name, unban.address)
-
-        await asyncio.to_thread(remove)
+        addresses = [unban.address for unban in unbans]
+        await asyncio.to_thread(self.store.remove_bans, runtime.name, addresses)  # one commit
         for unban in unbans:
             logger.log(25, "[%s] Unban %s (%s)", runtime.name, unban.address, unban.reason)
         for action in runtime.actions:
