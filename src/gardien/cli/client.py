@@ -1,5 +1,5 @@
 """The client verbs: fail2ban-client's commands (``status``, ``get``, ``set``, ``banned``,
-``unban``, ``reload``, ``start``, ``restart``, ``stop``, ``stats``, ``flushlogs``, ``ping``,
+``unban``, ``reload``, ``start``, ``restart``, ``stop``, ``statistics``, ``flushlogs``, ``ping``,
 ``echo``, ``version``, ``add``). They speak only the control protocol to the running daemon (or
 start one) and print what fail2ban-client prints (:mod:`gardien.cli.f2b_output`), so that
 scripts and habits carry over; errors are gardien's one line on stderr with exit status 1."""
@@ -105,9 +105,10 @@ def status(obj: dict[str, Any], words: tuple[str, ...], as_json: bool) -> None:
 
 @click.command()
 @click.pass_obj
-def stats(obj: dict[str, Any]) -> None:
-    """One table of the jails: backend, failures and bans, current and total (fail2ban 1.1)."""
-    _run(obj, ["stats"])
+def statistics(obj: dict[str, Any]) -> None:
+    """One table of the jails: backend, failures and bans, current and total (fail2ban 1.1's
+    `stats`, which is `gardien stats`' name for attack trends)."""
+    _run(obj, ["statistics"])
 
 
 @click.command(name="get", context_settings={"ignore_unknown_options": True})
@@ -287,7 +288,7 @@ add_command.help = f"Not supported: {NOT_SUPPORTED['add']}."
 
 CLIENT_COMMANDS = (
     status,
-    stats,
+    statistics,
     get_command,
     set_command,
     banned,

@@ -76,6 +76,8 @@ def _status(words: Sequence[str], result: Any) -> str:
     jails = result["jails"]
     statuses = result.get("status") if len(words) > 1 else None
     rows = [("Number of jail", len(jails)), ("Jail list", ", ".join(jails))]
+    if result.get("not_started"):  # gardien's: jails whose log cannot be read (status JAIL: why)
+        rows.append(("Not started", ", ".join(result["not_started"])))
     lines = ["Status"]
     for index, (label, value) in enumerate(rows):
         last = not statuses and index == len(rows) - 1
