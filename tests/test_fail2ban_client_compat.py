@@ -212,9 +212,8 @@ def _wait(predicate: object, what: str, timeout: float = 30) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    root = tmp_path_factory.mktemp("side-by-side")
+def _write_config(root: Path) -> Path:
+    """A fail2ban configuration both daemons run on, in ``root``; its directory."""
     etc = root / "etc"
     for sub in ("filter.d", "action.d"):
         (etc / sub).mkdir(parents=True)
@@ -230,6 +229,13 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     (etc / "jail.conf").write_text(JAILS.format(root=root))
     (etc / "filter.d" / "demo.conf").write_text(DEMO_FILTER)
     (etc / "action.d" / "log.conf").write_text(QUIET_ACTION)
+    return etc
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    root = tmp_path_factory.mktemp("side-by-side")
+    etc = _write_config(root)
     link = root / "bin" / "fail2ban-client"
     link.parent.mkdir()
     link.symlink_to(GARDIEN)
@@ -472,3 +478,28 @@ def test_regex_hook_without_the_regex_drop_in(tmp_path: Path) -> None:
         assert done.returncode == 255 and "use `gardien regex`" in done.stderr
     else:
         assert done.returncode == 0
+
+
+def test_start_restart_and_stop_the_daemon(tmp_path: Path) -> None:
+    """``start`` runs gardien's daemon in the background on the configuration's socket."""
+    etc = _write_config(tmp_path)
+    link = tmp_path / "fail2ban-client"
+    link.symlink_to(GARDIEN)
+    client = [str(link), "-c", str(etc)]  # the socket: fail2ban.conf's
+
+    def run(*words: str) -> tuple[int, str, str]:
+        done = subprocess.run(
+            [*client, *words], capture_output=True, text=True, timeout=120, check=False
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    try:
+        assert run("start")[:2] == (0, "Server ready\n")
+        assert run("ping")[:2] == (0, "Server replied: pong\n")
+        status, out, err = run("start")
+        assert (status, out) == (255, "") and "ERROR   Server already running" in err
+        assert run("restart")[:2] == (0, "Shutdown successful\nServer ready\n")
+        assert run("stop")[:2] == (0, "Shutdown successful\n")
+        assert not (tmp_path / "fail2ban.sock").exists()
+    finally:
+        run("stop")

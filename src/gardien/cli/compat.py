@@ -202,8 +202,9 @@ def _config_dir(options: dict[str, Any]) -> Path:
 
 def _gardien(args: Sequence[str]) -> tuple[int, str, str]:
     """gardien's own command line, in this process: exit status, stdout, stderr."""
-    from gardien.cli import cli
+    from gardien.cli import _register, cli
 
+    _register()
     out, err = io.StringIO(), io.StringIO()
     status = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     if name == "fail2ban-regex":
         _regex_main()(args)
         return
-    from gardien.cli import cli
+    from gardien.cli import _register, cli
 
+    _register()
     cli.main(args=args, prog_name="gardien")
