@@ -9,10 +9,11 @@
    gardien run as ``fail2ban-client`` (a symbolic link); each a whole process (interpreter
    start-up included), wall clock, and the answer checked (the number banned). The bans are
    lifted between runs (not timed).
-3. Once or more (``--big-runs``, default 1): gardien with ``--big`` (100,000) addresses read
+3. ``--runs`` times: the same three with one address (a script's loop: start-up dominates).
+4. Once or more (``--big-runs``, default 1): gardien with ``--big`` (100,000) addresses read
    from standard input (``set bench banip -``: more than a command line carries, so fail2ban
    has no such run).
-4. Prints the medians.
+5. Prints the medians.
 
 Usage::
 
@@ -98,6 +99,7 @@ def main() -> None:
     base = ipaddress.ip_address("100.64.0.0")
     addresses = [str(base + i) for i in range(options.addresses)]
     big = [str(base + i) for i in range(options.big)]
+    lone = ipaddress.ip_address("198.51.100.0")
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         etc = _configure(root)
@@ -136,6 +138,14 @@ def main() -> None:
                         raise SystemExit(f"{name} banned {said}, not {len(addresses)}")
                     times.setdefault(name, []).append(elapsed)
                     _run([*command, "unban", "--all"])
+            for index in range(options.runs):  # one address per call, as scripts do
+                for name, command in (
+                    ("fail2ban-client", fail2ban),
+                    ("gardien set", gardien),
+                    ("gardien as fail2ban-client", as_client),
+                ):
+                    elapsed, _ = _run([*command, "set", "bench", "banip", str(lone + index)])
+                    times.setdefault(f"{name}, 1 address", []).append(elapsed)
             for _ in range(options.big_runs):
                 elapsed, said = _run([*gardien, "set", "bench", "banip", "-"], stdin="\n".join(big))
                 if said != str(len(big)):
@@ -146,7 +156,7 @@ def main() -> None:
             subprocess.run([*fail2ban, "stop"], capture_output=True, check=False)
             subprocess.run([*gardien, "stop"], capture_output=True, check=False)
             daemon.wait(60)
-    print(f"set bench banip, {options.addresses:,} addresses (median of {options.runs} runs):")
+    print(f"set bench banip, {options.addresses:,} addresses unless said (medians):")
     for name, values in times.items():
         print(
             f"  {name:<40} {statistics.median(values):7.2f} s  (runs: "
