@@ -93,10 +93,12 @@ def test_status_tree_like_fail2ban_client(daemon: tuple[Path, StandIn]) -> None:
 def test_get_prints_the_value_alone(daemon: tuple[Path, StandIn]) -> None:
     path, _ = daemon
     assert gardien("-s", str(path), "get", "asterisk-provya", "bantime").stdout == "21600\n"
-    assert gardien("-s", str(path), "get", "dbpurgeage").stdout == "86400\n"
+    assert gardien("-s", str(path), "get", "dbpurgeage").stdout == (
+        "Current database purge age is:\n`- 86400seconds\n"
+    )
     assert (
         gardien("-s", str(path), "get", "asterisk-provya", "ignoreip").stdout
-        == "127.0.0.1\n1.2.3.4\n"
+        == "These IP addresses/networks are ignored:\n|- 127.0.0.1\n`- 1.2.3.4\n"
     )
 
 
@@ -128,12 +130,12 @@ def test_socket_from_gardien_conf(daemon: tuple[Path, StandIn], tmp_path: Path) 
     conf = tmp_path / "etc"
     conf.mkdir()
     (conf / "gardien.conf").write_text(f"[Definition]\nsocket = {path}\n")
-    assert gardien("-c", str(conf), "ping").stdout == "pong\n"
+    assert gardien("-c", str(conf), "ping").stdout == "Server replied: pong\n"
 
 
 def test_usage_mistakes(daemon: tuple[Path, StandIn]) -> None:
     path, _ = daemon
     result = gardien("-s", str(path), "unban")
     assert result.returncode == 2 and "give IP addresses or --all" in result.stderr
-    result = gardien("-s", str(path), "get", "a", "b", "c")
-    assert result.returncode == 2
+    result = gardien("-s", str(path), "status", "a", "b", "c")
+    assert result.returncode == 2 and "status takes [JAIL|--all] [FLAVOR]" in result.stderr

@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from gardien.daemon.control import ControlClient, ControlServer, Request, decode_request
+from gardien.daemon.control import (
+    MAX_ARGS,
+    MAX_MESSAGE,
+    ControlClient,
+    ControlServer,
+    Request,
+    batches,
+    decode_request,
+)
 from gardien.errors import ConfigError, ControlError
 
 
@@ -95,7 +103,7 @@ def raw(path: Path, payload: bytes) -> dict[str, Any]:
         (b'{"version": 99, "command": "ping"}\n', "protocol version"),
         (b'{"version": 1, "command": "rm -rf /"}\n', "unknown command"),
         (b'{"version": 1, "command": "set", "args": ["only-one"]}\n', "takes 2 to"),
-        (b'{"version": 1, "command": "stop", "args": ["x"]}\n', "takes 0 argument"),
+        (b'{"version": 1, "command": "ping", "args": ["x"]}\n', "takes 0 argument"),
         (b'{"version": 1, "command": "get", "args": [1]}\n', "list of strings"),
         (
             b'{"__class__": "os.system", "version": 1, "command": "ping", "args": "x"}\n',
@@ -120,6 +128,30 @@ def test_oversized_request(server: tuple[Path, Recorder]) -> None:
         path, b'{"version": 1, "command": "banned", "args": ["' + b"x" * (2 << 20) + b'"]}\n'
     )
     assert answer["ok"] is False
+    assert "request longer than 1048576 bytes (1 MiB)" in answer["error"]
+
+
+def test_too_many_arguments_names_the_limit(server: tuple[Path, Recorder]) -> None:
+    path, handler = server
+    args = [f"10.0.{i // 256}.{i % 256}" for i in range(MAX_ARGS + 1)]
+    answer = raw(path, Request("banned", tuple(args)).encode())
+    assert answer["ok"] is False
+    assert answer["error"].startswith(f"request has {MAX_ARGS + 1} arguments, more than the ")
+    assert f"the {MAX_ARGS} one request may carry" in answer["error"]
+    assert "list of strings" not in answer["error"]
+    assert handler.requests == []
+
+
+def test_batches_stay_within_both_bounds() -> None:
+    addresses = [f"2001:db8::{i:x}" for i in range(100_000)]
+    requests = list(batches(("set", "sshd", "banip"), addresses))
+    assert len(requests) > 1
+    assert [a for request in requests for a in request[3:]] == addresses  # all, in order
+    for request in requests:
+        assert request[:3] == ("set", "sshd", "banip")
+        assert len(request) <= MAX_ARGS
+        assert len(Request(request[0], request[1:]).encode()) <= MAX_MESSAGE
+    assert list(batches(("banned",), [])) == [("banned",)]
 
 
 def test_not_running_is_a_clear_message(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ class Setup:
         process = subprocess.Popen(
             self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        eventually(lambda: self.cli("ping").stdout == "pong\n", "the daemon")
+        eventually(lambda: self.cli("ping").stdout == "Server replied: pong\n", "the daemon")
         return process
 
     def stop(self, process: subprocess.Popen[str]) -> str:

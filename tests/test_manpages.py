@@ -318,7 +318,12 @@ def _complete_in_bash(script: Path, words: list[str]) -> list[str]:
 
 def test_bash_completion_completes_commands(docs: Path) -> None:
     script = docs / "completion" / "gardien"
-    assert _complete_in_bash(script, ["gardien", "sta"]) == ["stats", "status"]
+    assert _complete_in_bash(script, ["gardien", "sta"]) == [
+        "start",
+        "statistics",
+        "stats",
+        "status",
+    ]
     assert _complete_in_bash(script, ["gardien", "firewall", "l"]) == ["lint"]
 
 

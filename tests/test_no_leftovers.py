@@ -154,7 +154,7 @@ def test_a_second_daemon_leaves_the_first_ones_firewall_alone(lab: Lab, tmp_path
         assert second.returncode == 1
         assert "another gardien daemon is running" in second.stderr
         assert not lab.reachable(attacker, "tcp", 22, 4)  # the first one's ban still holds
-        assert setup.cli("ping").stdout == "pong\n"
+        assert setup.cli("ping").stdout == "Server replied: pong\n"
     finally:
         output = setup.stop(daemon)
     assert daemon.returncode == 0, output

@@ -124,6 +124,17 @@ def test_active_bans_leave_out_those_over_and_keep_permanent_ones(store: BanStor
     assert hosts(NOW + 10_000) == ["192.0.2.2"]
 
 
+def test_remove_bans_lifts_several_at_once(store: BanStore, clock: FakeClock) -> None:
+    store.add_bans([ban("192.0.2.1"), ban("192.0.2.2"), ban("192.0.2.3"), ban(jail="postfix")])
+    clock.advance(60)
+    gone = [ipaddress.ip_address(a) for a in ("192.0.2.1", "192.0.2.3", "198.51.100.9")]
+    assert store.remove_bans("sshd", gone) == 2  # the third had no ban
+    assert [str(b.address) for b in store.active_bans(NOW, "sshd")] == ["192.0.2.2"]
+    assert len(store.active_bans(NOW, "postfix")) == 1
+    ended = {str(r.address): r.end for r in store.history(jail="sshd")}
+    assert ended["192.0.2.1"] == ended["192.0.2.3"] == NOW + 60
+
+
 def test_active_bans_of_one_jail(store: BanStore) -> None:
     store.add_bans([ban(jail="sshd"), ban(jail="postfix"), ban("192.0.2.9", jail="postfix")])
     assert [b.jail for b in store.active_bans(NOW)] == ["postfix", "postfix", "sshd"]

@@ -4,7 +4,8 @@ Library code raises these; only the CLI turns them into messages and exit codes.
 
     GardienError                  base of everything gardien raises on purpose
     ├── ConfigError               a configuration file or value is wrong (has file:line)
-    │   └── FilterError           a filter cannot be built (bad regex, no <HOST>, bad date)
+    │   ├── FilterError           a filter cannot be built (bad regex, no <HOST>, bad date)
+    │   └── UnknownJailError      a command names a jail the daemon does not run
     ├── JailError                 a jail cannot do what it was asked (ban an ignored address...)
     ├── SourceError               a jail's log file or journal cannot be read on this host
     ├── BackendError              a firewall backend failed
@@ -29,6 +30,7 @@ __all__ = [
     "JailError",
     "SourceError",
     "StoreError",
+    "UnknownJailError",
 ]
 
 
@@ -90,6 +92,11 @@ class ConfigError(GardienError):
 
 class FilterError(ConfigError):
     """A filter definition cannot be compiled or used."""
+
+
+class UnknownJailError(ConfigError):
+    """A control command names a jail the daemon does not run; the message starts
+    ``unknown jail 'NAME'``, which fail2ban-client's drop-in turns into its own words."""
 
 
 class JailError(GardienError):

@@ -75,7 +75,14 @@ def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
     raise click.exceptions.Exit(1)
 
 
+#: names under which the ``gardien`` executable is fail2ban's commands (:mod:`gardien.cli.compat`)
+_DROP_INS = ("fail2ban-client", "fail2ban-regex")
+
+
 def _register() -> None:
+    """Add gardien's commands to :data:`cli` (once)."""
+    if cli.commands:
+        return
     from gardien.cli.audit import audit
     from gardien.cli.client import CLIENT_COMMANDS
     from gardien.cli.config import config
@@ -100,9 +107,16 @@ def _register() -> None:
         cli.add_command(command)
 
 
-_register()
+if Path(sys.argv[0]).name not in _DROP_INS:  # a drop-in needs none of them: it starts faster
+    _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``gardien`` script and ``python -m gardien``."""
+    """Entry point of the ``gardien`` script and ``python -m gardien``; run through a link named
+    ``fail2ban-client`` or ``fail2ban-regex``, it is that command (:mod:`gardien.cli.compat`)."""
+    if argv is None and Path(sys.argv[0]).name in _DROP_INS:
+        from gardien.cli.compat import main as compat_main
+
+        compat_main()
+        return
     cli.main(args=argv, prog_name="gardien")

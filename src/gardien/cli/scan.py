@@ -18,7 +18,7 @@ from gardien.cli.regex import parse_now
 from gardien.clock import FakeClock, SystemClock
 from gardien.config.jails import JailSettings, jail_filter, load_jails
 from gardien.config.values import parse_duration
-from gardien.daemon.control import ControlClient
+from gardien.daemon.control import ControlClient, batches
 from gardien.daemon.host import own_addresses, resolve
 from gardien.errors import ConfigError, ControlError, GardienError
 from gardien.jails import IgnoreList
@@ -296,7 +296,13 @@ def _ban_offenders(client: ControlClient, jail: str, bans: Sequence[WouldBan]) -
     wanted = list(dict.fromkeys(str(ban.address) for ban in bans))
     outcome = BanOutcome(jail, [], [], [])
     try:
-        current = client.call("banned", *wanted) if wanted else []
+        current = (
+            [  # in requests within the control socket's bounds
+                item for request in batches(("banned",), wanted) for item in client.call(*request)
+            ]
+            if wanted
+            else []
+        )
         already = {item["ip"] for item in current if jail in item.get("jails", [])}
         outcome.already = [ip for ip in wanted if ip in already]
         todo = [ip for ip in wanted if ip not in already]

@@ -1,6 +1,7 @@
-"""The control commands: what each request of the control socket (``status``, ``get``, ``set``,
-``banned``, ``unban``, ``reload``, ``stop``, ``flushlogs``...: fail2ban-client's names) does to
-a running :class:`~gardien.daemon.server.Daemon`.
+"""The control commands: what each request of the control socket (``status``, ``stats``,
+``banned``, ``unban``, ``reload``, ``start``/``stop`` of a jail, ``flushlogs``...:
+fail2ban-client's names) does to a running :class:`~gardien.daemon.server.Daemon`; ``get`` and
+``set`` of options are in :mod:`gardien.daemon.options`.
 
 :class:`Commands` is the :class:`~gardien.daemon.control.ControlHandler` the daemon gives its
 control socket; the socket, the wire format and the checks on a request's shape are in
@@ -16,12 +17,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gardien import __version__
-from gardien.config.values import parse_duration
 from gardien.daemon.control import Request
 from gardien.daemon.logs import reopen_log_files
-from gardien.errors import ConfigError, JailError
-from gardien.jails import Jail
-from gardien.model import Address, parse_address
+from gardien.daemon.options import Options, parse_addresses
+from gardien.errors import ConfigError, JailError, UnknownJailError
 
 if TYPE_CHECKING:
     from gardien.daemon.server import Daemon, JailRuntime
@@ -35,58 +34,81 @@ class Commands:
     asked for here goes through the same path (store first, then actions) as one decided by
     the pipeline."""
 
+    #: the status flavors of fail2ban-client (``status JAIL short``); cymru needs whois
+    #: lookups at Team Cymru, which gardien does not make
+    FLAVORS = ("basic", "short", "stats")
+
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
+        self._options = Options(daemon)
 
     async def handle(self, request: Request) -> Any:
         """Answer one control request (see :mod:`gardien.daemon.control`)."""
         command, args = request.command, request.args
+        daemon = self._daemon
         if command == "ping":
             return "pong"
         if command == "version":
             return __version__
-        if command == "stop":
-            asyncio.get_running_loop().call_soon(self._daemon.request_stop)
+        if command == "echo":
+            return list(args)
+        if command == "stop" and not args:
+            asyncio.get_running_loop().call_soon(daemon.request_stop)
             return "Shutdown successful"
         if command == "status":
-            if args:
-                return self._status(args[0])
-            return {"jails": list(self._daemon.jails), "not_started": dict(self._daemon.failed)}
+            return self._status_command(args)
+        if command == "stats":
+            return {name: self._stats(runtime) for name, runtime in daemon.jails.items()}
         if command == "get":
-            return self._get(args)
+            return self._options.get(args)
         if command == "flushlogs":
             return self._flush_logs()
-        async with self._daemon._lock:
+        async with daemon._lock:
             if command == "set":
-                return await self._set(args)
+                return await self._options.set(args)
             if command == "banned":
                 return self._banned(args)
             if command == "unban":
                 return await self._unban_everywhere(args)
             if command == "reload":
-                return await self._daemon._reload(args[0] if args else None)
+                return await self._reload(args)
+            if command == "stop":
+                self._options.jail(args[0])
+                await daemon.stop_jail(args[0])
+                return None
+            if command == "start":
+                if args[0] in daemon.jails:
+                    raise JailError(f"jail {args[0]!r} is already running")
+                await self._reload_one(args[0])
+                return None
         raise ConfigError(f"unknown command {command!r}")
 
     @staticmethod
     def _flush_logs() -> str:
-        """Reopen the log file (logrotate's postrotate); nothing to do when there is none."""
-        reopened = reopen_log_files()
-        if not reopened:
-            return "gardien does not log to a file (logtarget): nothing to reopen"
-        return f"log file reopened: {', '.join(reopened)}"
+        """Reopen the log file (logrotate's postrotate): fail2ban's ``rolled over``, or its
+        ``flushed`` when the daemon does not log to a file."""
+        return "rolled over" if reopen_log_files() else "flushed"
 
-    def _jail(self, name: str) -> JailRuntime:
-        runtime = self._daemon.jails.get(name)
-        if runtime is None and name in self._daemon.failed:
-            raise JailError(f"jail {name!r} is not running: {self._daemon.failed[name]}")
-        if runtime is None:
+    def _status_command(self, args: Sequence[str]) -> Any:
+        daemon = self._daemon
+        if not args:
+            return {"jails": list(daemon.jails), "not_started": dict(daemon.failed)}
+        flavor = args[1].lower() if len(args) > 1 else "basic"
+        if flavor not in self.FLAVORS:
             raise ConfigError(
-                f"unknown jail {name!r} (running: {', '.join(self._daemon.jails) or 'none'})"
+                f"status flavor {args[1]!r}: gardien shows {', '.join(self.FLAVORS)} "
+                "(cymru needs whois lookups at Team Cymru, which gardien does not make)"
             )
-        return runtime
+        if args[0] == "--all":
+            return {
+                "jails": list(daemon.jails),
+                "not_started": dict(daemon.failed),
+                "status": {name: self._status(name) for name in daemon.jails},
+            }
+        return self._status(args[0])
 
     def _status(self, name: str) -> dict[str, Any]:
-        runtime = self._jail(name)
+        runtime = self._options.jail(name)
         status = runtime.jail.status(self._daemon.clock.now())
         return {
             "jail": name,
@@ -98,143 +120,69 @@ class Commands:
             "banned": [str(address) for address in status.banned],
         }
 
-    def _get(self, args: Sequence[str]) -> Any:
-        if len(args) == 1:
-            option = args[0].lower()
-            daemon = {
-                "dbpurgeage": self._daemon.settings.dbpurgeage,
-                "dbfile": self._daemon.settings.dbfile,
-                "socket": self._daemon.socket_path,
-                "pidfile": self._daemon.settings.pidfile,
-                "loglevel": self._daemon.settings.loglevel,
-                "logtarget": self._daemon.settings.logtarget,
-            }
-            if option not in daemon:
-                raise ConfigError(
-                    f"unknown option {args[0]!r} (daemon options: {', '.join(daemon)})"
-                )
-            return daemon[option]
-        runtime = self._jail(args[0])
-        settings = runtime.settings
-        option = args[1].lower()
-        values: dict[str, Any] = {
-            "bantime": settings.bantime,
-            "findtime": settings.findtime,
-            "maxretry": settings.maxretry,
-            "maxmatches": settings.maxmatches,
-            "ignoreip": list(runtime.jail.ignore.entries),
-            "ignoreself": settings.ignoreself,
-            "logpath": list(runtime.tails),
-            "usedns": settings.usedns,
-            "backend": settings.backend,
-            "banip": [str(a) for a in runtime.jail.status(self._daemon.clock.now()).banned],
-            "actions": [str(a) for a in settings.actions],
-            "filter": str(settings.filter),
+    def _stats(self, runtime: JailRuntime) -> dict[str, Any]:
+        status = runtime.jail.status(self._daemon.clock.now())
+        return {
+            "backend": runtime.settings.backend,
+            "failed": [status.currently_failed, status.total_failed],
+            "banned": [status.currently_banned, status.total_banned],
         }
-        if option not in values:
-            raise ConfigError(
-                f"unknown option {args[1]!r} for jail {args[0]!r} (options: {', '.join(values)})"
-            )
-        return values[option]
-
-    @staticmethod
-    def _addresses(texts: Sequence[str]) -> list[Address]:
-        """Every text as an address, or an error naming the first that is not (so that a
-        request with one bad address changes nothing)."""
-        found: list[Address] = []
-        for text in texts:
-            address = parse_address(text)
-            if address is None:
-                raise JailError(f"{text!r} is not an IP address")
-            found.append(address)
-        return found
-
-    async def _set(self, args: Sequence[str]) -> Any:
-        if args[0].lower() == "dbpurgeage" and len(args) == 2:
-            self._daemon.settings = replace(
-                self._daemon.settings, dbpurgeage=parse_duration(args[1])
-            )
-            return self._daemon.settings.dbpurgeage
-        if len(args) < 3:
-            raise ConfigError("set takes JAIL OPTION VALUE..., or dbpurgeage VALUE")
-        runtime = self._jail(args[0])
-        option, values = args[1].lower(), args[2:]
-        if option == "banip":
-            addresses = self._addresses(values)
-            for address in addresses:  # check all before banning any
-                reason = runtime.jail.ignore.contains(address)
-                if reason is not None:
-                    raise JailError(f"{address} is not banned: it is ignored ({reason})")
-            bans = [runtime.jail.ban(address) for address in addresses]
-            await self._daemon._apply(runtime, bans)
-            return len(bans)
-        if option == "unbanip":
-            addresses = self._addresses(values)
-            unbans = [u for u in (runtime.jail.unban(a) for a in addresses) if u is not None]
-            if len(unbans) < len(addresses):
-                missing = [str(a) for a in addresses if all(u.address != a for u in unbans)]
-                if not unbans:
-                    raise JailError(f"not banned in {runtime.name}: {', '.join(missing)}")
-            await self._daemon._lift(runtime, [replace(u, reason="manual") for u in unbans])
-            return len(unbans)
-        if option in ("addignoreip", "delignoreip"):
-            changed = 0
-            for value in values:
-                changed += (
-                    runtime.jail.ignore.add(value)
-                    if option == "addignoreip"
-                    else runtime.jail.ignore.remove(value)
-                )
-            return list(runtime.jail.ignore.entries)
-        if option in ("bantime", "findtime", "maxretry") and len(values) == 1:
-            return await self._retune(runtime, option, values[0])
-        raise ConfigError(
-            f"cannot set {args[1]!r} on jail {runtime.name!r} (banip, unbanip, "
-            "addignoreip, delignoreip, bantime, findtime, maxretry)"
-        )
-
-    async def _retune(self, runtime: JailRuntime, option: str, value: str) -> Any:
-        """Change bantime/findtime/maxretry of a running jail, keeping its bans."""
-        settings = runtime.settings
-        number: float
-        if option == "maxretry":
-            try:
-                count = int(value)
-            except ValueError:
-                raise ConfigError(f"maxretry must be a whole number, got {value!r}") from None
-            if count < 1:
-                raise ConfigError("maxretry must be 1 or more")
-            settings, number = replace(settings, maxretry=count), count
-        elif option == "findtime":
-            number = parse_duration(value)
-            if number <= 0:
-                raise ConfigError("findtime must be longer than 0 seconds")
-            settings = replace(settings, findtime=number)
-        else:
-            number = parse_duration(value)
-            settings = replace(settings, bantime=number)
-        jail = Jail(
-            settings,
-            clock=self._daemon.clock,
-            history=self._daemon._history,
-            ignore=runtime.jail.ignore,
-        )
-        jail.restore(runtime.jail.active_bans(), now=self._daemon.clock.now())
-        runtime.settings, runtime.jail = settings, jail
-        return number
 
     def _banned(self, args: Sequence[str]) -> Any:
-        wanted = set(self._addresses(args)) if args else None
+        """``banned``: ``[{"ip", "jails"}]`` (for IPs given, or all); ``banned --by-jail``:
+        each jail's banned addresses in the order of their bans, as fail2ban lists them."""
+        jails = self._daemon.jails.values()
+        if list(args) == ["--by-jail"]:
+            return {r.name: [str(b.address) for b in r.jail.active_bans()] for r in jails}
+        wanted = set(parse_addresses(args)) if args else None
         result: dict[str, list[str]] = {}
-        for runtime in self._daemon.jails.values():
+        for runtime in jails:
             for ban in runtime.jail.active_bans():
                 if wanted is None or ban.address in wanted:
                     result.setdefault(str(ban.address), []).append(runtime.name)
-        return [{"ip": ip, "jails": jails} for ip, jails in sorted(result.items())]
+        return [{"ip": ip, "jails": names} for ip, names in sorted(result.items())]
+
+    async def _reload(self, args: Sequence[str]) -> str:
+        """``reload [--restart] [--unban] [--all] [--if-exists] [JAIL]``. gardien's reload
+        restarts the jails it reloads (their bans kept), so ``--restart`` changes nothing and
+        ``--all`` is what it always does; ``--unban`` lifts their bans first."""
+        flags = {a for a in args if a.startswith("--")}
+        names = [a for a in args if not a.startswith("--")]
+        unknown = flags - {"--restart", "--unban", "--all", "--if-exists"}
+        if unknown or len(names) > 1:
+            raise ConfigError(
+                "reload takes [--restart] [--unban] [--all] [--if-exists] [JAIL], got "
+                + " ".join(args)
+            )
+        only = names[0] if names else None
+        daemon = self._daemon
+        absent = only is not None and only not in daemon.jails and only not in daemon.failed
+        if absent and "--if-exists" in flags:
+            return "OK"
+        if "--unban" in flags:
+            for runtime in list(daemon.jails.values()):
+                if only is None or runtime.name == only:
+                    await self._lift_all(runtime)
+        return await daemon._reload(only)
+
+    async def _reload_one(self, name: str) -> str:
+        try:
+            return await self._daemon._reload(name)
+        except ConfigError as error:
+            if "unknown jail" in str(error):
+                raise UnknownJailError(f"unknown jail {name!r} in the configuration") from None
+            raise
+
+    async def _lift_all(self, runtime: JailRuntime) -> int:
+        unbans = [runtime.jail.unban(ban.address) for ban in runtime.jail.active_bans()]
+        lifted = [replace(u, reason="manual") for u in unbans if u is not None]
+        if lifted:
+            await self._daemon._lift(runtime, lifted)
+        return len(lifted)
 
     async def _unban_everywhere(self, args: Sequence[str]) -> int:
         everything = list(args) == ["--all"]
-        addresses = None if everything else set(self._addresses(args))
+        addresses = None if everything else set(parse_addresses(args))
         total = 0
         for runtime in self._daemon.jails.values():
             targets = [

@@ -26,6 +26,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,23 +40,29 @@ __all__ = [
     "ControlHandler",
     "ControlServer",
     "Request",
+    "batches",
     "decode_request",
 ]
 
 PROTOCOL_VERSION = 1
-MAX_MESSAGE = 1 << 20  # bytes; a request is a few words, an answer may list many bans
+#: the bounds of one request (bytes of its line, number of its arguments); the CLI splits a
+#: longer list of addresses into several requests (:func:`batches`), so any number works
+MAX_MESSAGE = 1 << 20
 MAX_ARGS = 10_000
 #: command -> (least, most) number of arguments (None: no upper bound)
 COMMANDS: dict[str, tuple[int, int | None]] = {
     "ping": (0, 0),
     "version": (0, 0),
-    "status": (0, 1),
-    "get": (1, 2),
+    "echo": (0, None),
+    "status": (0, 2),
+    "stats": (0, 0),
+    "get": (1, None),
     "set": (2, None),
     "banned": (0, None),
     "unban": (1, None),
-    "reload": (0, 1),
-    "stop": (0, 0),
+    "reload": (0, 4),
+    "stop": (0, 1),
+    "start": (1, 1),
     "flushlogs": (0, 0),
 }
 
@@ -95,17 +102,41 @@ def decode_request(line: bytes) -> Request:
         raise ControlError(
             f"unknown command {command!r}: expected one of " + ", ".join(sorted(COMMANDS))
         )
-    if (
-        not isinstance(args, list)
-        or len(args) > MAX_ARGS
-        or not all(isinstance(a, str) for a in args)
-    ):
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ControlError("args must be a list of strings")
+    if len(args) > MAX_ARGS:
+        raise ControlError(
+            f"request has {len(args)} arguments, more than the {MAX_ARGS} one request may "
+            "carry (gardien's client splits longer lists of addresses into several requests)"
+        )
     least, most = COMMANDS[command]
     if len(args) < least or (most is not None and len(args) > most):
         expected = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
         raise ControlError(f"{command!r} takes {expected} argument(s), got {len(args)}")
     return Request(command, tuple(args))
+
+
+def batches(
+    head: Sequence[str], items: Sequence[str], *, budget: int = MAX_MESSAGE // 2
+) -> Iterator[tuple[str, ...]]:
+    """``head`` followed by slices of ``items``, each a request within the bounds of one
+    (:data:`MAX_ARGS` arguments, ``budget`` bytes of JSON, half of :data:`MAX_MESSAGE` by
+    default); one request ``head`` alone when ``items`` is empty."""
+    room_args = MAX_ARGS - len(head)
+    room_bytes = budget - sum(len(json.dumps(word)) + 2 for word in head)
+    if room_args < 1 or room_bytes < 1:
+        raise ControlError("request too long")
+    chunk: list[str] = []
+    size = 0
+    for item in items:
+        cost = len(json.dumps(item)) + 2  # quotes, escapes, ", "
+        if chunk and (len(chunk) >= room_args or size + cost > room_bytes):
+            yield (*head, *chunk)
+            chunk, size = [], 0
+        chunk.append(item)
+        size += cost
+    if chunk or not items:
+        yield (*head, *chunk)
 
 
 class ControlHandler(Protocol):
@@ -196,7 +227,9 @@ class ControlServer:
                     {
                         "ok": False,
                         "kind": "ControlError",
-                        "error": f"request longer than {MAX_MESSAGE} bytes",
+                        "error": f"request longer than {MAX_MESSAGE} bytes ({MAX_MESSAGE >> 20}"
+                        " MiB), the most one request may carry (gardien's client splits longer"
+                        " lists of addresses into several requests)",
                     },
                 )
                 return

@@ -10,12 +10,21 @@ import logging
 import logging.handlers
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from gardien.config.daemon import DaemonSettings
 from gardien.errors import ConfigError
 
-__all__ = ["NOTICE", "LogFile", "configure_logging", "reopen_log_files"]
+__all__ = [
+    "LEVELS",
+    "NOTICE",
+    "LogFile",
+    "configure_logging",
+    "reopen_log_files",
+    "set_log_level",
+    "switch_log_target",
+]
 
 NOTICE = 25  # between INFO and WARNING, as fail2ban logs bans
 logging.addLevelName(NOTICE, "NOTICE")
@@ -95,6 +104,48 @@ def _create(path: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
     except OSError as exc:
         raise ConfigError(f"logtarget {path}: cannot write ({exc.strerror})") from None
+
+
+#: fail2ban's log levels (``set loglevel``), by name; a number from 5 to 50 works too
+LEVELS = {
+    "CRITICAL": logging.CRITICAL,
+    "ERROR": logging.ERROR,
+    "WARNING": logging.WARNING,
+    "NOTICE": NOTICE,
+    "INFO": logging.INFO,
+    "DEBUG": logging.DEBUG,
+    "TRACEDEBUG": 7,
+    "HEAVYDEBUG": 5,
+}
+
+
+def set_log_level(level: str) -> str:
+    """Log at ``level`` from now on (a name of :data:`LEVELS` or a number from 5 to 50); its
+    name is returned. :class:`ConfigError` for any other."""
+    text = level.strip().upper()
+    if text.isdigit() and 5 <= int(text) <= 50:
+        number = int(text)
+        text = next((name for name, value in LEVELS.items() if value == number), text)
+    elif text in LEVELS:
+        number = LEVELS[text]
+    else:
+        raise ConfigError(
+            f"invalid log level {level!r} ({', '.join(LEVELS)}, or a number from 5 to 50)"
+        )
+    logging.getLogger("gardien").setLevel(number)
+    return text
+
+
+def switch_log_target(settings: DaemonSettings) -> None:
+    """Send the log to ``settings.logtarget`` instead of where it went (``set logtarget``);
+    a target that cannot be used is refused and the log stays where it was."""
+    root = logging.getLogger("gardien")
+    old, level = list(root.handlers), root.level
+    configure_logging(replace(settings, loglevel="INFO"))  # raises before anything changed
+    root.setLevel(level)
+    for handler in old:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def reopen_log_files() -> list[str]:

@@ -56,6 +56,7 @@ from gardien.daemon.jailsources import (
     open_journal,
     uses_journal,
 )
+from gardien.daemon.logs import set_log_level, switch_log_target
 from gardien.daemon.notify import Notifier
 from gardien.errors import ConfigError, GardienError, SourceError
 from gardien.jails import IgnoreList, Jail
@@ -542,8 +543,9 @@ class Daemon:
                 logger.error("[%s] action %s failed to ban: %s", runtime.name, action.name, error)
 
     async def _lift(self, runtime: JailRuntime, unbans: list[Unban]) -> None:
+        addresses = [unban.address for unban in unbans]
+        await asyncio.to_thread(self.store.remove_bans, runtime.name, addresses)  # one commit
         for unban in unbans:
-            await asyncio.to_thread(self.store.remove_ban, runtime.name, unban.address)
             logger.log(25, "[%s] Unban %s (%s)", runtime.name, unban.address, unban.reason)
         for action in runtime.actions:
             try:
@@ -562,6 +564,67 @@ class Daemon:
             for tail in runtime.tails.values():
                 position = tail.position()
                 await asyncio.to_thread(self.store.save_file_position, runtime.name, position)
+
+    # ---- changes asked for on the control socket ------------------------------------------
+    async def stop_jail(self, name: str) -> None:
+        """Stop one jail (fail2ban's ``stop JAIL``): its sources close, its actions stop (their
+        firewall objects go, unless keepbans); its bans stay in the store, so ``start JAIL``
+        (a reload of that jail) restores them. The caller holds the lock."""
+        runtime = self.jails.pop(name)
+        task = self._journal_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for tail in runtime.tails.values():
+            await asyncio.to_thread(self.store.save_file_position, name, tail.position())
+        self._close_sources(runtime)
+        await self._stop_actions(name, runtime.actions)
+        logger.info("[%s] jail stopped", name)
+
+    def add_logpath(self, name: str, path: str, from_tail: bool) -> list[str]:
+        """Follow one more file in jail ``name`` (``set JAIL addlogpath FILE [tail]``), from
+        its start or its end; the jail's files are returned. The file must exist."""
+        runtime = self.jails[name]
+        if runtime.matcher is None or runtime.journal is not None:
+            raise ConfigError(f"jail {name!r} reads no log files: it cannot follow {path}")
+        if path not in runtime.tails:
+            if not os.path.isfile(path):
+                raise SourceError(f"{path}: no such log file")
+            runtime.tails[path] = open_file(
+                runtime.settings,
+                runtime.journalmatch,
+                path,
+                "tail" if from_tail else "head",
+                if_new="head",
+            )
+            if self._watcher is not None:
+                self._watcher.add(path)
+            logger.info("[%s] following %s", name, path)
+        return list(runtime.tails)
+
+    def remove_logpath(self, name: str, path: str) -> list[str]:
+        """Stop following ``path`` in jail ``name`` (``set JAIL dellogpath FILE``; a file not
+        followed is no error, as in fail2ban); the jail's files are returned."""
+        runtime = self.jails[name]
+        tail = runtime.tails.pop(path, None)
+        if tail is not None:
+            tail.close()
+            logger.info("[%s] no longer following %s", name, path)
+        return list(runtime.tails)
+
+    def set_loglevel(self, level: str) -> str:
+        """Change the log level now (``set loglevel``); the level's name is returned."""
+        name = set_log_level(level)
+        self.settings = replace(self.settings, loglevel=name)
+        return name
+
+    def set_logtarget(self, target: str) -> str:
+        """Send the log to ``target`` from now on (``set logtarget``)."""
+        settings = replace(self.settings, logtarget=target)
+        switch_log_target(settings)
+        self.settings = settings
+        return target
 
     # ---- reload ----------------------------------------------------------------------------
     async def reload(self, only: str | None = None) -> str:

@@ -58,6 +58,11 @@ class BanStore(Protocol):
         ends now if it had not ended yet. Returns whether there was a current ban."""
         ...
 
+    def remove_bans(self, jail: str, addresses: Iterable[Address]) -> int:
+        """:meth:`remove_ban` of several addresses at once, all or none (one transaction);
+        how many had a current ban."""
+        ...
+
     def active_bans(self, now: float, jail: str | None = None) -> list[Ban]:
         """The current bans not yet over at ``now`` (permanent ones included), in ``jail`` or in
         every jail, ordered by start time, then jail, then address."""

@@ -59,6 +59,9 @@ class MemoryBanStore:
                 self._bans[ban.jail, address] = ban
                 self._history[ban.jail, address, ban.start] = dataclasses.replace(ban, matches=())
 
+    def remove_bans(self, jail: str, addresses: Iterable[Address]) -> int:
+        return sum(self.remove_ban(jail, address) for address in addresses)
+
     def remove_ban(self, jail: str, address: Address) -> bool:
         key = (jail, str(canonical_address(address)))
         with self._lock:

@@ -165,22 +165,28 @@ class SQLiteBanStore:
         self._writer.run(add)
 
     def remove_ban(self, jail: str, address: Address) -> bool:
-        key = (jail, str(canonical_address(address)))
+        return self.remove_bans(jail, (address,)) == 1
+
+    def remove_bans(self, jail: str, addresses: Iterable[Address]) -> int:
+        keys = [(jail, str(canonical_address(address))) for address in addresses]
         now = self._clock.now()
 
-        def remove(connection: sqlite3.Connection) -> bool:
-            row = connection.execute(
-                "SELECT start_time FROM bans WHERE jail = ? AND address = ?", key
-            ).fetchone()
-            if row is None:
-                return False
-            connection.execute("DELETE FROM bans WHERE jail = ? AND address = ?", key)
-            connection.execute(
-                "UPDATE ban_history SET end_time = ? WHERE jail = ? AND address = ?"
-                " AND start_time = ? AND (end_time IS NULL OR end_time > ?)",
-                (now, *key, row[0], now),
-            )
-            return True
+        def remove(connection: sqlite3.Connection) -> int:
+            removed = 0
+            for key in keys:
+                row = connection.execute(
+                    "SELECT start_time FROM bans WHERE jail = ? AND address = ?", key
+                ).fetchone()
+                if row is None:
+                    continue
+                connection.execute("DELETE FROM bans WHERE jail = ? AND address = ?", key)
+                connection.execute(
+                    "UPDATE ban_history SET end_time = ? WHERE jail = ? AND address = ?"
+                    " AND start_time = ? AND (end_time IS NULL OR end_time > ?)",
+                    (now, *key, row[0], now),
+                )
+                removed += 1
+            return removed
 
         return self._writer.run(remove)
 
