@@ -337,7 +337,6 @@ class _Tally:
             return result
         before = list(self.matcher.buffer)
         result = self.matcher.process(line, **date)
-        self.line(shown, result)
         after = self.matcher.buffer
         report = self.report
         full = len(before) >= self.maxlines
@@ -350,6 +349,7 @@ class _Tally:
             if self.keep_matched:
                 report.matched_lines.append(text)
             report.matched += 1  # and one less missed (lines - matched - ignored)
+        self.line(shown, result)  # after the lines it took, as fail2ban-regex lists them
         return result
 
     def line(self, line: str, result: LineResult) -> None:

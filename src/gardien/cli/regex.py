@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -83,6 +84,8 @@ class RegexOptions:
     print_no_ignored: bool = False
     threshold: int = SHOWN_BY_DEFAULT
     examine_all: bool = False  # no prefilter: prefregex and date counts of every line
+    check_all: bool = True  # every failregex tried on every line (fail2ban-regex's default)
+    usedns: str | None = None  # overrides the filter's
 
 
 def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexReport:
@@ -97,6 +100,8 @@ def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexRep
         maxlines=options.maxlines,
         journal=journal is not None,
     )
+    if options.usedns is not None:
+        spec = dataclasses.replace(spec, usedns=options.usedns)
     compiled = Filter(spec)
     clock = FakeClock(options.now) if options.now is not None else SystemClock()
     match = spec.journalmatch
@@ -127,6 +132,7 @@ def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexRep
         log_timezone=options.timezone,
         journalmatch=match,
         examine_all=options.examine_all,
+        check_all=options.check_all,
     )
     run = RegexRun(
         filter_argument=options.filter_argument,

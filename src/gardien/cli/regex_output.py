@@ -90,7 +90,9 @@ class RegexRun:
 
 def _datepattern_line(pattern: str) -> str:
     templates = templates_for(pattern)
-    name = "Default Detectors" if len(templates) != 1 else date_template_name(templates[0].name)
+    # fail2ban-regex names one or two templates by the first, more by this
+    many = not templates or len(templates) > 2
+    name = "Default Detectors" if many else date_template_name(templates[0].name)
     return f"Use      datepattern : {pattern} : {name}"
 
 
