@@ -340,4 +340,5 @@ def _tag(match: re.Match[str], values: Mapping[str, object]) -> str:
     key = name[2:].lower() if name.startswith("F-") else name
     if key in values:
         return _field_text(values[key])
-    return match.group(0)
+    # a capture this failure lacks is empty; another tag stays as written
+    return "" if name.startswith("F-") else match.group(0)
