@@ -236,3 +236,93 @@ def test_mistakes_and_options_not_honoured(real_regex: str) -> None:
     assert "ERROR: no filter named 'no-such-filter'" in done.stderr
     assert "Traceback" not in done.stderr
     assert run([*COMPAT, "-V"]).strip() == run([REAL, "-V"]).strip()
+
+
+# ---- counting rules and command-line forms, on filters written here -------------------
+
+# four failregexes and one ignoreregex: fail2ban tries the ignoreregex first, on every line
+IGNORE_FIRST = r"""[Definition]
+failregex = ^\S+ \S+ app: bad password from <HOST>
+            ^\S+ \S+ app: bad (?:password|user) from <HOST>
+            ^\S+ \S+ app: <F-NOFAIL>probe</F-NOFAIL> from <HOST>
+            ^\S+ \S+ app: unknown user from <HOST>
+ignoreregex = from 192\.0\.2\.99
+"""
+# two failregexes and two ignoreregexes: ignoreregexes are tried on each failregex's match
+IGNORE_AFTER = r"""[Definition]
+failregex = ^\S+ \S+ app: bad password from <HOST>
+            ^\S+ \S+ app: bad \S+ from <HOST>
+ignoreregex = from 192\.0\.2\.99
+              192\.0\.2\.(?:99|98)
+"""
+APP_LOG = """\
+2026-11-21 10:00:01 app: bad password from 192.0.2.1
+2026-11-21 10:00:02 app: bad user from 192.0.2.2
+2026-11-21 10:00:03 app: probe from 192.0.2.3
+2026-11-21 10:00:04 app: bad password from 192.0.2.99
+2026-11-21 10:00:05 app: nothing to see from 192.0.2.99
+2026-11-21 10:00:06 app: bad password from 192.0.2.98
+2026-11-21 10:00:07 app: started
+"""
+
+
+@pytest.mark.parametrize("definition", [IGNORE_FIRST, IGNORE_AFTER], ids=["first", "after"])
+def test_ignoreregex_and_nofail_counting_rules(
+    definition: str, tmp_path: Path, real_regex: str
+) -> None:
+    flt = tmp_path / "app.conf"
+    flt.write_text(definition)
+    log = tmp_path / "app.log"
+    log.write_text(APP_LOG)
+    expected = real(str(log), str(flt), *PRINT_ALL)
+    assert compat(str(log), str(flt), *PRINT_ALL) == expected
+    assert cli(str(log), str(flt), *PRINT_ALL) == expected
+    ours = cli(str(log), str(flt))  # the fast path: same counts
+    assert block(ours, "Failregex") == block(expected, "Failregex")
+    assert block(ours, "Ignoreregex") == block(expected, "Ignoreregex")
+    assert re.search(r"^Lines: .*$", ours, re.MULTILINE).group(0) in expected  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--print-no-missed", "--print-no-ignored"],
+        ["-L", "3"],  # also fail2ban-regex's "fewer than N lines are shown"
+        ["--no-check-all"],
+        ["-d", "^%Y-%m-%d %H:%M:%S"],
+        ["--print-all-matched", "-m", "X=1"],
+    ],
+)
+def test_options_side_by_side(args: list[str], tmp_path: Path, real_regex: str) -> None:
+    flt = tmp_path / "app.conf"
+    flt.write_text(IGNORE_AFTER)
+    log = tmp_path / "app.log"
+    log.write_text(APP_LOG * 3)
+    assert compat(*args, str(log), str(flt)) == real(*args, str(log), str(flt))
+
+
+@pytest.mark.parametrize(
+    ("log", "regex", "ignore"),
+    [
+        ("2026-11-21 10:00:01 app: bad password from 192.0.2.1", r"bad password from <HOST>", None),
+        (APP_LOG, r"bad \S+ from <HOST>", "192\\.0\\.2\\.2"),
+        (APP_LOG.splitlines()[0], "sshd", None),
+    ],
+    ids=["single-line", "multi-line-text", "line-and-filter-name"],
+)
+def test_log_and_regex_given_as_text(
+    log: str, regex: str, ignore: str | None, real_regex: str
+) -> None:
+    args = [log, regex, *([ignore] if ignore else [])]
+    assert compat(*args, "--print-all-matched") == real(*args, "--print-all-matched")
+
+
+def test_a_last_line_without_end_of_line_is_not_counted(tmp_path: Path, real_regex: str) -> None:
+    log = tmp_path / "growing.log"
+    log.write_text(APP_LOG + "2026-11-21 10:00:08 app: bad password from 192.0.2")  # unfinished
+    flt = tmp_path / "app.conf"
+    flt.write_text(IGNORE_AFTER)
+    expected = real(str(log), str(flt))
+    assert "Lines: 7 lines" in expected
+    assert compat(str(log), str(flt)) == expected
+    assert cli(str(log), str(flt)).splitlines()[-4:] == expected.splitlines()[-4:]

@@ -158,10 +158,12 @@ def resolve_filter(
     fail2ban's ``common.conf`` then expect the lines the journal gives."""
     head, bracket, _rest = argument.partition("[")
     name_like = _looks_like_name(argument)
-    params = parse_spec("x" + argument[len(head) :]).params if bracket and name_like else {}
+    is_file = os.path.isfile(head if bracket else argument)
+    with_params = bracket and (is_file or name_like)
+    params = parse_spec("x" + argument[len(head) :]).params if with_params else {}
     if journal and "logtype" not in params:
         params = {**params, "logtype": "journal"}
-    if os.path.isfile(head if bracket else argument):
+    if is_file:
         spec = load_filter_file(head if bracket else argument, parameters=params)
     elif name_like:
         # a name that is no filter is a mistake, not a regex: load_filter says where it looked
@@ -197,11 +199,12 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
             if log.endswith(".gz"):
                 # a gzip stream is not really seekable: read it as a stream
                 compressed = cast(BinaryIO, stack.enter_context(gzip.open(handle)))  # noqa: SIM115
-                return iter_blocks(cast(BinaryIO, _Unseekable(compressed))), stack.close
+                blocks = iter_blocks(cast(BinaryIO, _Unseekable(compressed)))
+                return _whole_lines(blocks), stack.close
         except OSError as exc:
             stack.close()
             raise ConfigError(f"cannot read log: {exc.strerror}", path=log) from exc
-        return iter_blocks(handle), stack.close
+        return _whole_lines(iter_blocks(handle)), stack.close
     if not any(c.isspace() for c in log.strip()):
         # a log line has spaces; a lone word is a mistyped path
         raise ConfigError(
@@ -209,6 +212,16 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
         )
     # not a file: the argument is itself a log line
     return iter_blocks(io.BytesIO(log.encode("utf-8"))), lambda: None
+
+
+def _whole_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The blocks without a last line that has no end-of-line: a line still being written,
+    which fail2ban-regex does not count either."""
+    for block in blocks:
+        if block.endswith(b"\n"):
+            yield block
+        elif whole := block[: block.rfind(b"\n") + 1]:
+            yield whole
 
 
 class _Unseekable(io.RawIOBase):

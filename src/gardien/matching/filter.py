@@ -27,7 +27,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
-from gardien.matching.literals import first_characters
+from gardien.matching.literals import first_characters, required_words
 from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
 
@@ -160,10 +160,20 @@ class Filter:
             None if multiline else first_characters(r.regex) for r in self.failregex
         )
         self._by_first_char: dict[str, tuple[tuple[int, CompiledRegex], ...]] = {}
+        self._required_words: tuple[frozenset[str] | None, ...] | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def required_words(self) -> tuple[frozenset[str] | None, ...]:
+        """For each failregex, words one of which its matches contain (``None``: no such
+        words). Trying every failregex on a line (``check_all``) skips at once those whose
+        words the line lacks."""
+        if self._required_words is None:
+            self._required_words = tuple(required_words(r.regex) for r in self.failregex)
+        return self._required_words
 
     def regexes_for(self, text: str) -> tuple[tuple[int, CompiledRegex], ...]:
         """The failregexes (with their index) that can match ``text``, in order: those anchored
@@ -212,8 +222,8 @@ class LineResult:
     ignored: bool = False  # an ignoreregex matched
     nofail: bool = False  # a failregex matched a line that is not a failure by itself
     # what fail2ban-regex counts (a matcher made with check_all=True fills them):
-    hits: list[int] = field(default_factory=list)  # failregexes that matched, by index
-    ignore_hits: list[int] = field(default_factory=list)  # ignoreregexes that matched
+    hits: Sequence[int] = ()  # failregexes that matched, by index
+    ignore_hits: Sequence[int] = ()  # ignoreregexes that matched
     pending: bool = False  # a failregex matched, its connection's address is still unknown
     prefregex_matched: bool = False
     time: float | None = None
@@ -487,7 +497,9 @@ class LineMatcher:
         ignoreregex covers is not a hit, and every ignoreregex that covers it counts. With
         ``maxlines > 1`` the lines a hit covers leave the buffer before the next failregex."""
         del no_date  # fail2ban-regex keeps undated matches (it does not check findtime)
-        result = LineResult()
+        hits: list[int] = []
+        ignore_hits: list[int] = []
+        result = LineResult(hits=hits, ignore_hits=ignore_hits)
         flt = self.filter
         single = self._maxlines == 1
         if not single:
@@ -499,10 +511,9 @@ class LineMatcher:
             whole = parts[0] + parts[2] + "\n"
         text: str | None = whole
         if self._ignore_first:
-            hits = self._ignore_hits(whole, None)
-            if hits:
+            ignore_hits += self._ignore_hits(whole, None)
+            if ignore_hits:
                 result.ignored = True
-                result.ignore_hits = hits
                 return result
         prefix: dict[str, Any] = {}
         if flt.prefregex is not None:
@@ -515,10 +526,18 @@ class LineMatcher:
             if content:
                 self._buffer = [("", "", content)]
                 text = whole = content + "\n"
+        required = flt.required_words
         for index, compiled in flt.regexes_for(whole):
             current = self._buffer
             if text is None:
                 text = self._text(current)
+            words = required[index]
+            if words is not None:
+                for word in words:
+                    if word in text:
+                        break
+                else:
+                    continue
             match = compiled.regex.search(text)
             if match is None:
                 continue
@@ -528,14 +547,14 @@ class LineMatcher:
             else:
                 covered, uncovered = self._split(compiled, match, current)
             if flt.ignoreregex:
-                hits = self._ignore_hits(text, covered)
-                if hits:
+                ignored = self._ignore_hits(text, covered)
+                if ignored:
                     result.ignored = True
-                    result.ignore_hits += hits
+                    ignore_hits += ignored
                     if not single:
                         self._buffer, text = uncovered, None
                     continue
-            result.hits.append(index)
+            hits.append(index)
             if not single:
                 self._buffer, text = uncovered, None
             if prefix:
@@ -557,7 +576,11 @@ class LineMatcher:
             if host is None:
                 result.pending = True
                 continue
-            shown = _normalise_host(host, cidr)
+            shown = self._hosts.get((host, cidr))
+            if shown is None:
+                if len(self._hosts) > 65536:
+                    self._hosts.clear()
+                shown = self._hosts[(host, cidr)] = _normalise_host(host, cidr)
             if failure_id is not None and failure_id != host:
                 groups["ip"] = shown
                 shown = failure_id
