@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from gardien.cli.regex_output import SHOWN_BY_DEFAULT, RegexRun, out_lines, report_lines
-from gardien.clock import FakeClock, SystemClock
+from gardien.clock import Clock, FakeClock, SystemClock
+from gardien.config.filters import FilterSpec
 from gardien.errors import ConfigError
 from gardien.matching.filter import Filter, LineResult, public_fields
 from gardien.tester import JournalLog, RegexReport, resolve_filter, test_log
@@ -88,9 +89,17 @@ class RegexOptions:
     usedns: str | None = None  # overrides the filter's
 
 
-def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexReport:
-    """Test the filter against the log and ``write`` fail2ban-regex's report (or, with
-    ``out``, its ``--out`` lines), one line per call."""
+@dataclass(frozen=True)
+class _Prepared:
+    spec: FilterSpec
+    compiled: Filter
+    log: str | JournalLog
+    journalmatch: tuple[str, ...]
+    clock: Clock
+
+
+def _prepare(options: RegexOptions) -> _Prepared:
+    """The filter compiled, the log (a journal?) and its journalmatch, the clock."""
     journal = JournalLog.parse(options.log)
     spec = resolve_filter(
         options.filter_argument,
@@ -102,12 +111,24 @@ def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexRep
     )
     if options.usedns is not None:
         spec = dataclasses.replace(spec, usedns=options.usedns)
-    compiled = Filter(spec)
-    clock = FakeClock(options.now) if options.now is not None else SystemClock()
     match = spec.journalmatch
     if options.journalmatch is not None:
         match = tuple(line for line in options.journalmatch.split("\n") if line.strip())
-    log: str | JournalLog = journal if journal is not None else options.log
+    return _Prepared(
+        spec=spec,
+        compiled=Filter(spec),
+        log=journal if journal is not None else options.log,
+        journalmatch=match,
+        clock=FakeClock(options.now) if options.now is not None else SystemClock(),
+    )
+
+
+def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexReport:
+    """Test the filter against the log and ``write`` fail2ban-regex's report (or, with
+    ``out``, its ``--out`` lines), one line per call."""
+    prepared = _prepare(options)
+    spec, compiled, log = prepared.spec, prepared.compiled, prepared.log
+    clock, match = prepared.clock, prepared.journalmatch
     if options.out:
         report = test_log(
             compiled,
@@ -142,7 +163,9 @@ def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexRep
         ignoreregex=options.ignoreregex,
         maxlines=options.maxlines,
         datepattern=options.datepattern,
-        journalmatch=[term for line in match for term in shlex.split(line)] if journal else (),
+        journalmatch=[t for line in match for t in shlex.split(line)]
+        if isinstance(log, JournalLog)
+        else (),
         threshold=options.threshold,
     )
     for line in report_lines(
@@ -258,30 +281,17 @@ def regex(
 
 
 def _json_report(options: RegexOptions) -> None:
-    journal = JournalLog.parse(options.log)
-    spec = resolve_filter(
-        options.filter_argument,
-        options.config_dir,
-        ignoreregex=options.ignoreregex,
-        datepattern=options.datepattern,
-        maxlines=options.maxlines,
-        journal=journal is not None,
-    )
-    compiled = Filter(spec)
-    clock = FakeClock(options.now) if options.now is not None else SystemClock()
+    prepared = _prepare(options)
     out = sys.stdout
 
     def emit(number: int, line: str, result: LineResult) -> None:
         out.write(json.dumps(_json_line(number, line, result)) + "\n")
 
-    match = None
-    if options.journalmatch is not None:
-        match = tuple(line for line in options.journalmatch.split("\n") if line.strip())
     report = test_log(
-        compiled,
-        journal if journal is not None else options.log,
-        clock=clock,
+        prepared.compiled,
+        prepared.log,
+        clock=prepared.clock,
         every_line=emit,
-        journalmatch=match,
+        journalmatch=prepared.journalmatch,
     )
     out.write(json.dumps({"summary": report.summary()}) + "\n")
