@@ -127,6 +127,18 @@ def test_config_dir_of_fail2ban_is_read_as_is(auth_log: Path, fail2ban_config: P
         (["regex", "--now", "yesterday", SSHD_FAILURE, "sshd"], "is not an ISO time"),
         (["regex", "--maxlines", "0", SSHD_FAILURE, "sshd"], "maxlines must be 1 or more"),
         (["regex", "--datepattern", "%Q", SSHD_FAILURE, "sshd"], "unsupported directive"),
+        (
+            ["regex", "systemd-journal[journalflags=1]", "sshd"],
+            "journalflags=...]: gardien reads the system journal, journalfiles or journalpath only",
+        ),
+        (
+            ["regex", "systemd-journal[journalfiles=/no/such/*.journal]", "sshd"],
+            "no journal file matches journalfiles",
+        ),
+        (
+            ["regex", "--print-no-missed", "--print-all-missed", SSHD_FAILURE, "sshd"],
+            "--print-no-missed and --print-all-missed exclude each other",
+        ),
     ],
 )
 def test_user_mistakes_get_one_clear_line_and_exit_1(args: list[str], message: str) -> None:
