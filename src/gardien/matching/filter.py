@@ -168,11 +168,16 @@ class Filter:
 
     @property
     def required_words(self) -> tuple[frozenset[str] | None, ...]:
-        """For each failregex, words one of which its matches contain (``None``: no such
-        words). Trying every failregex on a line (``check_all``) skips at once those whose
-        words the line lacks."""
+        """For each failregex not anchored at known first characters, words one of which its
+        matches contain (else ``None``). Trying every failregex on a line (``check_all``) skips
+        at once those whose words the line lacks."""
         if self._required_words is None:
-            self._required_words = tuple(required_words(r.regex) for r in self.failregex)
+            # a regex anchored at a known first character is already left out of lines
+            # starting otherwise (regexes_for): looking for its words would cost more
+            self._required_words = tuple(
+                None if chars is not None else required_words(r.regex)
+                for r, chars in zip(self.failregex, self._first_chars, strict=True)
+            )
         return self._required_words
 
     def regexes_for(self, text: str) -> tuple[tuple[int, CompiledRegex], ...]:
@@ -568,14 +573,15 @@ class LineMatcher:
             host, cidr, failure_id = _identity(groups)
             if host is None and connection is not None:
                 groups["mlfpending"] = 1
-            # the next failregex may change the connection's data: keep this hit's own copy
-            groups = dict(groups)
             if groups.get("nofail"):
                 result.nofail = True
                 continue
             if host is None:
                 result.pending = True
                 continue
+            if connection is not None:
+                # the next failregex may change the connection's data: keep this hit's own
+                groups = dict(groups)
             shown = self._hosts.get((host, cidr))
             if shown is None:
                 if len(self._hosts) > 65536:
