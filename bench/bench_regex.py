@@ -9,7 +9,7 @@ For each log kind (asterisk, sshd, postfix) the script
    shell): ``python -m gardien regex LOG FILTER`` with this script's interpreter, and
    ``/usr/bin/fail2ban-regex LOG FILTER``;
 3. parses the ``Lines: N lines, I ignored, M matched, X missed`` summary both tools print and
-   checks that the matched counts agree (and, with ``--check-hosts``, that the multisets of
+   checks that the four counts agree (and, with ``--check-hosts``, that the multisets of
    hosts of the matched lines agree, using ``gardien regex --json`` and
    ``fail2ban-regex --out ip``);
 4. reports median wall-clock times, throughputs and the speed-up (fail2ban-regex time divided
@@ -309,13 +309,15 @@ def bench_kind(kind: str, args: argparse.Namespace) -> KindResult:
 
 
 def check_counts(result: KindResult) -> None:
-    """Record a problem if the tools disagree on the matched (or total) line counts."""
+    """Record a problem if the tools disagree on the line counts."""
     assert result.gardien is not None and result.fail2ban is not None
     g, f = result.gardien.summary, result.fail2ban.summary
-    if g.matched != f.matched:
-        result.problems.append(
-            f"MISMATCH: gardien matched {g.matched} lines, fail2ban-regex {f.matched}"
-        )
+    for kind in ("matched", "ignored", "missed"):
+        ours, theirs = getattr(g, kind), getattr(f, kind)
+        if ours != theirs:
+            result.problems.append(
+                f"MISMATCH: gardien {kind} {ours} lines, fail2ban-regex {theirs}"
+            )
     if g.lines != f.lines:
         result.problems.append(f"MISMATCH: gardien read {g.lines} lines, fail2ban-regex {f.lines}")
     if f.matched != result.generated_failures:

@@ -533,3 +533,50 @@ def test_property_filter_has_every_kind_of_capture() -> None:
     assert hosts("addr=::ffff:192.0.2.1") == ["192.0.2.1"]
     assert hosts("host sshd[12]: Connection from 192.0.2.5") == []
     assert hosts("host sshd[12]: bad password") == ["192.0.2.5"]
+
+
+# ---- check_all: fail2ban-regex's way of counting -------------------------------------
+
+
+def checking_all(*failregex: str, **options: object) -> LineMatcher:
+    flt = make_filter(*failregex, **options)  # type: ignore[arg-type]
+    return flt.matcher(clock=FakeClock(NOW), check_all=True)
+
+
+def test_check_all_records_every_failregex_that_hits() -> None:
+    line = "Nov 21 10:00:01 web app: bad password for root from 192.0.2.7"
+    regexes = (
+        r"bad password for \S+ from <HOST>",
+        r"bad \S+ for root from <HOST>",
+        r"^nope <HOST>",
+    )
+    first = matcher(*regexes).process(line)
+    every = checking_all(*regexes).process(line)
+    assert [f.regex_index for f in first.failures] == [0]
+    assert list(every.hits) == [0, 1]
+    assert [f.host for f in every.failures] == ["192.0.2.7", "192.0.2.7"]
+
+
+def test_check_all_counts_each_ignoreregex_on_each_hit() -> None:
+    m = checking_all(
+        r"bad password from <HOST>",
+        r"bad \S+ from <HOST>",
+        ignoreregex=(r"192\.0\.2\.99", r"from 192\.0\.2\.9\d"),
+    )
+    result = m.process("Nov 21 10:00:01 app: bad password from 192.0.2.99")
+    assert result.ignored and not result.failures and not result.hits
+    assert list(result.ignore_hits) == [0, 1, 0, 1]  # both ignoreregexes, for both failregexes
+
+
+def test_check_all_nofail_and_pending_hits() -> None:
+    m = checking_all(
+        r"^ web app\[<F-MLFID>\d+</F-MLFID>\]: <F-NOFAIL>connect</F-NOFAIL> from <HOST>",
+        r"^ web app\[<F-MLFID>\d+</F-MLFID>\]: bad password for <F-USER>\S+</F-USER>$",
+    )
+    connect = m.process("Nov 21 10:00:01 web app[7]: connect from 192.0.2.7")
+    assert connect.nofail and list(connect.hits) == [0] and not connect.failures
+    # the address comes from the connection's earlier line
+    failed = m.process("Nov 21 10:00:02 web app[7]: bad password for root")
+    assert [f.host for f in failed.failures] == ["192.0.2.7"] and not failed.nofail
+    pending = m.process("Nov 21 10:00:03 web app[8]: bad password for root")
+    assert pending.pending and not pending.failures  # fail2ban-regex counts it matched

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import gzip
 import io
 import itertools
 import os
+import shlex
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from gardien.clock import Clock, SystemClock
 from gardien.config.filters import (
@@ -30,10 +32,11 @@ from gardien.config.filters import (
 )
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, FilterError
-from gardien.matching.filter import Filter, LineResult
+from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.matching.scan import Prefilter, ScanCounts, decode, iter_blocks, scan_lines
+from gardien.model import Failure
 
-__all__ = ["LineCallback", "RegexReport", "resolve_filter", "test_log"]
+__all__ = ["JournalLog", "LineCallback", "RegexReport", "resolve_filter", "test_log"]
 
 #: how much of the start of a log is used to pick the rarest words to look for
 SAMPLE_SIZE = 1 << 18
@@ -44,15 +47,27 @@ LineCallback = Callable[[int, str, LineResult], None]
 
 @dataclass
 class RegexReport:
-    """Counts of a filter test, fail2ban-regex style, and the lines asked for."""
+    """Counts of a filter test, as fail2ban-regex counts them, and the lines asked for.
+
+    A line is *ignored* when an ignoreregex discards it or when a failregex that matched it
+    says it is no failure (``<F-NOFAIL>``, ``<F-MLFGAINED>``: ``Accepted``, ``Connection
+    closed``, pam_unix's lines...), else *matched* when a failregex matched it, else *missed*.
+    Every failregex is tried on every line: ``regex_hits`` counts the hits of each (so their
+    sum, fail2ban-regex's "Failregex: N total", may exceed ``matched``), ``ignore_hits`` those
+    of each ignoreregex. With ``maxlines > 1``, lines that a later line's match takes from the
+    buffer move from missed to matched, as fail2ban-regex moves them.
+    """
 
     filter_name: str
     lines: int = 0
     matched: int = 0
     ignored: int = 0
     regex_hits: list[int] = field(default_factory=list)
+    ignore_hits: list[int] = field(default_factory=list)
+    prefregex_matched: int = 0
     date_templates: Counter[str] = field(default_factory=Counter)
     hosts: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
     matched_lines: list[str] = field(default_factory=list)
     ignored_lines: list[str] = field(default_factory=list)
     missed_lines: list[str] = field(default_factory=list)
@@ -62,6 +77,12 @@ class RegexReport:
     @property
     def missed(self) -> int:
         return self.lines - self.matched - self.ignored
+
+    @property
+    def every_line_examined(self) -> bool:
+        """Whether every line went through the filter (else the prefilter skipped lines that
+        cannot match: ``prefregex_matched`` and ``date_templates`` count examined lines only)."""
+        return self.examined == self.lines
 
     def summary_line(self) -> str:
         return (
@@ -78,6 +99,43 @@ class RegexReport:
         }
 
 
+@dataclass(frozen=True)
+class JournalLog:
+    """A log given as ``systemd-journal[journalfiles=F, journalpath=DIR]``, as fail2ban-regex
+    takes it: the system journal, the journal files ``files`` (each a glob pattern), or the
+    journal directory ``directory``."""
+
+    files: tuple[str, ...] | None = None
+    directory: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> JournalLog | None:
+        """The journal ``text`` names, ``None`` when it names none. :class:`ConfigError` for a
+        parameter gardien cannot honour (``journalflags``, ``namespace``) or an unknown one."""
+        if text != "systemd-journal" and not text.startswith("systemd-journal["):
+            return None
+        params = parse_spec(text).params
+        unknown = sorted(set(params) - {"journalfiles", "journalpath"})
+        if unknown:
+            raise ConfigError(
+                f"systemd-journal[{', '.join(unknown)}=...]: gardien reads the system journal, "
+                "journalfiles or journalpath only",
+                path=text,
+            )
+        files: tuple[str, ...] | None = None
+        if params.get("journalfiles"):
+            found: set[str] = set()
+            for pattern in shlex.split(params["journalfiles"]):
+                found.update(glob.glob(pattern))
+            if not found:
+                raise ConfigError("no journal file matches journalfiles", path=text)
+            files = tuple(sorted(found))
+        directory = params.get("journalpath") or None
+        if files is not None and directory is not None:
+            raise ConfigError("give journalfiles or journalpath, not both", path=text)
+        return cls(files, directory)
+
+
 def _looks_like_name(text: str) -> bool:
     head = text.split("[", 1)[0]
     return bool(head) and all(c.isalnum() or c in "-_." for c in head)
@@ -90,17 +148,26 @@ def resolve_filter(
     ignoreregex: str | None = None,
     datepattern: str | None = None,
     maxlines: int | None = None,
+    journal: bool = False,
 ) -> FilterSpec:
     """The filter a user means by ``argument``: a file path, a filter name (both may carry
-    ``[param=value]``), or else a raw failregex."""
+    ``[param=value]``), or else a raw failregex.
+
+    ``journal`` (the log is the systemd journal) sets the filter's ``logtype`` to ``journal``
+    unless ``argument`` sets it, as fail2ban does for ``backend = systemd``: the filters of
+    fail2ban's ``common.conf`` then expect the lines the journal gives."""
     head, bracket, _rest = argument.partition("[")
     name_like = _looks_like_name(argument)
-    if os.path.isfile(head if bracket else argument):
-        params = parse_spec("x" + argument[len(head) :]).params if bracket else {}
+    is_file = os.path.isfile(head if bracket else argument)
+    with_params = bracket and (is_file or name_like)
+    params = parse_spec("x" + argument[len(head) :]).params if with_params else {}
+    if journal and "logtype" not in params:
+        params = {**params, "logtype": "journal"}
+    if is_file:
         spec = load_filter_file(head if bracket else argument, parameters=params)
     elif name_like:
         # a name that is no filter is a mistake, not a regex: load_filter says where it looked
-        spec = load_filter(argument, config_dir)
+        spec = load_filter(head if bracket else argument, config_dir, parameters=params)
     elif os.sep in argument and not any(c in argument for c in "<^$("):
         raise ConfigError(f"no such filter file: {argument}")
     else:
@@ -132,11 +199,12 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
             if log.endswith(".gz"):
                 # a gzip stream is not really seekable: read it as a stream
                 compressed = cast(BinaryIO, stack.enter_context(gzip.open(handle)))  # noqa: SIM115
-                return iter_blocks(cast(BinaryIO, _Unseekable(compressed))), stack.close
+                blocks = iter_blocks(cast(BinaryIO, _Unseekable(compressed)))
+                return _whole_lines(blocks), stack.close
         except OSError as exc:
             stack.close()
             raise ConfigError(f"cannot read log: {exc.strerror}", path=log) from exc
-        return iter_blocks(handle), stack.close
+        return _whole_lines(iter_blocks(handle)), stack.close
     if not any(c.isspace() for c in log.strip()):
         # a log line has spaces; a lone word is a mistyped path
         raise ConfigError(
@@ -144,6 +212,16 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
         )
     # not a file: the argument is itself a log line
     return iter_blocks(io.BytesIO(log.encode("utf-8"))), lambda: None
+
+
+def _whole_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The blocks without a last line that has no end-of-line: a line still being written,
+    which fail2ban-regex does not count either."""
+    for block in blocks:
+        if block.endswith(b"\n"):
+            yield block
+        elif whole := block[: block.rfind(b"\n") + 1]:
+            yield whole
 
 
 class _Unseekable(io.RawIOBase):
@@ -165,24 +243,51 @@ class _Unseekable(io.RawIOBase):
 
 def test_log(
     compiled: Filter,
-    log: str,
+    log: str | JournalLog,
     *,
     clock: Clock | None = None,
     keep_matched: bool = False,
     keep_missed: bool = False,
     keep_ignored: bool = False,
+    first_lines: int = 0,
     every_line: LineCallback | None = None,
     log_timezone: str | None = None,
+    journalmatch: Sequence[str] | None = None,
+    check_all: bool = True,
+    keep_failures: bool = False,
+    examine_all: bool = False,
 ) -> RegexReport:
-    """Run ``log`` (a path, ``-`` for standard input, or a log line) through ``compiled``.
+    """Run ``log`` (a path, ``-`` for standard input, a log line, or a journal) through
+    ``compiled`` and count as fail2ban-regex does (see :class:`RegexReport`).
 
-    Unless every line is wanted (``every_line``, ``keep_missed``), only the lines the filter's
-    prefilter selects are matched: same counts, much faster.
+    ``keep_*`` keep every line of that kind; ``first_lines`` keeps the first lines of the kinds
+    not kept in full (fail2ban-regex shows them when there are fewer than 20). Unless every line
+    is wanted (``every_line``, ``keep_missed``), only the lines the filter's prefilter selects
+    are matched: same counts, much faster. A journal is read from its first entry, through
+    ``journalmatch`` (default: the filter's).
+
+    ``check_all=False`` matches as the daemon does (the first failregex that matches wins), as
+    fail2ban-regex does for ``--out``; ``keep_failures`` keeps the failures of the matched lines
+    in ``report.failures``. ``examine_all`` turns the prefilter off, so that the prefregex and
+    date template counts cover every line, as fail2ban-regex's do.
     """
     started = time.perf_counter()
-    report = RegexReport(compiled.name, regex_hits=[0] * len(compiled.failregex))
-    matcher = compiled.matcher(clock=clock or SystemClock(), log_timezone=log_timezone)
-    needs_all = every_line is not None or keep_missed
+    report = RegexReport(
+        compiled.name,
+        regex_hits=[0] * len(compiled.failregex),
+        ignore_hits=[0] * len(compiled.ignoreregex),
+    )
+    matcher = compiled.matcher(
+        clock=clock or SystemClock(), log_timezone=log_timezone, check_all=check_all
+    )
+    tally = _Tally(report, matcher, keep_matched, keep_missed, keep_ignored, first_lines)
+    tally.keep_failures = keep_failures
+    if isinstance(log, JournalLog):
+        match = compiled.spec.journalmatch if journalmatch is None else journalmatch
+        _journal(log, match, matcher, tally, every_line)
+        report.elapsed = time.perf_counter() - started
+        return report
+    needs_all = every_line is not None or keep_missed or examine_all
     blocks, close = _open_blocks(log)
     prefilter = None
     if not needs_all:
@@ -191,16 +296,13 @@ def test_log(
         blocks = itertools.chain([first], blocks)
     counts = ScanCounts()
     try:
-        if needs_all:
-            _every_line(
-                blocks, matcher.process, report, every_line, keep_matched, keep_missed, keep_ignored
-            )
+        if needs_all or prefilter is None:
+            _every_line(blocks, matcher, tally, every_line)
             counts.lines = report.lines
         else:
-            for line in scan_lines(blocks, prefilter, counts):
-                result = matcher.process(line)
-                report.examined += 1
-                _tally(report, line, result, keep_matched, False, keep_ignored)
+            skipped = tally.skipped if first_lines and not keep_missed else None
+            for line in scan_lines(blocks, prefilter, counts, skipped=skipped):
+                tally.line(line, matcher.process(line))
     except UnicodeError as exc:  # pragma: no cover - decode() replaces bad bytes
         raise FilterError(f"cannot decode log: {exc}") from exc
     finally:
@@ -210,41 +312,96 @@ def test_log(
     return report
 
 
-def _tally(
-    report: RegexReport,
-    line: str,
-    result: LineResult,
-    keep_matched: bool,
-    keep_missed: bool,
-    keep_ignored: bool,
-) -> None:
-    if result.date_format:
-        report.date_templates[result.date_format] += 1
-    if result.ignored:
-        report.ignored += 1
-        if keep_ignored:
-            report.ignored_lines.append(line)
-    elif result.failures:
-        report.matched += 1
-        for failure in result.failures:
-            report.regex_hits[failure.regex_index] += 1
-            report.hosts[failure.host] += 1
-        if keep_matched:
-            report.matched_lines.append(line)
-    elif keep_missed:
+class _Tally:
+    """Adds each line's result to a report, with fail2ban-regex's rules."""
+
+    def __init__(
+        self,
+        report: RegexReport,
+        matcher: LineMatcher,
+        keep_matched: bool,
+        keep_missed: bool,
+        keep_ignored: bool,
+        first_lines: int,
+    ) -> None:
+        self.report = report
+        self.matcher = matcher
+        self.multiline = matcher.filter.spec.maxlines > 1
+        self.maxlines = matcher.filter.spec.maxlines
+        self.keep_matched = keep_matched
+        self.limit_missed = None if keep_missed else first_lines
+        self.limit_ignored = None if keep_ignored else first_lines
+        self.keep_failures = False
+
+    def skipped(self, line: str) -> bool:
+        """A line the prefilter skipped (a missed one): whether more such lines are wanted."""
+        report = self.report
+        if self.limit_missed is not None and len(report.missed_lines) >= self.limit_missed:
+            return False
         report.missed_lines.append(line)
+        return True
+
+    def process(self, line: str, shown: str, **date: Any) -> LineResult:
+        """Match ``line`` (shown as ``shown``) and count it, with buffered lines a multi-line
+        match takes."""
+        if not self.multiline:
+            result = self.matcher.process(line, **date)
+            self.line(shown, result)
+            return result
+        before = list(self.matcher.buffer)
+        result = self.matcher.process(line, **date)
+        after = self.matcher.buffer
+        report = self.report
+        full = len(before) >= self.maxlines
+        for parts in before[int(full) :]:
+            if parts in after:
+                continue
+            text = "".join(parts)
+            with contextlib.suppress(ValueError):
+                report.missed_lines.remove(text)
+            if self.keep_matched:
+                report.matched_lines.append(text)
+            report.matched += 1  # and one less missed (lines - matched - ignored)
+        self.line(shown, result)  # after the lines it took, as fail2ban-regex lists them
+        return result
+
+    def line(self, line: str, result: LineResult) -> None:
+        report = self.report
+        report.examined += 1
+        if result.date_format:
+            report.date_templates[result.date_format] += 1
+        if result.prefregex_matched:
+            report.prefregex_matched += 1
+        for index in result.hits:
+            report.regex_hits[index] += 1
+        for index in result.ignore_hits:
+            report.ignore_hits[index] += 1
+        if result.ignored or result.nofail:
+            report.ignored += 1
+            if self.limit_ignored is None or len(report.ignored_lines) < self.limit_ignored:
+                report.ignored_lines.append(line)
+        elif result.failures or result.pending:
+            report.matched += 1
+            for failure in result.failures:
+                if failure.fields.get("nofail"):
+                    continue  # a line that is no failure by itself, in the daemon's way
+                report.hosts[failure.host] += 1
+                if self.keep_failures:
+                    report.failures.append(failure)
+            if self.keep_matched:
+                report.matched_lines.append(line)
+        elif self.limit_missed is None or len(report.missed_lines) < self.limit_missed:
+            report.missed_lines.append(line)
 
 
 def _every_line(
     blocks: Iterator[bytes],
-    process: Callable[[str], LineResult],
-    report: RegexReport,
+    matcher: LineMatcher,
+    tally: _Tally,
     every_line: LineCallback | None,
-    keep_matched: bool,
-    keep_missed: bool,
-    keep_ignored: bool,
 ) -> None:
     number = 0
+    report = tally.report
     for block in blocks:
         for raw in block.split(b"\n")[: -1 if block.endswith(b"\n") else None]:
             number += 1
@@ -252,8 +409,35 @@ def _every_line(
             if not line or line.startswith("#"):
                 continue
             report.lines += 1
-            report.examined += 1
-            result = process(line)
-            _tally(report, line, result, keep_matched, keep_missed, keep_ignored)
+            result = tally.process(line, line)
             if every_line is not None:
                 every_line(number, line, result)
+
+
+def _journal(
+    log: JournalLog,
+    journalmatch: Sequence[str],
+    matcher: LineMatcher,
+    tally: _Tally,
+    every_line: LineCallback | None,
+) -> None:
+    # imported here: reading a file needs no journal library
+    from gardien.sources.journal import JournalSource
+
+    try:
+        source = JournalSource(journalmatch, files=log.files, directory=log.directory, since=0)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the journal: {exc.strerror or exc}") from None
+    report = tally.report
+    number = 0
+    with source:
+        while entries := source.read_entries(4096):
+            for entry in entries:
+                number += 1
+                report.lines += 1
+                text = entry.date_text
+                result = tally.process(
+                    entry.line, text + entry.line, date=entry.time, date_text=text
+                )
+                if every_line is not None:
+                    every_line(number, entry.line, result)

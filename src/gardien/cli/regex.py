@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
+import shlex
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from gardien.clock import FakeClock, SystemClock
+from gardien.cli.regex_output import SHOWN_BY_DEFAULT, RegexRun, out_lines, report_lines
+from gardien.clock import Clock, FakeClock, SystemClock
+from gardien.config.filters import FilterSpec
 from gardien.errors import ConfigError
 from gardien.matching.filter import Filter, LineResult, public_fields
-from gardien.tester import RegexReport, resolve_filter, test_log
-
-SHOWN_BY_DEFAULT = 20
+from gardien.tester import JournalLog, RegexReport, resolve_filter, test_log
 
 
 def parse_now(text: str) -> float:
@@ -48,8 +52,8 @@ def _json_line(number: int, line: str, result: LineResult) -> dict[str, Any]:
     when = failure.time if failure is not None else result.time
     record: dict[str, Any] = {
         "line": number,
-        "match": failure is not None,
-        "ignored": result.ignored,
+        "match": bool(result.failures or result.pending) and not (result.ignored or result.nofail),
+        "ignored": result.ignored or result.nofail,
         "host": failure.host if failure is not None else None,
         "time": format_time(when),
         "epoch": when,
@@ -58,6 +62,124 @@ def _json_line(number: int, line: str, result: LineResult) -> dict[str, Any]:
         for key, value in public_fields(failure.fields).items():
             record.setdefault(key, value)
     return record
+
+
+@dataclass(frozen=True)
+class RegexOptions:
+    """What ``gardien regex`` and ``fail2ban-regex`` were asked to do."""
+
+    log: str
+    filter_argument: str
+    config_dir: str | None
+    ignoreregex: str | None = None
+    now: float | None = None
+    datepattern: str | None = None
+    maxlines: int | None = None
+    journalmatch: str | None = None
+    timezone: str | None = None
+    out: str | None = None
+    print_all_matched: bool = False
+    print_all_missed: bool = False
+    print_all_ignored: bool = False
+    print_no_missed: bool = False
+    print_no_ignored: bool = False
+    threshold: int = SHOWN_BY_DEFAULT
+    examine_all: bool = False  # no prefilter: prefregex and date counts of every line
+    check_all: bool = True  # every failregex tried on every line (fail2ban-regex's default)
+    usedns: str | None = None  # overrides the filter's
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    spec: FilterSpec
+    compiled: Filter
+    log: str | JournalLog
+    journalmatch: tuple[str, ...]
+    clock: Clock
+
+
+def _prepare(options: RegexOptions) -> _Prepared:
+    """The filter compiled, the log (a journal?) and its journalmatch, the clock."""
+    journal = JournalLog.parse(options.log)
+    spec = resolve_filter(
+        options.filter_argument,
+        options.config_dir,
+        ignoreregex=options.ignoreregex,
+        datepattern=options.datepattern,
+        maxlines=options.maxlines,
+        journal=journal is not None,
+    )
+    if options.usedns is not None:
+        spec = dataclasses.replace(spec, usedns=options.usedns)
+    match = spec.journalmatch
+    if options.journalmatch is not None:
+        match = tuple(line for line in options.journalmatch.split("\n") if line.strip())
+    return _Prepared(
+        spec=spec,
+        compiled=Filter(spec),
+        log=journal if journal is not None else options.log,
+        journalmatch=match,
+        clock=FakeClock(options.now) if options.now is not None else SystemClock(),
+    )
+
+
+def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexReport:
+    """Test the filter against the log and ``write`` fail2ban-regex's report (or, with
+    ``out``, its ``--out`` lines), one line per call."""
+    prepared = _prepare(options)
+    spec, compiled, log = prepared.spec, prepared.compiled, prepared.log
+    clock, match = prepared.clock, prepared.journalmatch
+    if options.out:
+        report = test_log(
+            compiled,
+            log,
+            clock=clock,
+            log_timezone=options.timezone,
+            journalmatch=match,
+            check_all=False,
+            keep_failures=True,
+        )
+        for line in out_lines(options.out, report.failures):
+            write(line)
+        return report
+    report = test_log(
+        compiled,
+        log,
+        clock=clock,
+        keep_matched=options.print_all_matched,
+        keep_missed=options.print_all_missed,
+        keep_ignored=options.print_all_ignored,
+        first_lines=options.threshold,
+        log_timezone=options.timezone,
+        journalmatch=match,
+        examine_all=options.examine_all,
+        check_all=options.check_all,
+    )
+    run = RegexRun(
+        filter_argument=options.filter_argument,
+        spec=spec,
+        log=log,
+        config_dir=options.config_dir,
+        ignoreregex=options.ignoreregex,
+        maxlines=options.maxlines,
+        datepattern=options.datepattern,
+        journalmatch=[t for line in match for t in shlex.split(line)]
+        if isinstance(log, JournalLog)
+        else (),
+        threshold=options.threshold,
+    )
+    for line in report_lines(
+        run,
+        compiled,
+        report,
+        all_matched=options.print_all_matched,
+        all_missed=options.print_all_missed,
+        all_ignored=options.print_all_ignored,
+        no_missed=options.print_no_missed,
+        no_ignored=options.print_no_ignored,
+    ):
+        write(line)
+    return report
 
 
 @click.command()
@@ -78,9 +200,24 @@ def _json_line(number: int, line: str, result: LineResult) -> dict[str, Any]:
 )
 @click.option("--datepattern", metavar="PATTERN", help="Override the filter's datepattern.")
 @click.option("--maxlines", type=int, metavar="N", help="Override the filter's maxlines.")
+@click.option(
+    "-m",
+    "--journalmatch",
+    metavar="MATCH",
+    help="Override the filter's journalmatch (LOG systemd-journal only).",
+)
+@click.option(
+    "-o",
+    "--out",
+    metavar="TOKEN",
+    help="Print only this of each failure: ip, id, msg, row, a capture name, or a template "
+    "such as '<ip> <F-USER>'.",
+)
 @click.option("--print-all-matched", is_flag=True, help="Print every matched line.")
 @click.option("--print-all-missed", is_flag=True, help="Print every missed line.")
 @click.option("--print-all-ignored", is_flag=True, help="Print every ignored line.")
+@click.option("--print-no-missed", is_flag=True, help="Print no missed line.")
+@click.option("--print-no-ignored", is_flag=True, help="Print no ignored line.")
 @click.pass_obj
 def regex(
     obj: dict[str, Any],
@@ -91,13 +228,19 @@ def regex(
     now_text: str | None,
     datepattern: str | None,
     maxlines: int | None,
+    journalmatch: str | None,
+    out: str | None,
     print_all_matched: bool,
     print_all_missed: bool,
     print_all_ignored: bool,
+    print_no_missed: bool,
+    print_no_ignored: bool,
 ) -> None:
-    """Test FILTER against LOG and report what it finds.
+    """Test FILTER against LOG and report what it finds, as fail2ban-regex does.
 
-    LOG is a log file (plain or .gz), - for standard input, or a single log line.
+    LOG is a log file (plain or .gz), - for standard input, a log line, or the systemd
+    journal: systemd-journal, systemd-journal[journalfiles=FILE] or
+    systemd-journal[journalpath=DIR] (read through the filter's journalmatch).
     FILTER is a filter name (sshd, postfix[mode=auth]) looked up in the configuration
     directory's filter.d (then gardien's bundled filters), a filter file path (optionally with
     [parameters]), or a raw failregex such as 'Failed password for .* from <HOST>'.
@@ -106,110 +249,49 @@ def regex(
     Examples:
       gardien regex /var/log/auth.log sshd
       gardien -c /etc/fail2ban regex /var/log/mail.log 'postfix[mode=auth]'
+      gardien regex 'systemd-journal[journalpath=/var/log/journal]' sshd
       gardien regex --json --now 2026-01-31T00:00 /var/log/asterisk/messages asterisk
     """
-    config_dir = obj["config_dir"]
-    spec = resolve_filter(
-        filter_, config_dir, ignoreregex=ignoreregex, datepattern=datepattern, maxlines=maxlines
-    )
-    compiled = Filter(spec)
-    clock = FakeClock(parse_now(now_text)) if now_text else SystemClock()
-    out = sys.stdout
-    if as_json:
-
-        def emit(number: int, line: str, result: LineResult) -> None:
-            out.write(json.dumps(_json_line(number, line, result)) + "\n")
-
-        report = test_log(compiled, log, clock=clock, every_line=emit)
-        out.write(json.dumps({"summary": report.summary()}) + "\n")
-        return
-    report = test_log(
-        compiled,
-        log,
-        clock=clock,
-        keep_matched=print_all_matched,
-        keep_missed=print_all_missed,
-        keep_ignored=True,
-    )
-    _print_report(compiled, log, report, print_all_matched, print_all_missed, print_all_ignored)
-
-
-def _print_report(
-    compiled: Filter,
-    log: str,
-    report: RegexReport,
-    all_matched: bool,
-    all_missed: bool,
-    all_ignored: bool,
-) -> None:
-    echo = click.echo
-    spec = compiled.spec
-    echo("Running tests")
-    echo("=============")
-    echo("")
-    source = spec.path or "command line"
-    echo(f"Use      filter : {spec.name} ({source})")
-    if spec.parameters:
-        echo(
-            "Use  parameters : "
-            + ", ".join(f"{k}={v}" for k, v in spec.parameters.items() if not k.startswith("__"))
-        )
-    echo(f"Use    log file : {log}")
-    echo("Use    encoding : UTF-8")
-    echo("")
-    echo("Results")
-    echo("=======")
-    echo("")
-    echo(f"Failregex: {report.matched} total")
-    echo("|-  #) [# of hits] regular expression")
-    for index, (compiled_regex, hits) in enumerate(
-        zip(compiled.failregex, report.regex_hits, strict=True), start=1
+    for first, second in (
+        ("missed", print_no_missed and print_all_missed),
+        ("ignored", print_no_ignored and print_all_ignored),
     ):
-        echo(f"|  {index:2d}) [{hits}] {compiled_regex.source.pattern}")
-    echo("`-")
-    echo("")
-    echo(f"Ignoreregex: {report.ignored} total")
-    if compiled.ignoreregex:
-        echo("|-  #) regular expression")
-        for index, ignore in enumerate(compiled.ignoreregex, start=1):
-            echo(f"|  {index:2d}) {ignore.source.pattern}")
-        echo("`-")
-    echo("")
-    if report.hosts:
-        echo("Top addresses:")
-        echo("|- [# of hits] address")
-        for host, hits in report.hosts.most_common(10):
-            echo(f"|  [{hits}] {host}")
-        echo("`-")
-        echo("")
-    if report.date_templates:
-        scope = "lines examined" if report.examined < report.lines else "all lines"
-        echo(f"Date template hits ({scope}):")
-        echo("|- [# of hits] date format")
-        for name, hits in report.date_templates.most_common():
-            echo(f"|  [{hits}] {name}")
-        echo("`-")
-        echo("")
-    echo(report.summary_line())
-    echo(f"[processed in {report.elapsed:.2f} sec]")
-    _print_lines("Ignored", report.ignored, report.ignored_lines, all_ignored, "ignored")
-    if all_matched:
-        _print_lines("Matched", report.matched, report.matched_lines, True, "matched")
-    if all_missed:
-        _print_lines("Missed", report.missed, report.missed_lines, True, "missed")
-    elif report.missed:
-        click.echo("")
-        click.echo(f"Missed line(s): {report.missed}; use --print-all-missed to print them")
+        if second:
+            raise ConfigError(f"--print-no-{first} and --print-all-{first} exclude each other")
+    options = RegexOptions(
+        log=log,
+        filter_argument=filter_,
+        config_dir=str(obj["config_dir"]),
+        ignoreregex=ignoreregex,
+        now=parse_now(now_text) if now_text else None,
+        datepattern=datepattern,
+        maxlines=maxlines,
+        journalmatch=journalmatch,
+        out=out,
+        print_all_matched=print_all_matched,
+        print_all_missed=print_all_missed,
+        print_all_ignored=print_all_ignored,
+        print_no_missed=print_no_missed,
+        print_no_ignored=print_no_ignored,
+    )
+    if as_json:
+        _json_report(options)
+        return
+    run_regex(options, click.echo)
 
 
-def _print_lines(title: str, count: int, lines: list[str], show_all: bool, flag: str) -> None:
-    if not count:
-        return
-    click.echo("")
-    if not show_all and count > SHOWN_BY_DEFAULT:
-        click.echo(f"{title} line(s): {count}; use --print-all-{flag} to print them")
-        return
-    click.echo(f"{title} line(s):")
-    for line in lines:
-        click.echo(f"|  {line}")
-    click.echo("`-")
+def _json_report(options: RegexOptions) -> None:
+    prepared = _prepare(options)
+    out = sys.stdout
+
+    def emit(number: int, line: str, result: LineResult) -> None:
+        out.write(json.dumps(_json_line(number, line, result)) + "\n")
+
+    report = test_log(
+        prepared.compiled,
+        prepared.log,
+        clock=prepared.clock,
+        every_line=emit,
+        journalmatch=prepared.journalmatch,
+    )
+    out.write(json.dumps({"summary": report.summary()}) + "\n")

@@ -73,6 +73,7 @@ class FilterSpec:
     parameters: Mapping[str, str] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # every file read, includes and overrides too, in order
     path: str | None = None  # the filter's own file
+    options_set: frozenset[str] = frozenset()  # of maxlines and datepattern, those it sets
 
 
 def bundled_config_dir() -> Path:
@@ -265,6 +266,9 @@ def _build(
         parameters={k: v for k, v in init_params.items() if not k.startswith("known/")},
         files=tuple(config.files),
         path=path,
+        options_set=frozenset(
+            o for o in ("maxlines", "datepattern") if resolved.get(o, "").strip()
+        ),
     )
 
 

@@ -27,7 +27,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
-from gardien.matching.literals import first_characters
+from gardien.matching.literals import first_characters, required_words
 from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
 
@@ -160,10 +160,25 @@ class Filter:
             None if multiline else first_characters(r.regex) for r in self.failregex
         )
         self._by_first_char: dict[str, tuple[tuple[int, CompiledRegex], ...]] = {}
+        self._required_words: tuple[frozenset[str] | None, ...] | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def required_words(self) -> tuple[frozenset[str] | None, ...]:
+        """For each failregex not anchored at known first characters, words one of which its
+        matches contain (else ``None``). Trying every failregex on a line (``check_all``) skips
+        at once those whose words the line lacks."""
+        if self._required_words is None:
+            # a regex anchored at a known first character is already left out of lines
+            # starting otherwise (regexes_for): looking for its words would cost more
+            self._required_words = tuple(
+                None if chars is not None else required_words(r.regex)
+                for r, chars in zip(self.failregex, self._first_chars, strict=True)
+            )
+        return self._required_words
 
     def regexes_for(self, text: str) -> tuple[tuple[int, CompiledRegex], ...]:
         """The failregexes (with their index) that can match ``text``, in order: those anchored
@@ -188,10 +203,19 @@ class Filter:
         clock: Clock | None = None,
         log_timezone: str | None = None,
         skip_undated: bool = False,
+        check_all: bool = False,
     ) -> LineMatcher:
-        """A fresh matcher (its own date detector, line buffer and connection cache)."""
+        """A fresh matcher (its own date detector, line buffer and connection cache).
+
+        ``check_all`` tries every failregex on every line and records each hit, as
+        fail2ban-regex does to count; without it the first failregex that matches wins, as in
+        the daemon."""
         return LineMatcher(
-            self, clock=clock or SystemClock(), log_timezone=log_timezone, skip_undated=skip_undated
+            self,
+            clock=clock or SystemClock(),
+            log_timezone=log_timezone,
+            skip_undated=skip_undated,
+            check_all=check_all,
         )
 
 
@@ -202,6 +226,11 @@ class LineResult:
     failures: list[Failure] = field(default_factory=list)
     ignored: bool = False  # an ignoreregex matched
     nofail: bool = False  # a failregex matched a line that is not a failure by itself
+    # what fail2ban-regex counts (a matcher made with check_all=True fills them):
+    hits: Sequence[int] = ()  # failregexes that matched, by index
+    ignore_hits: Sequence[int] = ()  # ignoreregexes that matched
+    pending: bool = False  # a failregex matched, its connection's address is still unknown
+    prefregex_matched: bool = False
     time: float | None = None
     time_text: str = ""
     date_format: str | None = None  # name of the date template that found the date
@@ -256,8 +285,10 @@ class LineMatcher:
         clock: Clock,
         log_timezone: str | None = None,
         skip_undated: bool = False,
+        check_all: bool = False,
     ) -> None:
         self.filter = compiled
+        self._find_line = self._find_all if check_all else self._find
         self._clock = clock
         self._detector = DateDetector(compiled.date_templates)
         self._context = DateContext(
@@ -323,11 +354,16 @@ class LineMatcher:
                 if self._last_date is not None and self._last_date > now - 60:
                     parts = ("", self._last_text, line)
                     date = self._last_date
-        result = self._find(parts, date, no_date)
+        result = self._find_line(parts, date, no_date)
         result.time = date
         result.time_text = parts[1]
         result.date_format = date_format
         return result
+
+    @property
+    def buffer(self) -> list[Parts]:
+        """The lines kept for a multi-line match (before, date, after), oldest first."""
+        return self._buffer
 
     # ---- matching ------------------------------------------------------------------------
     @staticmethod
@@ -455,6 +491,119 @@ class LineMatcher:
             return result
         return result
 
+    def _ignore_hits(self, text: str, covered: list[Parts] | None) -> list[int]:
+        if covered is not None and self._maxlines > 1:
+            text = self._text(covered)
+        return [i for i, r in enumerate(self.filter.ignoreregex) if r.regex.search(text)]
+
+    def _find_all(self, parts: Parts, date: float | None, no_date: bool) -> LineResult:
+        """fail2ban-regex's way (its ``checkAllRegex``): every failregex is tried and each hit
+        is recorded, even one on a line another failregex matched already; a hit that an
+        ignoreregex covers is not a hit, and every ignoreregex that covers it counts. With
+        ``maxlines > 1`` the lines a hit covers leave the buffer before the next failregex."""
+        del no_date  # fail2ban-regex keeps undated matches (it does not check findtime)
+        hits: list[int] = []
+        ignore_hits: list[int] = []
+        result = LineResult(hits=hits, ignore_hits=ignore_hits)
+        flt = self.filter
+        single = self._maxlines == 1
+        if not single:
+            self._buffer.append(parts)
+            self._buffer = self._buffer[-self._maxlines :]
+            whole = self._text(self._buffer)
+        else:
+            self._buffer = [parts]
+            whole = parts[0] + parts[2] + "\n"
+        text: str | None = whole
+        if self._ignore_first:
+            ignore_hits += self._ignore_hits(whole, None)
+            if ignore_hits:
+                result.ignored = True
+                return result
+        prefix: dict[str, Any] = {}
+        if flt.prefregex is not None:
+            pre = flt.prefregex.regex.search(whole)
+            if pre is None:
+                return result
+            result.prefregex_matched = True
+            prefix = flt.prefregex.fields(pre)
+            content = prefix.pop("content", None)
+            if content:
+                self._buffer = [("", "", content)]
+                text = whole = content + "\n"
+        required = flt.required_words
+        for index, compiled in flt.regexes_for(whole):
+            current = self._buffer
+            if text is None:
+                text = self._text(current)
+            words = required[index]
+            if words is not None:
+                for word in words:
+                    if word in text:
+                        break
+                else:
+                    continue
+            match = compiled.regex.search(text)
+            if match is None:
+                continue
+            groups = compiled.fields(match)
+            if single:
+                covered, uncovered = current, current
+            else:
+                covered, uncovered = self._split(compiled, match, current)
+            if flt.ignoreregex:
+                ignored = self._ignore_hits(text, covered)
+                if ignored:
+                    result.ignored = True
+                    ignore_hits += ignored
+                    if not single:
+                        self._buffer, text = uncovered, None
+                    continue
+            hits.append(index)
+            if not single:
+                self._buffer, text = uncovered, None
+            if prefix:
+                groups = {**prefix, **groups}
+            lines = [parts[0] + parts[1] + parts[2]] if single else ["".join(p) for p in covered]
+            connection = groups.get("mlfid")
+            if connection is not None:
+                groups = self._merge(connection, groups, lines)
+            else:
+                groups["matches"] = groups.get("matches", []) + lines
+            host, cidr, failure_id = _identity(groups)
+            if host is None and connection is not None:
+                groups["mlfpending"] = 1
+            if groups.get("nofail"):
+                result.nofail = True
+                continue
+            if host is None:
+                result.pending = True
+                continue
+            if connection is not None:
+                # the next failregex may change the connection's data: keep this hit's own
+                groups = dict(groups)
+            shown = self._hosts.get((host, cidr))
+            if shown is None:
+                if len(self._hosts) > 65536:
+                    self._hosts.clear()
+                shown = self._hosts[(host, cidr)] = _normalise_host(host, cidr)
+            if failure_id is not None and failure_id != host:
+                groups["ip"] = shown
+                shown = failure_id
+            users = groups.get("users")
+            if isinstance(users, set):
+                groups["users"] = set(users)
+            result.failures.append(
+                Failure(
+                    host=shown,
+                    time=date,
+                    regex_index=index,
+                    fields=groups,
+                    lines=tuple(groups.get("matches") or lines),
+                )
+            )
+        return result
+
     def _merge(self, key: str, groups: dict[str, Any], lines: list[str]) -> dict[str, Any]:
         """Fold this line's data into the data of its connection (fail2ban's rules)."""
         now = self._context.now
@@ -500,6 +649,20 @@ class LineMatcher:
         elif flags & 3 == 1:
             groups["nofail-matches"] = groups.get("nofail-matches", []) + lines
         return groups
+
+
+def _identity(groups: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(host, cidr, failure id) of a hit, in fail2ban's order: IPv4, IPv6, DNS name, then the
+    failure id."""
+    failure_id = groups.get("fid")
+    for name in ("ip4", "ip6"):
+        host = groups.get(name)
+        if host is not None:
+            return host, groups.get("cidr"), failure_id
+    host = groups.get("dns")
+    if host is None:
+        host = failure_id
+    return host, None, failure_id
 
 
 def _add_user(groups: dict[str, Any], user: object) -> set[str] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -253,10 +253,14 @@ def scan_lines(
     blocks: Iterable[bytes],
     prefilter: Prefilter | None,
     counts: ScanCounts,
+    *,
+    skipped: Callable[[str], bool] | None = None,
 ) -> Iterator[str]:
     """The lines worth matching (all lines without a prefilter), decoded, in log order.
 
-    ``counts.lines`` is kept up to date with the number of lines that count.
+    ``counts.lines`` is kept up to date with the number of lines that count. ``skipped``, when
+    given, is called in log order with each counted line the prefilter leaves out (before the
+    next line is yielded), until it returns ``False``: a tester shows the first missed lines.
     """
     for block in blocks:
         if prefilter is None:
@@ -269,8 +273,22 @@ def scan_lines(
             continue
         spans, counted = prefilter.candidate_spans(block)
         counts.lines += counted
+        done = 0
         for start, end in spans:
+            if skipped is not None and not _report_skipped(block[done:start], skipped):
+                skipped = None
+            done = end + 1
             line = decode(block[start:end])
             if not line or line.startswith("#"):
                 continue
             yield line
+        if skipped is not None and not _report_skipped(block[done:], skipped):
+            skipped = None
+
+
+def _report_skipped(gap: bytes, skipped: Callable[[str], bool]) -> bool:
+    for raw in _split_lines(gap):
+        line = decode(raw)
+        if line and not line.startswith("#") and not skipped(line):
+            return False
+    return True
