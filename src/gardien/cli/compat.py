@@ -21,7 +21,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -309,26 +309,6 @@ def _exec_run(config_dir: Path, socket: str, pidfile: str | None) -> NoReturn:
     os.execv(sys.executable, args)  # noqa: S606 (an argv list, no shell)
 
 
-def _regex_main() -> Callable[[list[str]], Any]:
-    """``fail2ban_regex_main`` of :mod:`gardien.cli.regex_compat` (another part of gardien);
-    until it exists, a stand-in saying so."""
-    try:
-        from gardien.cli import regex_compat  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-
-        def missing(argv: list[str]) -> NoReturn:
-            print(
-                "fail2ban-regex: gardien's fail2ban-regex drop-in is not installed in this "
-                "build; use `gardien regex`",
-                file=sys.stderr,
-            )
-            raise SystemExit(255)
-
-        return missing
-    function: Callable[[list[str]], Any] = regex_compat.fail2ban_regex_main
-    return function
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     """Entry point: ``gardien``, or fail2ban's ``fail2ban-client``/``fail2ban-regex`` when run
     under that name (``prog``, by default ``argv[0]``'s base name)."""
@@ -338,8 +318,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         fail2ban_client_main(args)
         return
     if name == "fail2ban-regex":
-        _regex_main()(args)
-        return
+        from gardien.cli.regex_compat import fail2ban_regex_main
+
+        raise SystemExit(fail2ban_regex_main(args))
     from gardien.cli import _register, cli
 
     _register()
