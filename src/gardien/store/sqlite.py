@@ -40,7 +40,7 @@ from gardien.store.base import (
 from gardien.store.migrations import migrate
 from gardien.store.writer import Writer
 
-__all__ = ["SQLiteBanStore"]
+__all__ = ["SQLiteBanStore", "history_keys"]
 
 _HISTORY_PAGE = 1000  # records read at a time by history(), so no read stays open while iterating
 
@@ -56,6 +56,11 @@ _UPSERT_HISTORY = """
     VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (address, jail, start_time) DO UPDATE SET
         end_time = excluded.end_time, count = excluded.count, failures = excluded.failures
+"""
+_INSERT_HISTORY = """
+    INSERT INTO ban_history (jail, address, start_time, end_time, count, failures)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (address, jail, start_time) DO NOTHING
 """
 _UPSERT_CURSOR = """
     INSERT INTO journal_cursors (jail, cursor) VALUES (?, ?)
@@ -163,6 +168,44 @@ class SQLiteBanStore:
             connection.executemany(_UPSERT_HISTORY, history_rows)
 
         self._writer.run(add)
+
+    def import_bans(self, active: Iterable[Ban], history: Iterable[Ban]) -> tuple[int, int]:
+        """Take in bans made by another tool (fail2ban's, through ``gardien migrate``), all or
+        none (one transaction).
+
+        Each ``history`` record the store lacks (same jail, address and start time) is added.
+        Each ``active`` ban whose record the store lacked becomes the current ban of its address
+        in its jail; one the store already knew is left as it is, so importing the same bans
+        again changes nothing, and a ban lifted since is not brought back. Returns how many
+        current bans and how many history records were added.
+        """
+        active_rows = [(*self._history_row(ban), self._matches(ban)) for ban in active]
+        history_rows = [self._history_row(ban) for ban in history]
+
+        def add(connection: sqlite3.Connection) -> tuple[int, int]:
+            current = []
+            for row in active_rows:
+                if connection.execute(_INSERT_HISTORY, row[:6]).rowcount:
+                    current.append(row)
+            connection.executemany(_UPSERT_BAN, current)
+            before = connection.total_changes
+            connection.executemany(_INSERT_HISTORY, history_rows)
+            return len(current), len(current) + connection.total_changes - before
+
+        return self._writer.run(add)
+
+    def _history_row(self, ban: Ban) -> _BanRow:
+        return (
+            ban.jail,
+            str(canonical_address(ban.address)),
+            float(ban.start),
+            None if ban.end is None else float(ban.end),
+            int(ban.count),
+            int(ban.failures),
+        )
+
+    def _matches(self, ban: Ban) -> str:
+        return json.dumps(sample_of(ban.matches, self._max_matches))
 
     def remove_ban(self, jail: str, address: Address) -> bool:
         key = (jail, str(canonical_address(address)))
@@ -332,6 +375,24 @@ class SQLiteBanStore:
             )
         except sqlite3.Error as exc:
             raise self._error("open", exc) from exc
+
+
+def history_keys(path: str | os.PathLike[str]) -> set[tuple[str, str, float]]:
+    """The (jail, address, start time) of every history record in the store at ``path``, read
+    without changing the file (an empty set when there is none): what a dry run of
+    ``gardien migrate`` compares with. Raises :class:`StoreError` for an unreadable file."""
+    file = Path(path)
+    if not file.is_file():
+        return set()
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = connection.execute("SELECT jail, address, start_time FROM ban_history")
+            return {(jail, address, float(start)) for jail, address, start in rows}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{file}: cannot read the ban store: {exc}") from exc
 
 
 def _create_file(path: Path) -> None:
