@@ -77,6 +77,7 @@ class Plan:
     gardien_running: bool
     leftovers: list[system.Leftover]
     not_carried: list[NotCarried] = field(default_factory=list)
+    history_to_import: list[Ban] = field(default_factory=list)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -170,14 +171,27 @@ def build_plan(
     dbfile = translation.fail2ban.dbfile.strip()
     bans: Fail2banBans | None = None
     new_active: list[Ban] = []
+    new_history_bans: list[Ban] = []
     new_history = 0
     if dbfile and dbfile.lower() not in (":memory:", "none") and not Path(dbfile).exists():
         notes.append(NotCarried(f"dbfile = {dbfile}", "no such file: fail2ban has no bans kept"))
     elif dbfile and dbfile.lower() not in (":memory:", "none"):
         bans = read_fail2ban_db(dbfile, now)
         known = history_keys(settings.dbfile)
-        new_active = [ban for ban in bans.active if _key(ban) not in known]
-        new_history = sum(1 for ban in bans.history if _key(ban) not in known)
+        new_active = [
+            b for b, k in zip(bans.active, bans.active_keys, strict=True) if k not in known
+        ]
+        new_history_bans = [
+            b for b, k in zip(bans.history, bans.history_keys, strict=True) if k not in known
+        ]
+        new_history = len(new_history_bans)
+        # the records of the new active bans come with them: not a second time
+        importing = {k for k in bans.active_keys if k not in known}
+        new_history_bans = [
+            b
+            for b, k in zip(bans.history, bans.history_keys, strict=True)
+            if k not in known and k not in importing
+        ]
         for jail, count in bans.active_by_jail().items():
             if jail not in translation.jails:
                 notes.append(
@@ -196,15 +210,12 @@ def build_plan(
         bans=bans,
         new_active=new_active,
         new_history=new_history,
-        fail2ban=system.fail2ban_running(translation.fail2ban.socket),
+        history_to_import=new_history_bans,
+        fail2ban=system.fail2ban_running(translation.fail2ban.socket, translation.fail2ban.pidfile),
         gardien_running=system.gardien_running(settings.socket),
         leftovers=system.find_leftovers(),
         not_carried=notes,
     )
-
-
-def _key(ban: Ban) -> tuple[str, str, float]:
-    return (ban.jail, str(ban.address), float(ban.start))
 
 
 def _generated_writes(translation: Translation, stamp: str) -> list[FileWrite]:
@@ -309,9 +320,9 @@ def execute(plan: Plan, report: Callable[[str], None]) -> None:
     for write in plan.writes:
         _write(write.path, write.content)
         report(f"wrote {write.path}")
-    if plan.bans is not None and (plan.new_active or plan.new_history):
-        active, history = _import(plan.settings.dbfile, plan.new_active, plan.bans.history)
-        report(f"imported {active} active ban(s) and {history} history record(s)")
+    if plan.new_active or plan.history_to_import:
+        active, history = _import(plan.settings.dbfile, plan.new_active, plan.history_to_import)
+        report(f"imported {len(active)} active ban(s) and {history} history record(s)")
     socket = plan.settings.socket
     applied = [ban for ban in plan.new_active if ban.jail in translation.jails]
     if not plan.gardien_running:
@@ -323,7 +334,9 @@ def execute(plan: Plan, report: Callable[[str], None]) -> None:
         _ban_in_daemon(socket, applied)
         report(f"banned {len(applied)} address(es) in the running gardien")
     if plan.fail2ban:
-        command = system.stop_fail2ban(plan.fail2ban, translation.fail2ban.socket)
+        command = system.stop_fail2ban(
+            plan.fail2ban, translation.fail2ban.socket, translation.fail2ban.pidfile
+        )
         report(f"stopped fail2ban ({command})")
         _catch_up(plan, report)
     leftovers = system.find_leftovers()
@@ -345,7 +358,7 @@ def _write(path: Path, content: bytes) -> None:
     os.replace(temporary, path)
 
 
-def _import(dbfile: str, active: list[Ban], history: tuple[Ban, ...]) -> tuple[int, int]:
+def _import(dbfile: str, active: list[Ban], history: list[Ban]) -> tuple[list[Ban], int]:
     with SQLiteBanStore(dbfile) as store:
         return store.import_bans(active, history)
 
@@ -362,17 +375,15 @@ def _ban_in_daemon(socket: str, bans: list[Ban]) -> None:
 
 
 def _catch_up(plan: Plan, report: Callable[[str], None]) -> None:
-    """What fail2ban banned between the plan and its stop: imported and banned in gardien."""
+    """What fail2ban banned between the plan and its stop (the rows it wrote since): imported,
+    and banned in gardien."""
     if plan.bans is None:
         return
-    final = read_fail2ban_db(plan.bans.path, time.time())
-    known = history_keys(plan.settings.dbfile)
-    late = [ban for ban in final.active if _key(ban) not in known]
-    late_history = [ban for ban in final.history if _key(ban) not in known]
-    if not late and not late_history:
+    late = read_fail2ban_db(plan.bans.path, time.time(), after=plan.bans.last_rows)
+    if not late.active and not late.history:
         return
-    _import(plan.settings.dbfile, late, tuple(late_history))
-    applied = [ban for ban in late if ban.jail in plan.translation.jails]
+    added, _ = _import(plan.settings.dbfile, list(late.active), list(late.history))
+    applied = [ban for ban in added if ban.jail in plan.translation.jails]
     if applied:
         _ban_in_daemon(plan.settings.socket, applied)
-    report(f"imported {len(late)} ban(s) fail2ban made during the switch")
+    report(f"imported {len(added)} ban(s) fail2ban made during the switch")

@@ -72,22 +72,33 @@ def unit_installed(unit: str) -> bool:
     return systemd_runs() and _run(["systemctl", "cat", unit]).returncode == 0
 
 
-def fail2ban_running(socket: str) -> str | None:
-    """How fail2ban runs: ``"systemd"`` (its unit is active), ``"server"`` (its server answers
-    on ``socket``), or ``None``."""
+def fail2ban_running(socket: str, pidfile: str) -> str | None:
+    """How fail2ban runs: ``"systemd"`` (its unit is active), ``"server"`` (the process of its
+    pid file is a fail2ban-server or, when there is no pid file, its server answers on
+    ``socket``), or ``None``."""
     if systemd_runs() and _run(["systemctl", "is-active", "--quiet", "fail2ban"]).returncode == 0:
         return "systemd"
+    if _server_pid(pidfile) is not None:
+        return "server"
+    if Path(pidfile).exists() or not Path(socket).exists():
+        return None  # a stale pid file, or no socket: nothing runs
     client = shutil.which("fail2ban-client")
-    if (
-        client
-        and Path(socket).exists()
-        and _run([client, "-s", socket, "ping"], 15).returncode == 0
-    ):
+    if client and _run([client, "-s", socket, "ping"], 15).returncode == 0:
         return "server"
     return None
 
 
-def stop_fail2ban(how: str, socket: str) -> str:
+def _server_pid(pidfile: str) -> int | None:
+    """The pid in ``pidfile`` when that process runs fail2ban-server."""
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"fail2ban-server" in command else None
+
+
+def stop_fail2ban(how: str, socket: str, pidfile: str) -> str:
     """Stop fail2ban (its actions remove its chains) and keep it from starting at boot; the
     command run. :class:`MigrateError` if it is still running afterwards."""
     if how == "systemd":
@@ -101,10 +112,10 @@ def stop_fail2ban(how: str, socket: str) -> str:
             "(gardien runs with every ban; fail2ban may still run beside it)"
         )
     deadline = time.monotonic() + _TIMEOUT
-    while fail2ban_running(socket) is not None:
+    while fail2ban_running(socket, pidfile) is not None:
         if time.monotonic() > deadline:
             raise MigrateError(f"fail2ban still runs after {' '.join(argv)}")
-        time.sleep(0.1)
+        time.sleep(0.02)
     return " ".join(argv)
 
 

@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,6 +61,28 @@ _UPSERT_HISTORY = """
 _INSERT_HISTORY = """
     INSERT INTO ban_history (jail, address, start_time, end_time, count, failures)
     VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (address, jail, start_time) DO NOTHING
+"""
+_CREATE_IMPORT = """
+    CREATE TEMP TABLE import_bans (
+        jail TEXT, address TEXT, start_time REAL, end_time REAL, count INTEGER,
+        failures INTEGER, matches TEXT)
+"""
+_INSERT_IMPORT = "INSERT INTO temp.import_bans VALUES (?, ?, ?, ?, ?, ?, ?)"
+# the current bans of those the history does not know yet (run before _IMPORT_HISTORY)
+_IMPORT_CURRENT = """
+    INSERT INTO bans (jail, address, start_time, end_time, count, failures, matches)
+    SELECT jail, address, start_time, end_time, count, failures, matches
+    FROM temp.import_bans AS i WHERE NOT EXISTS (
+        SELECT 1 FROM ban_history AS h
+        WHERE h.address = i.address AND h.jail = i.jail AND h.start_time = i.start_time)
+    ON CONFLICT (jail, address) DO UPDATE SET
+        start_time = excluded.start_time, end_time = excluded.end_time,
+        count = excluded.count, failures = excluded.failures, matches = excluded.matches
+"""
+_IMPORT_HISTORY = """
+    INSERT INTO ban_history (jail, address, start_time, end_time, count, failures)
+    SELECT jail, address, start_time, end_time, count, failures FROM temp.import_bans WHERE true
     ON CONFLICT (address, jail, start_time) DO NOTHING
 """
 _UPSERT_CURSOR = """
@@ -169,35 +192,50 @@ class SQLiteBanStore:
 
         self._writer.run(add)
 
-    def import_bans(self, active: Iterable[Ban], history: Iterable[Ban]) -> tuple[int, int]:
+    def import_bans(self, active: Iterable[Ban], history: Iterable[Ban]) -> tuple[list[Ban], int]:
         """Take in bans made by another tool (fail2ban's, through ``gardien migrate``), all or
         none (one transaction).
 
         Each ``history`` record the store lacks (same jail, address and start time) is added.
         Each ``active`` ban whose record the store lacked becomes the current ban of its address
         in its jail; one the store already knew is left as it is, so importing the same bans
-        again changes nothing, and a ban lifted since is not brought back. Returns how many
-        current bans and how many history records were added.
+        again changes nothing, and a ban lifted since is not brought back. Returns the active
+        bans taken and how many history records were added.
         """
-        active_rows = [(*self._history_row(ban), self._matches(ban)) for ban in active]
+        candidates = list(active)
+        active_rows = [(*self._history_row(ban), self._matches(ban)) for ban in candidates]
         history_rows = [self._history_row(ban) for ban in history]
 
-        def add(connection: sqlite3.Connection) -> tuple[int, int]:
-            current = []
-            for row in active_rows:
-                if connection.execute(_INSERT_HISTORY, row[:6]).rowcount:
-                    current.append(row)
-            connection.executemany(_UPSERT_BAN, current)
-            before = connection.total_changes
-            connection.executemany(_INSERT_HISTORY, history_rows)
-            return len(current), len(current) + connection.total_changes - before
+        def add(connection: sqlite3.Connection) -> tuple[list[int], int]:
+            connection.execute(_CREATE_IMPORT)
+            try:
+                connection.executemany(_INSERT_IMPORT, active_rows)
+                taken = [
+                    row[0] - 1
+                    for row in connection.execute(
+                        "SELECT i.rowid FROM temp.import_bans AS i WHERE NOT EXISTS (SELECT 1"
+                        " FROM ban_history AS h WHERE h.address = i.address"
+                        " AND h.jail = i.jail AND h.start_time = i.start_time) ORDER BY i.rowid"
+                    )
+                ]
+                connection.execute(_IMPORT_CURRENT)
+                before = connection.total_changes
+                connection.execute(_IMPORT_HISTORY)
+                connection.executemany(_INSERT_HISTORY, history_rows)
+                return taken, connection.total_changes - before
+            finally:
+                connection.execute("DROP TABLE temp.import_bans")
 
-        return self._writer.run(add)
+        taken, added = self._writer.run(add)
+        return [candidates[index] for index in taken], added
 
     def _history_row(self, ban: Ban) -> _BanRow:
+        address = ban.address
+        # an IPv4Address prints in canonical form already: skip the round trip through text
+        text = str(address) if type(address) is IPv4Address else str(canonical_address(address))
         return (
             ban.jail,
-            str(canonical_address(ban.address)),
+            text,
             float(ban.start),
             None if ban.end is None else float(ban.end),
             int(ban.count),
