@@ -4,6 +4,7 @@ client probes the server the whole time."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,11 +55,13 @@ def _migrate(
     )
 
 
-def _kill_gardien(root: Path) -> None:
+def _kill_gardien(root: Path, how: int = signal.SIGTERM) -> None:
+    """Stop the daemon migrate started (its pid file names it) and wait until it is gone."""
     pidfile = root / "gardien.pid"
     if pidfile.exists():
         pid = int(pidfile.read_text())
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, how)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -238,6 +241,25 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
         assert len(store.active_bans(time.time())) == ACTIVE
         assert len(list(store.history())) == len(expected.history)
 
+    # gardien killed, its table left in the kernel: migrate starts it again, and its start
+    # (chains rewritten and sets refilled, each in one transaction) lets nothing through
+    _kill_gardien(root, signal.SIGKILL)
+    stop = threading.Event()
+    results = []
+    prober = threading.Thread(target=_probe_loop, args=(lab, stop, results))
+    prober.start()
+    try:
+        restarted = _migrate(lab, etc, fail2ban)
+    finally:
+        stop.set()
+        prober.join()
+    assert restarted.returncode == 0, restarted.stderr + restarted.stdout
+    assert "started gardien" in restarted.stdout
+    assert "active ban(s) and" not in restarted.stdout  # nothing to import
+    assert f"{ACTIVE} ban(s) in the kernel" in restarted.stdout
+    assert results.count("refused") > 10
+    assert _passed(lab) == 0
+
     # the counter above is live: once gardien lifts the ban, the attacker's packets reach it
     lab.run(
         lab.server,
@@ -354,3 +376,27 @@ def test_what_cannot_be_carried_over_is_listed(offline: tuple[Fail2ban, Path]) -
     assert "action = nftables-multiport[port=http]\n" in jails
     # gardien's own jail.conf enables nothing fail2ban did not: the plan says so
     assert plan.translation.jails == JAILS
+
+
+def test_chains_left_by_a_killed_fail2ban_are_removed(
+    installed: tuple[Lab, Fail2ban, Path, float],
+) -> None:
+    lab, fail2ban, etc, _ = installed
+    # fail2ban killed: its chains stay; and what its other actions leave (an nftables table,
+    # an ipset) is there too
+    assert fail2ban.process is not None
+    fail2ban.process.send_signal(signal.SIGKILL)
+    fail2ban.process.wait(30)
+    lab.run(lab.server, "nft", "add", "table", "inet", "f2b-table")
+    lab.run(lab.server, "ipset", "create", "f2b-nginx", "hash:ip")
+    assert "f2b-sshd" in lab.run(lab.server, "iptables", "-S").stdout
+    result = _migrate(lab, etc, fail2ban)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "stop fail2ban" not in result.stdout  # it is not running
+    assert "removed fail2ban's" in result.stdout
+    assert "f2b-" not in lab.run(lab.server, "iptables", "-S").stdout
+    assert "f2b-" not in lab.run(lab.server, "nft", "list", "tables").stdout
+    assert "f2b-" not in lab.run(lab.server, "ipset", "list", "-n").stdout
+    # the chains stopped rejecting the attacker only once gardien did
+    assert lab.probe(lab.clients[0], "tcp", 22, 4) == "refused"
+    assert lab.probe(lab.clients[1], "tcp", 22, 4, timeout=3) == "open"

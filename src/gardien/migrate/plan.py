@@ -329,7 +329,7 @@ def execute(plan: Plan, report: Callable[[str], None]) -> None:
         log = Path(plan.settings.dbfile).parent / "gardien-run.log"
         probe = str(applied[0].address) if applied else None
         how = system.start_gardien(translation.target_dir, socket, log, probe)
-        report(f"started gardien ({how}): {len(applied)} ban(s) in the kernel")
+        report(f"started gardien ({how}): {_banned_count(socket)} ban(s) in the kernel")
     elif applied:
         _ban_in_daemon(socket, applied)
         report(f"banned {len(applied)} address(es) in the running gardien")
@@ -347,6 +347,13 @@ def execute(plan: Plan, report: Callable[[str], None]) -> None:
             report(f"removed fail2ban's {', '.join(removed)}")
         if failed:
             raise MigrateError(f"could not remove {', '.join(failed)}; gardien runs all the same")
+
+
+def _banned_count(socket: str) -> int:
+    """How many addresses the running daemon's jails hold banned."""
+    client = ControlClient(socket, timeout=60)
+    jails = client.call("status").get("jails", [])
+    return sum(int(client.call("status", jail).get("currently_banned", 0)) for jail in jails)
 
 
 def _write(path: Path, content: bytes) -> None:
