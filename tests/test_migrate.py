@@ -256,7 +256,7 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
     assert restarted.returncode == 0, restarted.stderr + restarted.stdout
     assert "started gardien" in restarted.stdout
     assert "active ban(s) and" not in restarted.stdout  # nothing to import
-    assert f"{ACTIVE} ban(s) in the kernel" in restarted.stdout
+    assert f"with the {ACTIVE} active ban(s) of its store" in restarted.stdout
     assert results.count("refused") > 10
     assert _passed(lab) == 0
 

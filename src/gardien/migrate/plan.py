@@ -43,7 +43,7 @@ from gardien.migrate.translate import (
     translate,
 )
 from gardien.model import Ban
-from gardien.store.sqlite import SQLiteBanStore, history_keys
+from gardien.store.sqlite import SQLiteBanStore, active_ban_counts, history_keys
 
 __all__ = ["FileWrite", "Plan", "build_plan", "execute"]
 
@@ -329,7 +329,8 @@ def execute(plan: Plan, report: Callable[[str], None]) -> None:
         log = Path(plan.settings.dbfile).parent / "gardien-run.log"
         probe = str(applied[0].address) if applied else None
         how = system.start_gardien(translation.target_dir, socket, log, probe)
-        report(f"started gardien ({how}): {_banned_count(socket)} ban(s) in the kernel")
+        count = _banned_count(plan.settings.dbfile, translation.jails)
+        report(f"started gardien ({how}) with the {count} active ban(s) of its store")
     elif applied:
         _ban_in_daemon(socket, applied)
         report(f"banned {len(applied)} address(es) in the running gardien")
@@ -349,11 +350,10 @@ def execute(plan: Plan, report: Callable[[str], None]) -> None:
             raise MigrateError(f"could not remove {', '.join(failed)}; gardien runs all the same")
 
 
-def _banned_count(socket: str) -> int:
-    """How many addresses the running daemon's jails hold banned."""
-    client = ControlClient(socket, timeout=60)
-    jails = client.call("status").get("jails", [])
-    return sum(int(client.call("status", jail).get("currently_banned", 0)) for jail in jails)
+def _banned_count(dbfile: str, jails: tuple[str, ...]) -> int:
+    """How many active bans of ``jails`` the store holds: what the daemon restored at start."""
+    counts = active_ban_counts(dbfile, time.time())
+    return sum(count for jail, count in counts.items() if jail in jails)
 
 
 def _write(path: Path, content: bytes) -> None:

@@ -41,7 +41,7 @@ from gardien.store.base import (
 from gardien.store.migrations import migrate
 from gardien.store.writer import Writer
 
-__all__ = ["SQLiteBanStore", "history_keys"]
+__all__ = ["SQLiteBanStore", "active_ban_counts", "history_keys"]
 
 _HISTORY_PAGE = 1000  # records read at a time by history(), so no read stays open while iterating
 
@@ -374,8 +374,10 @@ class SQLiteBanStore:
             raise StoreError(f"{self._path}: the ban store is closed")
 
     def _bans_from_rows(self, rows: Iterable[Sequence[Any]]) -> list[Ban]:
+        rows = list(rows)
+        samples = _matches_of(rows)
         bans = []
-        for row in rows:
+        for row, sample in zip(rows, samples, strict=True):
             try:
                 jail, address, start, end, count, failures, matches = row
                 bans.append(
@@ -386,7 +388,7 @@ class SQLiteBanStore:
                         end=end,
                         count=count,
                         failures=failures,
-                        matches=() if matches == "[]" else tuple(json.loads(matches)),
+                        matches=tuple(json.loads(matches)) if sample is None else sample,
                     )
                 )
             except (TypeError, ValueError) as exc:
@@ -413,6 +415,44 @@ class SQLiteBanStore:
             )
         except sqlite3.Error as exc:
             raise self._error("open", exc) from exc
+
+
+def _matches_of(rows: Sequence[Sequence[Any]]) -> list[tuple[str, ...] | None]:
+    """The matched lines of each row (its last column, a JSON array), parsed by one
+    ``json.loads`` for all rows: restoring 100,000 bans notices the 100,000 calls it saves.
+    ``None`` for every row when one of them is malformed (each is then parsed on its own, and
+    the malformed one reported)."""
+    texts = [row[-1] for row in rows]
+    if all(text == "[]" for text in texts):
+        return [()] * len(rows)
+    try:
+        parsed = json.loads("[" + ",".join(texts) + "]")
+    except (TypeError, ValueError):
+        return [None] * len(rows)
+    if len(parsed) != len(rows) or not all(isinstance(item, list) for item in parsed):
+        return [None] * len(rows)
+    return [tuple(item) for item in parsed]
+
+
+def active_ban_counts(path: str | os.PathLike[str], now: float) -> dict[str, int]:
+    """How many current bans each jail has at ``now`` in the store at ``path``, read without
+    changing the file (empty when there is none)."""
+    file = Path(path)
+    if not file.is_file():
+        return {}
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = connection.execute(
+                "SELECT jail, count(*) FROM bans WHERE end_time IS NULL OR end_time > ?"
+                " GROUP BY jail",
+                (now,),
+            )
+            return {jail: int(count) for jail, count in rows}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{file}: cannot read the ban store: {exc}") from exc
 
 
 def history_keys(path: str | os.PathLike[str]) -> set[tuple[str, str, float]]:
