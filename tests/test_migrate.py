@@ -64,9 +64,11 @@ def _kill_gardien(root: Path, how: int = signal.SIGTERM) -> None:
             os.kill(pid, how)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            try:  # gone, or a zombie (when the test started it: its caller reaps it)
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return
+            if state == "Z":
                 return
             time.sleep(0.1)
 
@@ -400,3 +402,58 @@ def test_chains_left_by_a_killed_fail2ban_are_removed(
     # the chains stopped rejecting the attacker only once gardien did
     assert lab.probe(lab.clients[0], "tcp", 22, 4) == "refused"
     assert lab.probe(lab.clients[1], "tcp", 22, 4, timeout=3) == "open"
+
+
+def test_a_gardien_already_running_is_reloaded_with_the_bans(
+    installed: tuple[Lab, Fail2ban, Path, float],
+) -> None:
+    """As after installing gardien's package, which starts it with its own jails."""
+    lab, fail2ban, etc, _ = installed
+    root = fail2ban.root
+    argv = ["ip", "netns", "exec", lab.server, sys.executable, "-m", "gardien", "-c", str(etc)]
+    with (root / "early.log").open("ab") as output:
+        daemon = subprocess.Popen(
+            [*argv, "run"], stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        _reloaded_with_the_bans(lab, fail2ban, etc)
+    finally:
+        _kill_gardien(root)
+        daemon.wait(30)
+
+
+def _reloaded_with_the_bans(lab: Lab, fail2ban: Fail2ban, etc: Path) -> None:
+    root = fail2ban.root
+    deadline = time.monotonic() + 60
+    while not (root / "gardien.pid").exists():
+        assert time.monotonic() < deadline, (root / "early.log").read_text()
+        time.sleep(0.1)
+    pid = (root / "gardien.pid").read_text()
+    attacker = lab.clients[0]
+    _run_nft(
+        lab,
+        f"""
+        table inet probe_count {{
+            chain after_filters {{
+                type filter hook input priority 100; policy accept;
+                ip saddr {attacker.ipv4} tcp dport 22 counter
+            }}
+        }}""",
+    )
+    stop = threading.Event()
+    results: list[str] = []
+    prober = threading.Thread(target=_probe_loop, args=(lab, stop, results))
+    prober.start()
+    try:
+        result = _migrate(lab, etc, fail2ban)
+    finally:
+        stop.set()
+        prober.join()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert f"reloaded the running gardien with the {ACTIVE} active ban(s)" in result.stdout
+    assert (root / "gardien.pid").read_text() == pid  # the same daemon
+    assert _passed(lab) == 0 and results.count("refused") > 10
+    kernel = _kernel_timeouts(lab)
+    expected = read_fail2ban_db(fail2ban.db, time.time())
+    assert {str(ban.address) for ban in expected.active} <= set(kernel)
+    assert "f2b-" not in lab.run(lab.server, "iptables", "-S").stdout

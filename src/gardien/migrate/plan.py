@@ -7,6 +7,7 @@ execution, in the order that never leaves the server unprotected.
    gardien``, beside fail2ban's chains; wait until it runs. If it cannot start, fail2ban was
    not touched and still protects the server;
 3. stop fail2ban (its actions remove its chains) and keep it from starting at boot;
+   (a gardien already running, as its package starts it, reloads instead);
 4. import what fail2ban banned during the switch, and ban it in the running daemon;
 5. remove what fail2ban left in the firewall (``f2b-*`` chains, tables, sets).
 
@@ -102,7 +103,8 @@ class Plan:
         for change in t.changes:
             lines.append(f"  {change}")
         if self.bans is None:
-            lines.append("bans: fail2ban keeps no database (dbfile): none to import")
+            dbfile = t.fail2ban.dbfile.strip() or "(none)"
+            lines.append(f"bans: none to import (dbfile {dbfile}: no such database)")
         else:
             lines.append(f"bans: {self.bans.path} -> {self.settings.dbfile}")
             per_jail: dict[str, int] = {}
@@ -128,8 +130,8 @@ class Plan:
         if not self.gardien_running:
             lines.append(f"  {step}. start gardien and wait until its bans are in the kernel")
             step += 1
-        elif self.new_active:
-            lines.append(f"  {step}. ban the {len(self.new_active)} new address(es) in gardien")
+        elif self.writes or self.new_active:
+            lines.append(f"  {step}. reload the running gardien, which restores the bans")
             step += 1
         if self.fail2ban:
             how = (
@@ -331,9 +333,12 @@ def execute(plan: Plan, report: Callable[[str], None]) -> None:
         how = system.start_gardien(translation.target_dir, socket, log, probe)
         count = _banned_count(plan.settings.dbfile, translation.jails)
         report(f"started gardien ({how}) with the {count} active ban(s) of its store")
-    elif applied:
-        _ban_in_daemon(socket, applied)
-        report(f"banned {len(applied)} address(es) in the running gardien")
+    elif plan.writes or plan.new_active:
+        # gardien already runs (its package started it with its own jails): it reloads, and
+        # each jail restarts with the imported bans (fail2ban still runs meanwhile)
+        system.reload_gardien(socket, str(applied[0].address) if applied else None)
+        count = _banned_count(plan.settings.dbfile, translation.jails)
+        report(f"reloaded the running gardien with the {count} active ban(s) of its store")
     if plan.fail2ban:
         command = system.stop_fail2ban(
             plan.fail2ban, translation.fail2ban.socket, translation.fail2ban.pidfile

@@ -27,6 +27,7 @@ __all__ = [
     "fail2ban_running",
     "find_leftovers",
     "gardien_running",
+    "reload_gardien",
     "remove_leftovers",
     "start_gardien",
     "stop_fail2ban",
@@ -172,6 +173,19 @@ def start_gardien(config_dir: Path, socket: str, log: Path, probe: str | None) -
     if probe and not answer:
         raise MigrateError(f"gardien runs but {probe}, imported, is not banned")
     return how
+
+
+def reload_gardien(socket: str, probe: str | None) -> None:
+    """Have the running daemon re-read its configuration and restart its jails with the bans
+    of its store; ``probe``: an address that must be banned afterwards."""
+    client = ControlClient(socket, timeout=600)
+    try:
+        client.call("reload")
+        answer = client.call("banned", *([probe] if probe else []))
+    except GardienError as error:
+        raise MigrateError(f"gardien did not reload: {error} (fail2ban was not stopped)") from None
+    if probe and not answer:
+        raise MigrateError(f"gardien reloaded but {probe}, imported, is not banned")
 
 
 # ---- what fail2ban leaves in the firewall ------------------------------------------------
