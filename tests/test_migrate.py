@@ -457,3 +457,37 @@ def _reloaded_with_the_bans(lab: Lab, fail2ban: Fail2ban, etc: Path) -> None:
     expected = read_fail2ban_db(fail2ban.db, time.time())
     assert {str(ban.address) for ban in expected.active} <= set(kernel)
     assert "f2b-" not in lab.run(lab.server, "iptables", "-S").stdout
+
+
+def test_a_changed_filter_gardien_ships_is_copied_under_its_own_name(
+    offline: tuple[Fail2ban, Path],
+) -> None:
+    fail2ban, etc = offline
+    own = fail2ban.conf / "filter.d" / "sshd.conf"
+    own.write_text(own.read_text() + "\n# changed by the admin\n")
+    plan = build_plan(fail2ban.conf, etc)
+    written = {write.path: write.content for write in plan.writes}
+    assert written[etc / "filter.d" / "sshd-fail2ban.conf"] == own.read_bytes()
+    local = fail2ban.conf / "filter.d" / "sshd.local"
+    assert written[etc / "filter.d" / "sshd-fail2ban.local"] == local.read_bytes()
+    assert etc / "filter.d" / "sshd.conf" not in written  # gardien's conffile is not touched
+    jails = written[etc / "jail.d" / "fail2ban-migrated.local"].decode()
+    assert "filter = sshd-fail2ban[mode=aggressive]" in jails
+
+
+def test_firewall_managers_and_permissions(offline: tuple[Fail2ban, Path]) -> None:
+    fail2ban, etc = offline
+    (fail2ban.conf / "jail.d" / "managers.local").write_text(
+        "[nginx-http-auth]\n"
+        "action = ufw[application=nginx]\n"
+        "         firewallcmd-ipset[port=http, protocol=tcp]\n"
+        "         iptables-multiport[port=http, blocktype=RETURN]\n"
+    )
+    plan = build_plan(fail2ban.conf, etc)
+    jails = plan.writes[0].content.decode()
+    section = jails[jails.index("[nginx-http-auth]") :].split("\n\n")[0]
+    assert "action = nftables-allports[protocol=all]\n" in section
+    assert "    nftables-multiport[port=http, protocol=tcp]\n" in section
+    notes = "\n".join(str(note) for note in plan.not_carried)
+    assert "application=nginx: ufw's application profiles are not read" in notes
+    assert "blocktype RETURN turns a ban into a permission" in notes
