@@ -2,7 +2,9 @@
 bans and ban history, without a moment where the server is unprotected.
 
 - :mod:`gardien.migrate.fail2ban_db`: fail2ban's SQLite database, read-only;
-- :mod:`gardien.migrate.translate`: fail2ban's configuration as gardien's files;
+- :mod:`gardien.migrate.translate`: fail2ban's configuration as gardien's files, with
+  :mod:`gardien.migrate.actions` and :mod:`gardien.migrate.filters`;
+- :mod:`gardien.migrate.notes`: what cannot be carried over, and the files copied;
 - :mod:`gardien.migrate.system`: fail2ban's server, gardien's daemon, fail2ban's leftovers;
 - :mod:`gardien.migrate.plan`: the plan (a dry run) and the switch-over.
 """
