@@ -744,3 +744,27 @@ def test_a_version_1_database_gains_journal_cursors(tmp_path: Path, clock: FakeC
         store.save_journal_cursor("sshd", "s=1")
         assert store.journal_cursor("sshd") == "s=1"
     assert _user_version(path) == SCHEMA_VERSION == 2
+
+
+# ---- importing bans made elsewhere (gardien migrate) -------------------------------------
+
+
+def test_imported_bans_are_taken_once_and_a_lifted_one_stays_lifted(tmp_path: Path) -> None:
+    clock = FakeClock(1_000_000.0)
+    ip = ipaddress.ip_address
+    older = Ban("sshd", ip("192.0.2.1"), 900_000.0, 900_600.0, count=1, failures=3)
+    current = Ban(
+        "sshd", ip("192.0.2.1"), 999_000.0, 1_003_600.0, count=2, failures=4, matches=("line",)
+    )
+    other = Ban("recidive", ip("2001:db8::1"), 999_500.0, None, count=1)
+    with SQLiteBanStore(tmp_path / "s.sqlite3", clock) as store:
+        taken, records = store.import_bans([current, other], [older, current])
+        assert taken == [current, other]
+        assert records == 3  # older, and the records of the two current bans
+        assert store.active_bans(clock.now()) == [current, other]
+        assert store.ban_count(ip("192.0.2.1"), "sshd") == 2
+        # lifted by hand, then the same bans imported again: nothing comes back
+        assert store.remove_ban("sshd", ip("192.0.2.1"))
+        assert store.import_bans([current, other], [older, current]) == ([], 0)
+        assert store.active_bans(clock.now()) == [other]
+        assert store.ban_count(ip("192.0.2.1"), "sshd") == 2

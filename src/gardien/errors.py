@@ -11,6 +11,7 @@ Library code raises these; only the CLI turns them into messages and exit codes.
     ├── BackendError              a firewall backend failed
     ├── StoreError                the ban store failed
     ├── ControlError              the control socket or protocol failed
+    ├── MigrateError              fail2ban's installation cannot be moved to gardien as it is
     └── HubError                  the hub's database, or a hub an agent talks to, failed
         ├── HubUnavailable        a hub cannot answer now (down, 5xx, 429): try again later
         └── HubRefused            a hub refused a request (4xx): the same request will fail again
@@ -28,6 +29,7 @@ __all__ = [
     "HubRefused",
     "HubUnavailable",
     "JailError",
+    "MigrateError",
     "SourceError",
     "StoreError",
     "UnknownJailError",
@@ -143,3 +145,9 @@ class HubRefused(HubError):
         super().__init__(message)
         self.status = status
         self.detail = detail
+
+
+class MigrateError(GardienError):
+    """``gardien migrate`` cannot go on: fail2ban's database is unreadable, a file it would
+    write is someone else's, or the switch-over failed (the message says what was left as it
+    was)."""

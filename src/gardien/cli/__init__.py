@@ -59,7 +59,11 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_dir: str, socket: str | None) -> None:
     """gardien: intrusion prevention with fail2ban-compatible filters, fast."""
-    ctx.obj = {"config_dir": resolve_config_dir(ctx, config_dir), "socket": socket}
+    ctx.obj = {
+        "config_dir": resolve_config_dir(ctx, config_dir),
+        "config_dir_given": Path(config_dir),  # gardien migrate creates it when missing
+        "socket": socket,
+    }
 
 
 def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
@@ -89,6 +93,7 @@ def _register() -> None:
     from gardien.cli.dropin import compat
     from gardien.cli.firewall import firewall
     from gardien.cli.hub import hub
+    from gardien.cli.migrate import migrate
     from gardien.cli.regex import regex
     from gardien.cli.run import run
     from gardien.cli.scan import scan
@@ -103,6 +108,7 @@ def _register() -> None:
     cli.add_command(firewall)
     cli.add_command(hub)
     cli.add_command(compat)
+    cli.add_command(migrate)
     for command in CLIENT_COMMANDS:
         cli.add_command(command)
 

@@ -216,8 +216,9 @@ fail2ban's: "gardien -c /etc/fail2ban ..." reads a fail2ban configuration direct
 stop, ping, version) speak to it over its control socket. The other commands work without a \
 daemon: regex tests a filter against a log, scan replays old logs through a jail, stats reads \
 the ban history, config checks and shows the configuration, audit checks the protected \
-services, firewall writes and checks rulesets, and hub runs the shared blocklist service \
-that many gardien servers report to.
+services, firewall writes and checks rulesets, hub runs the shared blocklist service \
+that many gardien servers report to, and migrate moves a running fail2ban (its jails, bans \
+and ban history) to gardien without a moment where a banned address gets through.
 
 The daemon's settings are described in gardien.conf(5), the jails, filters and actions in \
 gardien-jail.conf(5)."""

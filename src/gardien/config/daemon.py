@@ -17,7 +17,13 @@ from gardien.config.reader import ConfigSet, resource_files
 from gardien.config.values import parse_bool, parse_duration
 from gardien.errors import ConfigError
 
-__all__ = ["LOG_LEVELS", "DaemonSettings", "load_daemon_settings", "parse_metrics_address"]
+__all__ = [
+    "LOG_LEVELS",
+    "DaemonSettings",
+    "daemon_settings_from_files",
+    "load_daemon_settings",
+    "parse_metrics_address",
+]
 
 SECTION = "Definition"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
@@ -44,6 +50,12 @@ def load_daemon_settings(config_dir: str | os.PathLike[str]) -> DaemonSettings:
     """Read ``gardien.conf`` (else ``fail2ban.conf``) under ``config_dir``; defaults otherwise."""
     directory = Path(config_dir)
     files = resource_files(directory, "gardien") or resource_files(directory, "fail2ban")
+    return daemon_settings_from_files(files)
+
+
+def daemon_settings_from_files(files: list[str]) -> DaemonSettings:
+    """The daemon settings ``files`` (read in order, as ``gardien.conf`` and its overrides)
+    give; the defaults when there is none."""
     if not files:
         return DaemonSettings()
     config = ConfigSet.read_files(files)
