@@ -31,7 +31,7 @@ from gardien.config.values import Spec
 from gardien.errors import ConfigError
 from gardien.model import Ban, Unban
 
-__all__ = ["BACKEND_OF", "FirewallAction", "block_spec", "firewall_action"]
+__all__ = ["BACKEND_OF", "FirewallAction", "block_spec", "firewall_action", "kernel_place"]
 
 logger = logging.getLogger("gardien.actions.firewall")
 
@@ -157,6 +157,15 @@ class FirewallAction:
     async def unban(self, unbans: Sequence[Unban]) -> None:
         addresses = [unban.address for unban in unbans]
         await asyncio.to_thread(self.firewall.unban, self.spec, addresses)
+
+
+def kernel_place(action: object) -> tuple[str, str, str] | None:
+    """Where ``action`` keeps its bans in the kernel (backend, chain, objects' name), or None
+    for an action that keeps none. Two actions with the same place hold the same sets and
+    rules: a reload hands them from the old to the new without taking them down."""
+    if not isinstance(action, FirewallAction):
+        return None
+    return (type(action.firewall).__name__, action.spec.chain, action.spec.name)
 
 
 def firewall_action(

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from gardien import __version__
 from gardien.actions import Action, FirewallRegistry, build_actions
+from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
@@ -661,9 +662,18 @@ class Daemon:
                     await task
             if old is not None:
                 self._close_sources(old)
-                await self._stop_actions(name, old.actions)
             new = built.get(name)
-            if new is not None and await self._start_jail(new):
+            started = new is not None and await self._start_jail(new)
+            if old is not None:
+                # the new jail's firewall actions took over the sets and rules they share with
+                # the old ones (set up again and made to hold the store's bans, in place): only
+                # what the new jail no longer uses is taken down, so its bans never lapse
+                kept = {kernel_place(a) for a in new.actions} if started and new else set()
+                kept.discard(None)
+                await self._stop_actions(
+                    name, [a for a in old.actions if kernel_place(a) not in kept]
+                )
+            if started and new is not None:
                 self.jails[name] = new
                 if self._watcher is not None:  # running: follow its journal now
                     self._start_journal_task(new)
