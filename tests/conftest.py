@@ -121,3 +121,12 @@ def write_journal(journal_remote: str) -> Callable[[Path, list[dict[str, str | l
         )
 
     return write
+
+
+@pytest.fixture(scope="session")
+def current_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """gardien's .deb built once per run from this tree (``make deb``), for every test that
+    installs it; the source's other packages are in the same directory."""
+    from debroot import build_debs
+
+    return build_debs(tmp_path_factory.mktemp("debs-current"))

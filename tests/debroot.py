@@ -65,6 +65,24 @@ VOLATILE = (
 _PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build_debs(output: Path, version: str | None = None) -> Path:
+    """``make deb`` into ``output`` (as ``version`` if given): the path of gardien's .deb, the
+    other packages of the source (gardien-hub, gardien-fail2ban-compat) beside it."""
+    env = {**os.environ, "DEB_OUTPUT": str(output)}
+    if version:
+        env["DEB_VERSION"] = version
+    result = subprocess.run(
+        ["make", "deb"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert result.returncode == 0, f"make deb:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    built = sorted(output.glob("gardien_*.deb"))
+    assert len(built) == 1, built
+    return built[0]
+
+
 def mirror() -> str:
     """The Debian mirror this machine's apt uses (deb822 ``.sources`` or ``sources.list``)."""
     candidates: list[str] = []

@@ -23,7 +23,6 @@ from conftest import require
 from debroot import Container, fresh_root, setup
 from netns import Lab, netns_available
 
-REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 BANS = 200
 JAIL_LOCAL = """\
@@ -53,25 +52,13 @@ def _tools() -> tuple[bool, str]:
     return netns_available()
 
 
-def _build(output: Path) -> Path:
-    result = subprocess.run(
-        ["make", "deb"],
-        cwd=REPO,
-        env={**os.environ, "DEB_OUTPUT": str(output)},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert result.returncode == 0, f"make deb:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return sorted(output.glob("gardien_*.deb"))[0]
-
-
 @pytest.fixture(scope="module")
-def debian(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+def debian(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Box]:
     available, why = _tools()
     require(available, f"the systemd migration test: {why}")
-    debs = tmp_path_factory.mktemp("debs")
-    deb = _build(debs)
+    deb: Path = request.getfixturevalue("current_deb")
     root = fresh_root(tmp_path_factory.mktemp("debian") / "root")
     fields = subprocess.run(
         ["dpkg-deb", "-f", str(deb), "Depends", "Recommends"],
@@ -104,7 +91,7 @@ def debian(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     (root / "etc/fail2ban/jail.local").write_text(JAIL_LOCAL)
     with (
         Lab.create(clients=1, listen=False) as lab,
-        Container.boot(root, netns=lab.server, binds={debs: "/debs", TESTS: "/tests"}) as box,
+        Container.boot(root, netns=lab.server, binds={deb.parent: "/debs", TESTS: "/tests"}) as box,
     ):
         box.run("apt-get", "install", "-y", "-qq", f"/debs/{deb.name}", timeout=600)
         yield Box(lab, box)

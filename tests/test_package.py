@@ -35,10 +35,9 @@ from pathlib import Path
 import pytest
 
 from conftest import require
-from debroot import Container, file_list, fresh_root, setup
+from debroot import Container, build_debs, file_list, fresh_root, setup
 from netns import Client, Lab, netns_available
 
-REPO = Path(__file__).resolve().parents[1]
 PREVIOUS_SUFFIX = "~prev1"  # sorts before the version it is appended to
 ATTACKS = 6  # "Invalid user" lines caused; the sshd jail bans at 5
 EXTRA_BANS = 1000
@@ -82,29 +81,16 @@ def _tools() -> tuple[bool, str]:
     return netns_available()
 
 
-def _build(output: Path, version: str | None = None) -> Path:
-    env = {**os.environ, "DEB_OUTPUT": str(output)}
-    if version:
-        env["DEB_VERSION"] = version
-    result = subprocess.run(
-        ["make", "deb"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800
-    )
-    assert result.returncode == 0, f"make deb:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    built = sorted(output.glob("gardien_*.deb"))
-    assert len(built) == 1, built
-    return built[0]
-
-
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> Packages:
+def packages(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Packages:
     available, why = _tools()
     require(available, f"the package test: {why}")
     debs = tmp_path_factory.mktemp("debs")
-    current = _build(debs / "current")
+    current: Path = request.getfixturevalue("current_deb")
     version = subprocess.run(
         ["dpkg-deb", "-f", str(current), "Version"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    previous = _build(debs / "previous", version + PREVIOUS_SUFFIX)
+    previous = build_debs(debs / "previous", version + PREVIOUS_SUFFIX)
     return Packages(previous, current, version)
 
 
@@ -132,16 +118,17 @@ def scene(packages: Packages, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # reads the units' man: pages with it)
     setup(root, "apt-get", "install", "-y", "-qq", *needs, "openssh-server", "man-db")
     assert not (root / "var/log/auth.log").exists(), "a stock Debian 12 has no auth.log"
-    debs = packages.current.parent.parent
+    binds = {packages.current.parent: "/debs/current", packages.previous.parent: "/debs/previous"}
     with (
         Lab.create(clients=1, listen=False) as lab,
-        Container.boot(root, netns=lab.server, binds={debs: "/debs"}) as box,
+        Container.boot(root, netns=lab.server, binds=binds) as box,
     ):
         yield Scene(lab, box, root, packages)
 
 
 def _in_box(scene: Scene, deb: Path) -> str:
-    return f"/debs/{deb.parent.name}/{deb.name}"
+    which = "current" if deb.parent == scene.packages.current.parent else "previous"
+    return f"/debs/{which}/{deb.name}"
 
 
 def _gardien_tables(scene: Scene) -> list[dict[str, object]]:
