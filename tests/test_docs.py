@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from gardien.cli import cli
+from gardien.cli import _register, cli
+
+_register()  # the commands are imported lazily; walk them all here
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

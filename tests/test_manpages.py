@@ -21,12 +21,14 @@ from conftest import require
 from gardien import __version__
 from gardien.actions.firewall import BACKEND_OF
 from gardien.actions.mail import MAIL_ACTIONS
-from gardien.cli import cli
+from gardien.cli import _register, cli
 from gardien.cli._manpage import escape, manual_date, render_manpage
 from gardien.config import filters, mail
 from gardien.config.daemon import DaemonSettings
 from gardien.config.jails import READ_OPTIONS
 from gardien.sources.hub import FeedOptions
+
+_register()  # the commands are imported lazily; walk them all here
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCH = "1700000000"

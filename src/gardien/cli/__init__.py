@@ -7,6 +7,7 @@ as one ``gardien: error: ...`` line with exit status 1; usage mistakes exit with
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,53 @@ __all__ = ["DEFAULT_CONFIG_DIR", "cli", "main"]
 DEFAULT_CONFIG_DIR = "/etc/gardien"
 
 
+#: the commands, imported when used (``module:attribute``): ``gardien set`` need not import the
+#: daemon, the hub client or the migration to start
+_LAZY: dict[str, str] = {
+    "regex": "gardien.cli.regex:regex",
+    "scan": "gardien.cli.scan:scan",
+    "stats": "gardien.cli.stats:stats",
+    "audit": "gardien.cli.audit:audit",
+    "run": "gardien.cli.run:run",
+    "config": "gardien.cli.config:config",
+    "firewall": "gardien.cli.firewall:firewall",
+    "hub": "gardien.cli.hub:hub",
+    "compat": "gardien.cli.dropin:compat",
+    "migrate": "gardien.cli.migrate:migrate",
+    **dict.fromkeys(
+        [
+            "status",
+            "statistics",
+            "get",
+            "set",
+            "banned",
+            "unban",
+            "reload",
+            "restart",
+            "start",
+            "stop",
+            "flushlogs",
+            "ping",
+            "echo",
+            "version",
+            "add",
+        ],
+        "gardien.cli.client:CLIENT_COMMANDS",
+    ),
+}
+
+
 class _Group(click.Group):
-    """Turns gardien's own errors into one clear line and a non-zero exit."""
+    """Turns gardien's own errors into one clear line and a non-zero exit, and imports each
+    command of :data:`_LAZY` when it is first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _LAZY:
+            _load(cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -83,38 +129,24 @@ def resolve_config_dir(ctx: click.Context, config_dir: str) -> Path:
 _DROP_INS = ("fail2ban-client", "fail2ban-regex")
 
 
+def _load(name: str) -> None:
+    """Import the command ``name`` of :data:`_LAZY` and add it to :data:`cli`."""
+    module_name, _, attribute = _LAZY[name].partition(":")
+    found = getattr(importlib.import_module(module_name), attribute)
+    commands = found if isinstance(found, tuple) else (found,)
+    for command in commands:
+        if command.name == name:
+            cli.add_command(command)
+            return
+    raise LookupError(f"{_LAZY[name]} has no command {name!r}")  # a mistake in _LAZY
+
+
 def _register() -> None:
-    """Add gardien's commands to :data:`cli` (once)."""
-    if cli.commands:
-        return
-    from gardien.cli.audit import audit
-    from gardien.cli.client import CLIENT_COMMANDS
-    from gardien.cli.config import config
-    from gardien.cli.dropin import compat
-    from gardien.cli.firewall import firewall
-    from gardien.cli.hub import hub
-    from gardien.cli.migrate import migrate
-    from gardien.cli.regex import regex
-    from gardien.cli.run import run
-    from gardien.cli.scan import scan
-    from gardien.cli.stats import stats
-
-    cli.add_command(regex)
-    cli.add_command(scan)
-    cli.add_command(stats)
-    cli.add_command(audit)
-    cli.add_command(run)
-    cli.add_command(config)
-    cli.add_command(firewall)
-    cli.add_command(hub)
-    cli.add_command(compat)
-    cli.add_command(migrate)
-    for command in CLIENT_COMMANDS:
-        cli.add_command(command)
-
-
-if Path(sys.argv[0]).name not in _DROP_INS:  # a drop-in needs none of them: it starts faster
-    _register()
+    """Add every command to :data:`cli` now (for what walks ``cli.commands``: the manual
+    pages' generator, the documentation tests)."""
+    for name in _LAZY:
+        if name not in cli.commands:
+            _load(name)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -202,9 +202,8 @@ def _config_dir(options: dict[str, Any]) -> Path:
 
 def _gardien(args: Sequence[str]) -> tuple[int, str, str]:
     """gardien's own command line, in this process: exit status, stdout, stderr."""
-    from gardien.cli import _register, cli
+    from gardien.cli import cli
 
-    _register()
     out, err = io.StringIO(), io.StringIO()
     status = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -321,7 +320,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         from gardien.cli.regex_compat import fail2ban_regex_main
 
         raise SystemExit(fail2ban_regex_main(args))
-    from gardien.cli import _register, cli
+    from gardien.cli import cli
 
-    _register()
     cli.main(args=args, prog_name="gardien")
