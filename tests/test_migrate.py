@@ -26,6 +26,7 @@ from fail2ban_lab import (
     sample_bans,
     write_bans,
 )
+from gardien.actions import managers
 from gardien.cli import cli
 from gardien.migrate import build_plan, read_fail2ban_db
 from gardien.store import SQLiteBanStore
@@ -489,5 +490,23 @@ def test_firewall_managers_and_permissions(offline: tuple[Fail2ban, Path]) -> No
     assert "action = nftables-allports[protocol=all]\n" in section
     assert "    nftables-multiport[port=http, protocol=tcp]\n" in section
     notes = "\n".join(str(note) for note in plan.not_carried)
-    assert "application=nginx: ufw's application profiles are not read" in notes
+    assert "application=nginx: no such profile in /etc/ufw/applications.d" in notes
     assert "blocktype RETURN turns a ban into a permission" in notes
+
+
+def test_a_ufw_application_keeps_its_profiles_ports(
+    offline: tuple[Fail2ban, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail2ban, etc = offline
+    profiles = tmp_path / "applications.d"
+    profiles.mkdir()
+    (profiles / "nginx").write_text("[Nginx Full]\ntitle=x\nports=80,443/tcp\n")
+    monkeypatch.setattr(managers, "UFW_APPLICATIONS", profiles)
+    (fail2ban.conf / "jail.d" / "managers.local").write_text(
+        "[nginx-http-auth]\naction = ufw[application=Nginx Full, blocktype=deny]\n"
+    )
+    plan = build_plan(fail2ban.conf, etc)
+    jails = plan.writes[0].content.decode()
+    section = jails[jails.index("[nginx-http-auth]") :].split("\n\n")[0]
+    assert 'action = nftables-multiport[port="80,443", protocol=tcp, blocktype=DROP]\n' in section
+    assert "application=" not in "\n".join(str(note) for note in plan.not_carried)

@@ -10,7 +10,7 @@ when gardien can build them; the others are listed as not carried over, with the
 
 from __future__ import annotations
 
-from gardien.actions import FirewallRegistry, build_action
+from gardien.actions import FirewallRegistry, build_action, managers
 from gardien.actions.firewall import BACKEND_OF
 from gardien.actions.registry import DIFFERENT, UNSUPPORTED
 from gardien.backends import MemoryFirewall
@@ -91,10 +91,21 @@ def _firewall_action(
         or params.get("protocol", "").lower() == "all"
     )
     if name == "ufw" and params.get("application"):
+        # the ports of ufw's profile, as gardien's own ufw action reads them
+        translated, blocks = managers.translate_manager_action(
+            Spec(name, {**params, "blocktype": ""})
+        )
+        if translated.name == "nftables-multiport":
+            kept = {k: v for k, v in translated.params.items() if k in _FIREWALL_KEPT}
+            if params.get("blocktype", "").lower() == "deny":
+                kept["blocktype"] = "DROP"
+            text = str(Spec("nftables-multiport", kept))
+            changes.append(f"[{jail.name}] action {spec} -> {text} ({blocks})")
+            return text
         notes.append(
             NotCarried(
                 f"[{jail.name}] action {spec} application={params['application']}",
-                "ufw's application profiles are not read: every port is blocked",
+                f"no such profile in {managers.UFW_APPLICATIONS}: every port is blocked",
             )
         )
     kept = {key: params[key] for key in _FIREWALL_KEPT if params.get(key)}
