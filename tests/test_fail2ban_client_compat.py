@@ -1,5 +1,5 @@
-"""fail2ban-client's commands side by side: the real fail2ban 1.0.2 (its server on its own
-socket, a do-nothing action written here, so no firewall is touched) and a real gardien daemon
+"""fail2ban-client's commands side by side: the real fail2ban 1.0.2 (its server in a network
+namespace with its own socket, a do-nothing action written here, so no firewall is touched) and a real gardien daemon
 on the same configuration; the same commands sent to both, through fail2ban-client, through
 gardien's verbs and through gardien run as ``fail2ban-client`` (a symbolic link), and their
 outputs compared once times and the two daemons' own file names are normalised.
@@ -11,7 +11,9 @@ section says the same); the test checks that each still differs, so the list sta
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -20,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from conftest import require
+from netns import netns_available
 
 FAIL2BAN_CLIENT = "/usr/bin/fail2ban-client"
 GARDIEN = Path(sys.executable).with_name("gardien")
@@ -246,8 +251,15 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         root / "fail2ban.sqlite3",
         root / "fail2ban.log",
     )
+    # both servers run in a network namespace of their own (their firewalls apart from the
+    # host's); their control sockets are files, reached from here
+    available, why = netns_available() if os.geteuid() == 0 else (False, "needs root")
+    require(available, f"network namespaces: {why}")
+    namespace = f"gardien-cmp-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    in_namespace = ["ip", "netns", "exec", namespace]
     started = subprocess.run(
-        [*fail2ban.command, "-p", str(root / "fail2ban.pid"), "-x", "start"],
+        [*in_namespace, *fail2ban.command, "-p", str(root / "fail2ban.pid"), "-x", "start"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -256,6 +268,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     assert started.returncode == 0, started.stderr
     daemon = subprocess.Popen(
         [
+            *in_namespace,
             str(GARDIEN),
             "-c",
             str(etc),
@@ -296,6 +309,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
 
 
 def test_the_same_commands_print_the_same(pair: Pair) -> None:
