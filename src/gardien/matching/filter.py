@@ -453,40 +453,15 @@ class LineMatcher:
                     return result
             else:
                 groups["matches"] = groups.get("matches", []) + lines
-            failure_id = groups.get("fid")
-            host, cidr = groups.get("ip4"), groups.get("cidr")
-            if host is None:
-                host = groups.get("ip6")
-                if host is None:
-                    host = groups.get("dns")
-                    if host is None:
-                        host = failure_id
-                    cidr = None
+            host, cidr, failure_id = _identity(groups)
             if host is None:
                 if connection is not None:
                     groups["mlfpending"] = 1
                     result.nofail = True
                 return result
-            shown = self._hosts.get((host, cidr))
-            if shown is None:
-                if len(self._hosts) > 65536:
-                    self._hosts.clear()
-                shown = self._hosts[(host, cidr)] = _normalise_host(host, cidr)
-            if failure_id is not None and failure_id != host:
-                groups["ip"] = shown
-                shown = failure_id
-            fields = dict(groups)
-            users = fields.get("users")
-            if isinstance(users, set):
-                fields["users"] = set(users)
+            # a copy: the connection's cached data goes on changing with later lines
             result.failures.append(
-                Failure(
-                    host=shown,
-                    time=date,
-                    regex_index=index,
-                    fields=fields,
-                    lines=tuple(fields.get("matches") or lines),
-                )
+                self._failure(groups, host, cidr, failure_id, index, date, lines, copy=True)
             )
             return result
         return result
@@ -582,27 +557,45 @@ class LineMatcher:
             if connection is not None:
                 # the next failregex may change the connection's data: keep this hit's own
                 groups = dict(groups)
-            shown = self._hosts.get((host, cidr))
-            if shown is None:
-                if len(self._hosts) > 65536:
-                    self._hosts.clear()
-                shown = self._hosts[(host, cidr)] = _normalise_host(host, cidr)
-            if failure_id is not None and failure_id != host:
-                groups["ip"] = shown
-                shown = failure_id
-            users = groups.get("users")
-            if isinstance(users, set):
-                groups["users"] = set(users)
             result.failures.append(
-                Failure(
-                    host=shown,
-                    time=date,
-                    regex_index=index,
-                    fields=groups,
-                    lines=tuple(groups.get("matches") or lines),
-                )
+                self._failure(groups, host, cidr, failure_id, index, date, lines, copy=False)
             )
         return result
+
+    def _failure(
+        self,
+        groups: dict[str, Any],
+        host: str,
+        cidr: str | None,
+        failure_id: str | None,
+        index: int,
+        date: float | None,
+        lines: list[str],
+        *,
+        copy: bool,
+    ) -> Failure:
+        """The failure a hit reports: its host as shown (normalised once per host; the failure
+        id when it names the offender, the address then under ``ip``), with ``groups`` as its
+        fields (``copy``: a copy of them, for groups that later lines still change)."""
+        shown = self._hosts.get((host, cidr))
+        if shown is None:
+            if len(self._hosts) > 65536:
+                self._hosts.clear()
+            shown = self._hosts[(host, cidr)] = _normalise_host(host, cidr)
+        if failure_id is not None and failure_id != host:
+            groups["ip"] = shown
+            shown = failure_id
+        fields = dict(groups) if copy else groups
+        users = fields.get("users")
+        if isinstance(users, set):
+            fields["users"] = set(users)
+        return Failure(
+            host=shown,
+            time=date,
+            regex_index=index,
+            fields=fields,
+            lines=tuple(fields.get("matches") or lines),
+        )
 
     def _merge(self, key: str, groups: dict[str, Any], lines: list[str]) -> dict[str, Any]:
         """Fold this line's data into the data of its connection (fail2ban's rules)."""
