@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,19 +25,9 @@ import pytest
 
 from conftest import require
 from netns import Lab, netns_available
-from test_cli_regex import gardien
 from test_daemon import failure_line
-from test_end_to_end import eventually
+from test_end_to_end import Setup, eventually
 
-JAIL = """\
-[asterisk-provya]
-enabled  = true
-filter   = asterisk
-action   = {action}
-logpath  = {log}
-maxretry = 3
-bantime  = 1h
-"""
 #: a ufw application profile, as packages drop them in /etc/ufw/applications.d
 PROFILE = """\
 [GardienSIP]
@@ -60,68 +49,23 @@ def lab() -> Iterator[Lab]:
         yield built
 
 
-class Setup:
-    """A gardien configuration whose jail uses ``action``, run in the lab's server namespace
-    (``wrap`` puts the command in a namespace of the test's choice)."""
-
-    def __init__(self, lab: Lab, root: Path, action: str) -> None:
-        self.lab, self.root = lab, root
-        self.etc, self.log, self.sock = root / "etc", root / "asterisk.log", root / "gardien.sock"
-        (self.etc / "jail.d").mkdir(parents=True)
-        (self.etc / "jail.local").write_text("[sshd]\nenabled = false\n")
-        (self.etc / "jail.d" / "provya.conf").write_text(JAIL.format(action=action, log=self.log))
-        self.log.write_text("")
-
-    def wrap(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.lab.server, *argv]
-
-    def start(self) -> subprocess.Popen[str]:
-        argv = self.wrap(
-            sys.executable,
-            "-m",
-            "gardien",
-            "-c",
-            str(self.etc),
-            "-s",
-            str(self.sock),
-            "run",
-            "--dbfile",
-            str(self.root / "db.sqlite3"),
-            "--pidfile",
-            str(self.root / "gardien.pid"),
-        )
-        process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        eventually(lambda: self.cli("ping").returncode == 0, "the daemon")
-        return process
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return gardien("-s", str(self.sock), *args)
-
-    def stop(self, process: subprocess.Popen[str]) -> str:
-        self.cli("stop")
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        return output
-
-
 class UfwServer(Setup):
     """ufw enabled in the lab's server namespace (deny incoming, SSH and SIP allowed)."""
 
     def __init__(self, lab: Lab, root: Path, action: str) -> None:
         super().__init__(lab, root, action)
+        self.lab = lab
         self.ufw_etc = root / "ufw"
         shutil.copytree("/etc/ufw", self.ufw_etc, symlinks=True)
         (self.ufw_etc / "applications.d" / "gardien-sip").write_text(PROFILE)
         for command in ("--force enable", "allow 22/tcp", "allow 5060/udp"):
             self.ufw(*command.split())
+        # the daemon too, so that it reads the copy's application profiles
+        self.argv = self.wrap(*self.argv[4:])  # the end-to-end argv less its `ip netns exec NS`
 
     def wrap(self, *argv: str) -> list[str]:
-        return super().wrap(*IN_UFW_MOUNT, str(self.ufw_etc), *argv)
+        """``argv`` in the server namespace, with the copy of /etc/ufw over /etc/ufw."""
+        return ["ip", "netns", "exec", self.lab.server, *IN_UFW_MOUNT, str(self.ufw_etc), *argv]
 
     def ufw(self, *args: str) -> str:
         result = subprocess.run(self.wrap("ufw", *args), capture_output=True, text=True, timeout=60)
