@@ -83,6 +83,26 @@ def build_debs(output: Path, version: str | None = None) -> Path:
     return built[0]
 
 
+def archive_needs(deb: Path) -> list[str]:
+    """The packages ``deb`` takes from Debian's archive (its Depends and Recommends, the first
+    of each alternative, versions left out), to install in a root before it (the root has no
+    network once booted)."""
+    fields = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Depends", "Recommends"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted(
+        {
+            re.sub(r"\s*\(.*\)", "", alternative.split("|")[0]).strip()
+            for line in fields.splitlines()
+            for alternative in line.partition(":")[2].split(",")
+            if alternative.strip()
+        }
+    )
+
+
 def mirror() -> str:
     """The Debian mirror this machine's apt uses (deb822 ``.sources`` or ``sources.list``)."""
     candidates: list[str] = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require
-from debroot import Container, fresh_root, setup
+from debroot import Container, archive_needs, fresh_root, setup
 from netns import Lab, netns_available
 
 TESTS = Path(__file__).resolve().parent
@@ -60,20 +59,7 @@ def debian(
     require(available, f"the systemd migration test: {why}")
     deb: Path = request.getfixturevalue("current_deb")
     root = fresh_root(tmp_path_factory.mktemp("debian") / "root")
-    fields = subprocess.run(
-        ["dpkg-deb", "-f", str(deb), "Depends", "Recommends"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    needs = sorted(
-        {
-            re.sub(r"\s*\(.*\)", "", alternative.split("|")[0]).strip()
-            for line in fields.splitlines()
-            for alternative in line.partition(":")[2].split(",")
-            if alternative.strip()
-        }
-    )
+    needs = archive_needs(deb)
     setup(root, "apt-get", "update", "-qq")
     setup(
         root,

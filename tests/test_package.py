@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require
-from debroot import Container, build_debs, file_list, fresh_root, setup
+from debroot import Container, archive_needs, build_debs, file_list, fresh_root, setup
 from netns import Client, Lab, netns_available
 
 PREVIOUS_SUFFIX = "~prev1"  # sorts before the version it is appended to
@@ -99,20 +99,7 @@ def scene(packages: Packages, tmp_path_factory: pytest.TempPathFactory) -> Itera
     root = fresh_root(tmp_path_factory.mktemp("debian") / "root")
     # what the package needs from the archive, and a real sshd (its Depends and
     # Recommends; the root has no network once booted)
-    fields = subprocess.run(
-        ["dpkg-deb", "-f", str(packages.current), "Depends", "Recommends"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    needs = sorted(
-        {
-            re.sub(r"\s*\(.*\)", "", alternative.split("|")[0]).strip()
-            for line in fields.splitlines()
-            for alternative in line.partition(":")[2].split(",")
-            if alternative.strip()
-        }
-    )
+    needs = archive_needs(packages.current)
     setup(root, "apt-get", "update", "-qq")
     # and what a stock install has beside debootstrap's base: man-db (systemd-analyze verify
     # reads the units' man: pages with it)
