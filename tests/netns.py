@@ -33,6 +33,7 @@ import contextlib
 import errno
 import importlib
 import ipaddress
+import json
 import os
 import pickle
 import secrets
@@ -397,6 +398,36 @@ class Lab:
         except subprocess.TimeoutExpired:
             return "timeout"
         return result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+
+    def count_past_filters(self, client: Client, protocol: str, port: int) -> None:
+        """Count the packets of ``client``'s IPv4 address to the server's ``protocol``/``port``
+        in a chain at priority 100, after every filter chain (fail2ban's at 0, gardien's at
+        -1): a packet counted there is one no firewall stopped. Read with
+        :meth:`packets_past_filters`; table ``inet past_filters``."""
+        subprocess.run(
+            ["ip", "netns", "exec", self.server, "nft", "-f", "-"],
+            input=f"""
+            table inet past_filters {{
+                chain input {{
+                    type filter hook input priority 100; policy accept;
+                    ip saddr {client.ipv4} {protocol} dport {port} counter
+                }}
+            }}""",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+
+    def packets_past_filters(self) -> int:
+        """The packets :meth:`count_past_filters` counted so far."""
+        listing = json.loads(
+            self.run(self.server, "nft", "-j", "list", "table", "inet", "past_filters").stdout
+        )
+        for item in listing["nftables"]:
+            for expression in item.get("rule", {}).get("expr", ()):
+                if "counter" in expression:
+                    return int(expression["counter"]["packets"])
+        raise AssertionError("no counter in table inet past_filters")
 
     def reachable(
         self, client: Client, protocol: str, port: int, family: int, timeout: float = 0.5

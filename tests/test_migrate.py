@@ -100,28 +100,6 @@ def _probe_loop(lab: Lab, stop: threading.Event, results: list[str]) -> None:
         results.append(lab.probe(client, "tcp", 22, 4, timeout=0.3))
 
 
-def _run_nft(lab: Lab, ruleset: str) -> None:
-    subprocess.run(
-        ["ip", "netns", "exec", lab.server, "nft", "-f", "-"],
-        input=ruleset,
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-
-
-def _passed(lab: Lab) -> int:
-    """Packets counted after every filter chain (that no firewall stopped)."""
-    listing = json.loads(
-        lab.run(lab.server, "nft", "-j", "list", "table", "inet", "probe_count").stdout
-    )
-    for item in listing["nftables"]:
-        for expression in item.get("rule", {}).get("expr", ()):
-            if "counter" in expression:
-                return int(expression["counter"]["packets"])
-    raise AssertionError("no counter in table inet probe_count")
-
-
 def _kernel_timeouts(lab: Lab) -> dict[str, float]:
     """Every address in gardien's nftables sets with the seconds its ban has left."""
     listing = json.loads(
@@ -152,16 +130,7 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
 
     # a counter after every filter chain: a packet of the attacker that passed both firewalls
     # reaches it (priority 100 runs after fail2ban's filter chains, at 0, and gardien's, at -1)
-    _run_nft(
-        lab,
-        f"""
-        table inet probe_count {{
-            chain after_filters {{
-                type filter hook input priority 100; policy accept;
-                ip saddr {attacker.ipv4} tcp dport 22 counter
-            }}
-        }}""",
-    )
+    lab.count_past_filters(attacker, "tcp", 22)
     stop = threading.Event()
     results: list[str] = []
     prober = threading.Thread(target=_probe_loop, args=(lab, stop, results))
@@ -178,7 +147,7 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
     # no packet of the banned address got through at any moment of the switch
     assert len(results) > 20
     assert "open" not in results, f"{results.count('open')} of {len(results)} probes got through"
-    assert _passed(lab) == 0, "packets of the banned address reached the server"
+    assert lab.packets_past_filters() == 0, "packets of the banned address reached the server"
     assert results.count("refused") > 20
 
     # fail2ban is stopped and its chains are gone
@@ -261,7 +230,7 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
     assert "active ban(s) and" not in restarted.stdout  # nothing to import
     assert f"with the {ACTIVE} active ban(s) of its store" in restarted.stdout
     assert results.count("refused") > 10
-    assert _passed(lab) == 0
+    assert lab.packets_past_filters() == 0
 
     # the counter above is live: once gardien lifts the ban, the attacker's packets reach it
     lab.run(
@@ -277,7 +246,7 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
         str(attacker.ipv4),
     )
     assert lab.probe(attacker, "tcp", 22, 4, timeout=3) == "open"
-    assert _passed(lab) > 0
+    assert lab.packets_past_filters() > 0
 
 
 def test_dry_run_changes_nothing(installed: tuple[Lab, Fail2ban, Path, float]) -> None:
@@ -431,16 +400,7 @@ def _reloaded_with_the_bans(lab: Lab, fail2ban: Fail2ban, etc: Path) -> None:
         time.sleep(0.1)
     pid = (root / "gardien.pid").read_text()
     attacker = lab.clients[0]
-    _run_nft(
-        lab,
-        f"""
-        table inet probe_count {{
-            chain after_filters {{
-                type filter hook input priority 100; policy accept;
-                ip saddr {attacker.ipv4} tcp dport 22 counter
-            }}
-        }}""",
-    )
+    lab.count_past_filters(attacker, "tcp", 22)
     stop = threading.Event()
     results: list[str] = []
     prober = threading.Thread(target=_probe_loop, args=(lab, stop, results))
@@ -453,7 +413,7 @@ def _reloaded_with_the_bans(lab: Lab, fail2ban: Fail2ban, etc: Path) -> None:
     assert result.returncode == 0, result.stderr + result.stdout
     assert f"reloaded the running gardien with the {ACTIVE} active ban(s)" in result.stdout
     assert (root / "gardien.pid").read_text() == pid  # the same daemon
-    assert _passed(lab) == 0 and results.count("refused") > 10
+    assert lab.packets_past_filters() == 0 and results.count("refused") > 10
     kernel = _kernel_timeouts(lab)
     expected = read_fail2ban_db(fail2ban.db, time.time())
     assert {str(ban.address) for ban in expected.active} <= set(kernel)

@@ -4,10 +4,8 @@ after every filter chain while the banned client keeps knocking."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,35 +28,11 @@ def lab() -> Iterator[Lab]:
         yield built
 
 
-def _passed(lab: Lab) -> int:
-    """Packets of the banned client counted after every filter chain (none stopped them)."""
-    listing = json.loads(
-        lab.run(lab.server, "nft", "-j", "list", "table", "inet", "after_filters").stdout
-    )
-    for item in listing["nftables"]:
-        for expression in item.get("rule", {}).get("expr", ()):
-            if "counter" in expression:
-                return int(expression["counter"]["packets"])
-    raise AssertionError("no counter in table inet after_filters")
-
-
 @pytest.fixture
 def counter(lab: Lab) -> Iterator[None]:
-    attacker = lab.clients[0]
-    subprocess.run(
-        ["ip", "netns", "exec", lab.server, "nft", "-f", "-"],
-        input=f"""
-        table inet after_filters {{
-            chain input {{
-                type filter hook input priority 100; policy accept;
-                ip saddr {attacker.ipv4} tcp dport 22 counter
-            }}
-        }}""",
-        text=True,
-        check=True,
-    )
+    lab.count_past_filters(lab.clients[0], "tcp", 22)
     yield
-    lab.run(lab.server, "nft", "delete", "table", "inet", "after_filters", check=False)
+    lab.run(lab.server, "nft", "delete", "table", "inet", "past_filters", check=False)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +56,7 @@ def test_reload_never_lets_a_banned_address_through(
     try:
         assert setup.cli("set", "asterisk-provya", "banip", address).returncode == 0
         eventually(lambda: lab.probe(attacker, "tcp", 22, 4, 0.3) != "open", "the ban")
-        before = _passed(lab)
+        before = lab.packets_past_filters()
         stop = threading.Event()
         probes: list[str] = []
 
@@ -101,12 +75,12 @@ def test_reload_never_lets_a_banned_address_through(
             stop.set()
             knocker.join()
         assert len(probes) >= 5 and "open" not in probes
-        assert _passed(lab) == before, "a banned packet got through during a reload"
+        assert lab.packets_past_filters() == before, "a banned packet got through during a reload"
         assert f"Banned IP list:\t{address}" in setup.cli("status", "asterisk-provya").stdout
         # the counter is live: once the ban is lifted, the client's packets reach it
         assert setup.cli("set", "asterisk-provya", "unbanip", address).returncode == 0
         eventually(lambda: lab.probe(attacker, "tcp", 22, 4, 0.5) == "open", "the unban")
-        assert _passed(lab) > before
+        assert lab.packets_past_filters() > before
     finally:
         output = setup.stop(daemon)
     assert daemon.returncode == 0, output
