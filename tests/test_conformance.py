@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 
 from gardien.config.filters import bundled_config_dir
-from samples import FAIL2BAN_NOW, fail2ban_filter_names, run_sample
+from samples import FAIL2BAN_NOW, fail2ban_filter_names, fail2ban_samples_dir, run_sample
 
-SHIPPED = ("asterisk", "sshd", "postfix", "dovecot")
+#: gardien's bundled filters that have a fail2ban sample log of the same name
+_SAMPLES = fail2ban_samples_dir()
+SHIPPED = (
+    fail2ban_filter_names(bundled_config_dir(), _SAMPLES)
+    if _SAMPLES is not None and _SAMPLES.is_dir()
+    else ["asterisk", "dovecot", "postfix", "sshd"]
+)
 
 
 @pytest.mark.conformance
