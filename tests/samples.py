@@ -236,7 +236,8 @@ def _check(current: _Variant, line: str, expected: dict[str, Any], outcome: Outc
     else:
         result = current.matcher.process(line)
     failures = result.failures
-    regexes = tuple(r.source.pattern for r in current.matcher.filter.failregex)
+    flt = current.matcher.filter
+    regexes = tuple(r.source.pattern for r in (*flt.failregex, *flt.failjson))
     hit = outcome.coverage.setdefault(current.label, (regexes, set()))[1]
     hit.update(f.regex_index for f in failures)
     if result.nofail and not failures:

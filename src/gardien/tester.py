@@ -274,8 +274,8 @@ def test_log(
     started = time.perf_counter()
     report = RegexReport(
         compiled.name,
-        regex_hits=[0] * len(compiled.failregex),
-        ignore_hits=[0] * len(compiled.ignoreregex),
+        regex_hits=[0] * (len(compiled.failregex) + len(compiled.failjson)),
+        ignore_hits=[0] * (len(compiled.ignoreregex) + len(compiled.ignorejson)),
     )
     matcher = compiled.matcher(
         clock=clock or SystemClock(), log_timezone=log_timezone, check_all=check_all
