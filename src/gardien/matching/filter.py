@@ -13,11 +13,12 @@ The matching rules are fail2ban's, so that existing filters behave the same:
    line that is not a failure by itself, ``<F-MLFFORGET>`` ends the connection and
    ``<F-MLFGAINED>`` says the user got in (pending failures of the connection are dropped).
 5. With ``maxlines > 1`` the last lines are matched together as one text (``re.MULTILINE``).
-6. In a filter with ``failjson`` rules, a line whose first non-blank character is ``{`` is a
-   JSON record: it is decoded and matched by field (:mod:`gardien.matching.jsonrules`), never
-   by the regexes, its time read from the ``jsontime`` field; what follows a match (ignore
-   rules, connections, the failure) is as for a regex. A JSON rule's index follows the
-   failregexes' (rule ``j`` is ``len(failregex) + j``), and so for ignore rules.
+6. In a filter with ``failjson`` rules, a line whose first non-blank character is ``{`` (or
+   whose ``{`` follows a journal or syslog header only) is a JSON record: it is decoded and
+   matched by field (:mod:`gardien.matching.jsonrules`), never by the regexes, its time read
+   from the ``jsontime`` field; what follows a match (ignore rules, connections, the failure)
+   is as for a regex. A JSON rule's index follows the failregexes' (rule ``j`` is
+   ``len(failregex) + j``), and so for ignore rules.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from gardien.matching.dates import DateContext, DateDetector, templates_for, zon
 from gardien.matching.jsonrules import (
     JsonRule,
     decode_record,
-    is_json_line,
+    json_start,
     parse_path,
     record_time,
 )
@@ -335,8 +336,10 @@ class LineMatcher:
     def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
         """Match one line (without its end-of-line). ``date`` is given when the source already
         knows the time of the line (the journal); otherwise it is read from the line."""
-        if self._json and is_json_line(line):
-            return self._process_json(line, date, date_text)
+        if self._json:
+            start = json_start(line)
+            if start >= 0:
+                return self._process_json(line, start, date, date_text)
         if len(line) > MAX_LINE_LENGTH:
             line = line[:MAX_LINE_LENGTH]
         now = self._clock.now()
@@ -532,13 +535,15 @@ class LineMatcher:
             self._failure(groups, host, cidr, failure_id, index, date, lines, copy=False)
         )
 
-    def _process_json(self, line: str, date: float | None, date_text: str) -> LineResult:
+    def _process_json(
+        self, line: str, start: int, date: float | None, date_text: str
+    ) -> LineResult:
         """Match a JSON record by field: the failjson rules (the first that holds wins, or
         each is tried with ``check_all``), then the ignorejson rules."""
         flt = self.filter
         now = self._clock.now()
         self._context.now = now
-        record, _why = decode_record(line)
+        record, _why = decode_record(line, start)
         hits: list[int] = []
         ignore_hits: list[int] = []
         result = LineResult(hits=hits, ignore_hits=ignore_hits)

@@ -29,8 +29,11 @@ captures), and ``!=`` and ``!~`` when none does. A missing field, ``null``, an o
 array without a scalar item satisfies no condition, negated or not; ``PATH`` alone holds for
 any value but ``null`` (an empty array too: Caddy logs a redacted ``Authorization`` so).
 
-Records: a line whose first non-blank character is ``{`` is decoded as one JSON object (strict
-JSON: no ``NaN``, no trailing data) when it has at most :data:`MAX_JSON_LENGTH` characters. A
+Records: a line whose first non-blank character is ``{``, or whose ``{`` follows a log writer's
+header only (``host tag[pid]: {``, as the journal and syslog write a service's JSON message,
+with an optional time stamp in front: at most six words, the last ending with ``:``), is a JSON
+record. It is decoded as one JSON object (strict JSON: no ``NaN``, nothing after it) when it has
+at most :data:`MAX_JSON_LENGTH` characters; a record that does not decode matches nothing. A
 record with a duplicate key anywhere is not matched: which of the two values is the service's
 cannot be known. The time comes from the first of the ``jsontime`` paths that holds one: epoch
 seconds (a number, or its text; milli-, micro- and nanoseconds are told by magnitude), an ISO
@@ -59,7 +62,7 @@ __all__ = [
     "Record",
     "decode_record",
     "flatten",
-    "is_json_line",
+    "json_start",
     "record_time",
 ]
 
@@ -82,6 +85,9 @@ _ADDRESS_TAGS = frozenset({"HOST", "ADDR", "IP4", "IP6", "DNS", "SUBNET"})
 _WHOLE_TAG_RE = re.compile(r"<(F-[A-Z0-9_-]+|[A-Z0-9]+)/?>")
 _ANY_TAG_RE = re.compile(r"</?(?:F-[A-Z0-9_-]+|HOST|ADDR|IP4|IP6|DNS|SUBNET|CIDR)/?>")
 _SEGMENT_RE = re.compile(r"(?:\\.|[^.\\])+")
+#: what may come before a JSON message: [time] [host] tag[pid]: (words without "{")
+_HEADER_RE = re.compile(r"\s*(?:[^\s{]+ +){0,5}[^\s{]+: *")
+_HEADER_MAX = 200
 
 
 class _Number(str):
@@ -115,17 +121,25 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def is_json_line(line: str) -> bool:
-    """Whether ``line`` is a JSON record for a filter with JSON rules (first non-blank ``{``)."""
-    return line[:1] == "{" or line.lstrip()[:1] == "{"
+def json_start(line: str) -> int:
+    """Where the JSON record of ``line`` starts (see the module's docstring), or -1 when
+    ``line`` is not a JSON record."""
+    if line[:1] == "{":
+        return 0
+    brace = line.find("{", 0, _HEADER_MAX)
+    if brace < 0:
+        return -1
+    if not line[:brace].strip() or _HEADER_RE.fullmatch(line, 0, brace):
+        return brace
+    return -1
 
 
-def decode_record(line: str) -> tuple[Record | None, str]:
-    """The JSON object of ``line``, or ``None`` and why it is not one."""
-    if len(line) > MAX_JSON_LENGTH:
+def decode_record(line: str, start: int = 0) -> tuple[Record | None, str]:
+    """The JSON object of ``line`` from ``start`` on, or ``None`` and why it is not one."""
+    if len(line) - start > MAX_JSON_LENGTH:
         return None, f"longer than {MAX_JSON_LENGTH} characters: not decoded"
     try:
-        record = _DECODER.decode(line.strip())
+        record = _DECODER.decode(line[start:].strip())
     except _DuplicateKey as duplicate:
         return None, f"duplicate key {duplicate.args[0]!r}: which value is real is unknown"
     except RecursionError:
