@@ -76,7 +76,7 @@ Record = dict[str, Any]
 _TOKEN_RE = re.compile(
     r"""(?P<absent>!)?(?P<path>(?:\\.|[^\s=~!\\])+)
         (?:(?P<op>!=|!~|=|~)
-           (?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S*)))?
+           (?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>(?!["'])\S*)))?
         (?=\s|$)""",
     re.VERBOSE,
 )
