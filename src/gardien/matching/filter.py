@@ -565,8 +565,9 @@ class LineMatcher:
             return result
         offset = len(flt.failregex)
         ignore_offset = len(flt.ignoreregex)
+        memo: dict[str, dict[str, Any] | None] = {}  # conditions the rules share
         for number, rule in enumerate(flt.failjson):
-            groups = rule.match(record)
+            groups = rule.match(record, memo)
             if groups is None:
                 continue
             ignored = [

@@ -63,7 +63,11 @@ __all__ = [
     "decode_record",
     "flatten",
     "json_start",
+    "json_text",
+    "parse_path",
     "record_time",
+    "resolve",
+    "time_of",
 ]
 
 #: longer lines are not decoded (they are not matched): bounded work whatever a client sends
@@ -176,11 +180,26 @@ def parse_path(text: str) -> tuple[str, ...]:
     return tuple(segments)
 
 
+_MISSING = object()
+
+
 def resolve(record: Any, path: Sequence[str]) -> tuple[bool, list[Any]]:
     """Whether ``path`` holds a value other than null in ``record``, and the values found
     there (an array's items in its place; a non-numeric key applies to each item of an
     array on the way)."""
-    current: list[Any] = [record]
+    value = record
+    for index, segment in enumerate(path):  # the usual case first: objects all the way
+        if not isinstance(value, dict):
+            return _resolve_through_arrays([value], path[index:])
+        value = value.get(segment, _MISSING)
+        if value is _MISSING or value is None:
+            return False, []
+    if isinstance(value, list):
+        return True, value
+    return True, [value]
+
+
+def _resolve_through_arrays(current: list[Any], path: Sequence[str]) -> tuple[bool, list[Any]]:
     for segment in path:
         following: list[Any] = []
         for value in current:
@@ -375,12 +394,20 @@ class JsonRule:
     def groups(self) -> frozenset[str]:
         return frozenset().union(*(c.groups for c in self.conditions))
 
-    def match(self, record: Record) -> dict[str, Any] | None:
+    def match(
+        self, record: Record, memo: dict[str, dict[str, Any] | None] | None = None
+    ) -> dict[str, Any] | None:
         """The captures of the rule when every condition holds, else ``None``. A name
-        captured by two conditions keeps the first value found."""
+        captured by two conditions keeps the first value found. ``memo`` keeps the results of
+        conditions on this record, for rules that share conditions."""
         groups: dict[str, Any] = {}
         for condition in self.conditions:
-            found = condition.match(record)
+            if memo is None:
+                found = condition.match(record)
+            else:
+                found = memo.get(condition.text, _MISSING)  # type: ignore[arg-type]
+                if found is _MISSING:
+                    found = memo[condition.text] = condition.match(record)
             if found is None:
                 return None
             for key, value in found.items():
@@ -448,7 +475,7 @@ def record_time(
         if when is None and values:
             when = time_of(values[0], default_offset)
         if when is not None:
-            shown = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
+            shown = raw if isinstance(raw, str) else json_text(raw)
             return when, shown, ".".join(path)
     return None, "", ""
 
@@ -465,13 +492,22 @@ def _at(record: Any, path: Sequence[str]) -> Any:
     return current
 
 
+def json_text(value: Any) -> str:
+    """``value`` (as decoded here) written back as compact JSON, numbers as they were."""
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(map(json_text, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{json_text(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def flatten(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(path, JSON text) of every scalar of ``record``, in order (for ``--explain``)."""
+    """(path, JSON text) of every field of ``record`` but objects, in order (``--explain``)."""
     for key, value in record.items():
         path = prefix + key.replace(".", "\\.")
         if isinstance(value, dict) and value:
             yield from flatten(value, path + ".")
-        elif isinstance(value, _Number):
-            yield path, str(value)
         else:
-            yield path, json.dumps(value, ensure_ascii=False, default=str)
+            yield path, json_text(value)
