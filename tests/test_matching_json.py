@@ -347,3 +347,19 @@ def test_a_log_of_text_and_json_lines_counts_alike_with_and_without_prefilter(
         assert set(report.hosts) == {"192.0.2.3", "192.0.2.4", "192.0.2.6"}
     json_only = matcher("status=401 ip=<HOST>").filter
     assert Prefilter.for_filter(json_only) == Prefilter((b"{",))
+
+
+def test_gardien_regex_reports_json_rules_in_blocks_of_their_own() -> None:
+    from test_cli_regex import gardien
+    from test_shipped_filters import gardien_samples_dir
+
+    sample = gardien_samples_dir() / "caddy-auth.log"
+    result = gardien("regex", str(sample), "caddy-auth[mode=aggressive]")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Failregex: 0 total" in lines
+    start = lines.index("Failjson: 11 total")
+    assert lines[start + 1] == "|-  #) [# of hits] regular expression"
+    assert lines[start + 2].startswith("|   1) [1] logger~")
+    assert "|  [14] JSON ts" in lines  # the records with a time, as date template hits
+    assert "Lines: 17 lines, 0 ignored, 11 matched, 6 missed" in lines
