@@ -173,9 +173,7 @@ def test_a_forged_address_is_never_reported(name: str, samples_timezone: None) -
     assert not fooled, f"{name} reported a forged address for:\n" + "\n".join(fooled[:20])
 
 
-_ADDRESS = re.compile(
-    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,7})(?![\w.:])"
-)
+_ADDRESS = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
