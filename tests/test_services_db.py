@@ -15,7 +15,7 @@ import pytest
 
 from conftest import require
 from hubdb import _binaries as postgres_binaries
-from netns import Lab
+from netns import Client, Lab
 from services import (
     Service,
     Syslog,
@@ -117,6 +117,14 @@ def postgres_directory() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+#: (log_line_prefix, log_connections, gardien's filter): Debian's prefix, whose password
+#: failures need log_connections' address; then one with the address (%r) on every line
+POSTGRES_LOGS = [
+    ("%m [%p] %q%u@%d ", "on", "postgresql"),
+    ("%m [%p] %r %q%u@%d ", "off", "postgresql[address=prefix]"),
+]
+
+
 def test_postgresql_failed_logins_are_found(
     lab: Lab, tmp_path: Path, postgres_directory: Path
 ) -> None:
@@ -133,53 +141,64 @@ def test_postgresql_failed_logins_are_found(
         *["-E", "UTF8", "--no-sync", "--no-instructions"],
     )
     (data / "pg_hba.conf").write_text(
-        "local all postgres trust\nhost all app 0.0.0.0/0 scram-sha-256\n"
+        "local all postgres trust\n"
+        "host all app 0.0.0.0/0 scram-sha-256\n"
+        "host all legacy 0.0.0.0/0 md5\n"
     )
-    # Debian's log_line_prefix; the server's standard error is the log, as pg_ctlcluster's
-    service = Service.start(
-        lab,
-        [
-            *as_postgres,
-            str(binaries / "postgres"),
-            *["-D", str(data), "-k", str(postgres_directory)],
-            *["-c", "listen_addresses=*", "-c", "log_connections=on"],
-            *["-c", "log_line_prefix=%m [%p] %q%u@%d ", "-c", "fsync=off"],
-        ],
-        tmp_path,
-        name="postgres",
-        port=5432,
-    )
-    try:
-        lab.run(
-            lab.server,
-            *as_postgres,
-            *["psql", "-h", str(postgres_directory), "-U", "postgres", "-d", "postgres"],
-            *["-c", "CREATE ROLE app LOGIN PASSWORD 'good-secret'"],
-        )
-        attacker, friend = lab.clients
+    attacker, friend = lab.clients
 
-        def psql(client_namespace: str, server: str, user: str, password: str) -> int:
-            return lab.run(
-                client_namespace,
-                *["env", f"PGPASSWORD={password}", "PGCONNECT_TIMEOUT=10", "psql", "-w"],
-                *["-h", server, "-U", user, "-d", "postgres", "-c", "SELECT 1"],
-                check=False,
-            ).returncode
-
-        server = str(attacker.server_ipv4)
-        assert psql(attacker.namespace, server, "app", "wrong") != 0  # password failed
-        assert psql(attacker.namespace, server, "app", "guess") != 0
-        assert psql(attacker.namespace, server, "root", "x") != 0  # no pg_hba.conf entry
-        assert psql(friend.namespace, str(friend.server_ipv4), "app", "good-secret") == 0
-        settle(service.output)
-        assert_exactly(
-            failures_found(service.output, "postgresql"),
-            {str(attacker.ipv4): 3},
-            absent=[str(friend.ipv4)],
-            log=service.log(),
+    def psql(client: Client, user: str, password: str, *, socket: bool = False) -> int:
+        namespace, host = (
+            (lab.server, str(postgres_directory))
+            if socket
+            else (client.namespace, str(client.server_ipv4))
         )
-    finally:
-        service.stop()
+        return lab.run(
+            namespace,
+            *["env", f"PGPASSWORD={password}", "PGCONNECT_TIMEOUT=10", "psql", "-w", "-h", host],
+            *["-U", user, "-d", "postgres", "-c", "SELECT 1"],
+            check=False,
+        ).returncode
+
+    for number, (prefix, connections, filter_name) in enumerate(POSTGRES_LOGS):
+        # the server's standard error is the log, as with Debian's pg_ctlcluster
+        service = Service.start(
+            lab,
+            [
+                *as_postgres,
+                str(binaries / "postgres"),
+                *["-D", str(data), "-k", str(postgres_directory)],
+                *["-c", "listen_addresses=*", "-c", f"log_connections={connections}"],
+                *["-c", f"log_line_prefix={prefix}", "-c", "fsync=off"],
+            ],
+            tmp_path,
+            name=f"postgres-{number}",
+            port=5432,
+        )
+        try:
+            if number == 0:
+                lab.run(
+                    lab.server,
+                    *as_postgres,
+                    *["psql", "-h", str(postgres_directory), "-U", "postgres", "-d", "postgres"],
+                    *["-c", "CREATE ROLE app LOGIN PASSWORD 'good-secret'"],
+                    *["-c", "SET password_encryption = md5"],
+                    *["-c", "CREATE ROLE legacy LOGIN PASSWORD 'old-secret'"],
+                )
+            assert psql(attacker, "app", "wrong") != 0  # password authentication failed
+            assert psql(attacker, "legacy", "guess") != 0  # the same through md5
+            assert psql(attacker, "root", "x") != 0  # no pg_hba.conf entry
+            assert psql(friend, "app", "good-secret") == 0
+            assert psql(friend, "postgres", "", socket=True) == 0  # no address: nothing
+            settle(service.output)
+            assert_exactly(
+                failures_found(service.output, filter_name),
+                {str(attacker.ipv4): 3},
+                absent=[str(friend.ipv4)],
+                log=service.log(),
+            )
+        finally:
+            service.stop()
 
 
 SLAPD_CONF = """\
