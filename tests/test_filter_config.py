@@ -395,3 +395,14 @@ def test_fail2ban_filters_load() -> None:
     normal = load_filter("sshd", "/etc/fail2ban", fallback_to_bundled=False)
     aggressive = load_filter("sshd[mode=aggressive]", "/etc/fail2ban", fallback_to_bundled=False)
     assert len(aggressive.failregex) > len(normal.failregex)
+
+
+@pytest.mark.parametrize("name", ["postfix", "sshd"])
+def test_a_mode_the_filter_lacks_is_named_with_the_modes_it_has(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_filter(name, None, parameters={"mode": "bogus"})
+    message = str(caught.value)
+    assert f"filter {name!r} has no mode 'bogus' (its modes: " in message
+    assert "aggressive" in message and "normal" in message
+    assert f"filter.d/{name}.conf:" in message
+    assert "<HOST>" not in message  # not the misleading complaint about the expansion

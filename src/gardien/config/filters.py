@@ -208,6 +208,7 @@ def _build(
             return None
 
     ignore = {m.group(1) for n in combined if (m := _CONDITIONAL_RE.match(n))}
+    _check_mode(name, config, combined, origins, path)
     resolved = substitute_tags(combined, ignore=ignore, lookup=extra)
 
     def regexes(option: str) -> tuple[RegexSource, ...]:
@@ -282,6 +283,43 @@ def _build(
         ignorejson=regexes("ignorejson"),
         jsontime=tuple((resolved.get("jsontime") or "").split()),
     )
+
+
+#: ``<mdre-<mode>>``: an option chosen by the filter's ``mode`` parameter
+_MODE_TAG_RE = re.compile(r"<([\w.-]+)-<mode>>")
+
+
+def _check_mode(
+    name: str,
+    config: ConfigSet,
+    options: Mapping[str, str],
+    origins: Mapping[str, Located],
+    path: str,
+) -> None:
+    """A mode the filter does not have is a mistake to name, not a filter that matches
+    nothing (or an error about a missing <HOST>)."""
+    mode = options.get("mode")
+    if mode is None:
+        return
+    defined = set(config.options(DEFINITION)) | set(options)
+    for option in ("failregex", "failjson"):
+        for prefix in _MODE_TAG_RE.findall(options.get(option, "")):
+            if f"{prefix}-{mode.strip()}".lower() in defined:
+                continue
+            modes = sorted(
+                o[len(prefix) + 1 :]
+                for o in defined
+                if o.startswith(prefix + "-") and "<" not in o and o[len(prefix) + 1 :]
+            )
+            origin = origins.get(option)
+            raise ConfigError(
+                f"filter {name!r} has no mode {mode.strip()!r}"
+                + (f" (its modes: {', '.join(modes)})" if modes else ""),
+                path=origin.path if origin else path,
+                line=origin.line if origin else None,
+                section=DEFINITION,
+                option=option,
+            )
 
 
 def _interpolated(
