@@ -25,7 +25,7 @@ USER, PASSWORD = "alice", "correct horse"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 #: nginx server blocks: filter -> port
-NGINX = {"auth": 8081, "limit": 8082, "probe": 8083, "bad": 8084}
+NGINX = {"auth": 8081, "limit": 8082, "probe": 8083, "bad": 8084, "tls": 8085}
 #: Apache virtual hosts: filter -> port
 APACHE = {"auth": 8091, "noscript": 8092, "nohome": 8093, "bots": 8094, "probe": 8095, "big": 8096}
 
@@ -97,11 +97,21 @@ def nginx(lab: Lab, document_root: Path, tmp_path_factory: pytest.TempPathFactor
     prefix = tmp_path_factory.mktemp("nginx")
     html = document_root / "html"
 
-    def server(name: str, body: str = "") -> str:
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=tls.example.test",
+            "-keyout", str(prefix / "key.pem"), "-out", str(prefix / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+    def server(name: str, body: str = "", ssl: str = "") -> str:
         port = NGINX[name]
         return (
             f"  server {{\n"
-            f"    listen {port}; listen [::]:{port} ipv6only=on;\n"
+            f"    listen {port}{ssl}; listen [::]:{port}{ssl} ipv6only=on;\n"
             f"    server_name {name}.example.test;\n"
             f"    root {html};\n"
             f"    error_log {prefix}/{name}-error.log info;\n"
@@ -132,6 +142,11 @@ def nginx(lab: Lab, document_root: Path, tmp_path_factory: pytest.TempPathFactor
         + server("limit", "    location / { limit_req zone=login; }\n")
         + server("probe")
         + server("bad")
+        + server(
+            "tls",
+            f"    ssl_certificate {prefix}/cert.pem;\n    ssl_certificate_key {prefix}/key.pem;\n",
+            ssl=" ssl",
+        )
         + "}\n"
     )
     service = Service.start(
@@ -336,6 +351,26 @@ def test_nginx_bad_request_finds_what_is_not_http(lab: Lab, nginx: Web) -> None:
     assert curl(lab, friend, url(friend, port, "/index.html"), "-A", FIREFOX) == "200"
     found, text = found_in(nginx.access_log("bad"), "nginx-bad-request")
     assert_exactly(found, {str(attacker.ipv4): 3}, absent=[str(friend.ipv4)], log=text)
+
+
+def test_nginx_http_auth_fallback_finds_what_is_not_tls(lab: Lab, nginx: Web) -> None:
+    attacker, friend = lab.clients
+    port = NGINX["tls"]
+    send_raw(
+        lab,
+        attacker,
+        port,
+        [
+            b"\x16\x09\x09\x00\x05hello",  # a record of no TLS version
+            b"\x16\x03\x01\xff\xff" + b"A" * 100,  # a record longer than TLS allows
+        ],
+    )
+    assert curl(lab, friend, f"https://{friend.server_ipv4}:{port}/index.html", "-k") == "200"
+    log = nginx.error_log("tls")
+    found, text = found_in(log, "nginx-http-auth[mode=fallback]")
+    assert "SSL_do_handshake() failed" in text, text
+    assert_exactly(found, {str(attacker.ipv4): 2}, absent=[str(friend.ipv4)], log=text)
+    assert failures_found(log, "nginx-http-auth") == {}  # normal mode: logins only
 
 
 # -- Apache httpd ------------------------------------------------------------------------------
