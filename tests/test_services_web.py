@@ -93,7 +93,7 @@ def document_root() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def nginx(lab: Lab, document_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
-    require_tools("nginx", "curl")
+    require_tools("nginx", "curl", "openssl")
     prefix = tmp_path_factory.mktemp("nginx")
     html = document_root / "html"
 
