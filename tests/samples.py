@@ -35,6 +35,7 @@ from typing import Any
 from gardien.clock import FakeClock
 from gardien.config.filters import load_filter
 from gardien.errors import GardienError
+from gardien.matching.dates import DateDetector
 from gardien.matching.filter import Filter, LineMatcher
 from gardien.model import parse_address
 
@@ -236,7 +237,8 @@ def _check(current: _Variant, line: str, expected: dict[str, Any], outcome: Outc
     else:
         result = current.matcher.process(line)
     failures = result.failures
-    regexes = tuple(r.source.pattern for r in current.matcher.filter.failregex)
+    flt = current.matcher.filter
+    regexes = tuple(r.source.pattern for r in (*flt.failregex, *flt.failjson))
     hit = outcome.coverage.setdefault(current.label, (regexes, set()))[1]
     hit.update(f.regex_index for f in failures)
     if result.nofail and not failures:
@@ -285,9 +287,13 @@ def _nofail_index(current: _Variant, line: str, options: dict[str, Any]) -> list
     """Which failregex recognised a line that is not a failure by itself (``<F-NOFAIL>``)."""
     assert current.matcher is not None
     flt = current.matcher.filter
+    found_date = DateDetector(flt.date_templates).find(line)
     text = line
+    if found_date is not None:  # the regexes see the line without its date
+        start, end = found_date[0].span(1)
+        text = line[:start] + line[end:]
     if flt.prefregex is not None:
-        found = flt.prefregex.regex.search(line)
+        found = flt.prefregex.regex.search(text)
         if found is None or not found.groupdict().get("content"):
             return []
         text = found.group("content")

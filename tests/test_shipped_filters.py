@@ -49,7 +49,7 @@ def test_every_failregex_has_a_sample(
         parse_now("2026-11-21T12:00:00"),
     )
     outcomes = [ours]
-    if (fail2ban_samples / name).is_file():  # filters fail2ban does not have have no sample there
+    if (fail2ban_samples / name).is_file():  # gardien's own filters (caddy-auth) have none
         outcomes.append(
             run_sample(fail2ban_samples / name, name, bundled_config_dir(), FAIL2BAN_NOW)
         )

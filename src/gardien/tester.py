@@ -36,7 +36,17 @@ from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.matching.scan import Prefilter, ScanCounts, decode, iter_blocks, scan_lines
 from gardien.model import Failure
 
-__all__ = ["JournalLog", "LineCallback", "RegexReport", "resolve_filter", "test_log"]
+__all__ = [
+    "JournalLog",
+    "LineCallback",
+    "RegexReport",
+    "explained_lines",
+    "resolve_filter",
+    "test_log",
+]
+
+#: lines of a file ``gardien regex --explain`` takes at most
+MAX_EXPLAINED_LINES = 1000
 
 #: how much of the start of a log is used to pick the rarest words to look for
 SAMPLE_SIZE = 1 << 18
@@ -214,6 +224,31 @@ def _open_blocks(log: str) -> tuple[Iterator[bytes], Callable[[], None]]:
     return iter_blocks(io.BytesIO(log.encode("utf-8"))), lambda: None
 
 
+def explained_lines(log: str) -> Iterator[str]:
+    """The lines ``gardien regex --explain`` explains: ``log`` itself when it is not a file
+    (nor ``-``), else the file's lines that count (not empty, not ``#``), at most
+    :data:`MAX_EXPLAINED_LINES`."""
+    if log != "-" and not os.path.exists(log):
+        yield log.rstrip("\r\n")
+        return
+    blocks, close = _open_blocks(log)
+    count = 0
+    try:
+        for block in blocks:
+            for raw in block.split(b"\n"):
+                line = decode(raw)
+                if not line or line.startswith("#"):
+                    continue
+                count += 1
+                if count > MAX_EXPLAINED_LINES:
+                    raise ConfigError(
+                        f"--explain takes at most {MAX_EXPLAINED_LINES} lines", path=log
+                    )
+                yield line
+    finally:
+        close()
+
+
 def _whole_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
     """The blocks without a last line that has no end-of-line: a line still being written,
     which fail2ban-regex does not count either."""
@@ -274,8 +309,8 @@ def test_log(
     started = time.perf_counter()
     report = RegexReport(
         compiled.name,
-        regex_hits=[0] * len(compiled.failregex),
-        ignore_hits=[0] * len(compiled.ignoreregex),
+        regex_hits=[0] * (len(compiled.failregex) + len(compiled.failjson)),
+        ignore_hits=[0] * (len(compiled.ignoreregex) + len(compiled.ignorejson)),
     )
     matcher = compiled.matcher(
         clock=clock or SystemClock(), log_timezone=log_timezone, check_all=check_all

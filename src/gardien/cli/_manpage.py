@@ -232,6 +232,11 @@ _EXIT_STATUS = (
         "or above --fail-on for the commands that have it.",
     ),
     ("2", "A usage error: an unknown command or option, a missing or invalid argument."),
+    (
+        "regex --explain",
+        "0 when a line explained is a failure, 1 when none is, 2 for an error (of the "
+        "filter, the line or the options).",
+    ),
 )
 
 _SEE_ALSO = (

@@ -18,9 +18,10 @@ import click
 from gardien.cli.regex_output import SHOWN_BY_DEFAULT, RegexRun, out_lines, report_lines
 from gardien.clock import Clock, FakeClock, SystemClock
 from gardien.config.filters import FilterSpec
-from gardien.errors import ConfigError
+from gardien.errors import ConfigError, GardienError
+from gardien.matching.explain import explain_line
 from gardien.matching.filter import Filter, LineResult, public_fields
-from gardien.tester import JournalLog, RegexReport, resolve_filter, test_log
+from gardien.tester import JournalLog, RegexReport, explained_lines, resolve_filter, test_log
 
 
 def parse_now(text: str) -> float:
@@ -218,9 +219,16 @@ def run_regex(options: RegexOptions, write: Callable[[str], object]) -> RegexRep
 @click.option("--print-all-ignored", is_flag=True, help="Print every ignored line.")
 @click.option("--print-no-missed", is_flag=True, help="Print no missed line.")
 @click.option("--print-no-ignored", is_flag=True, help="Print no ignored line.")
-@click.pass_obj
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show stage by stage what FILTER does with LOG (a line, or each line of a small "
+    "file): date, prefregex, each failregex, or the JSON fields and rules, and the outcome. "
+    "Exit status 0 when a line is a failure, 1 when none is, 2 on an error.",
+)
+@click.pass_context
 def regex(
-    obj: dict[str, Any],
+    ctx: click.Context,
     log: str,
     filter_: str,
     ignoreregex: str | None,
@@ -235,6 +243,7 @@ def regex(
     print_all_ignored: bool,
     print_no_missed: bool,
     print_no_ignored: bool,
+    explain: bool,
 ) -> None:
     """Test FILTER against LOG and report what it finds, as fail2ban-regex does.
 
@@ -251,7 +260,14 @@ def regex(
       gardien -c /etc/fail2ban regex /var/log/mail.log 'postfix[mode=auth]'
       gardien regex 'systemd-journal[journalpath=/var/log/journal]' sshd
       gardien regex --json --now 2026-01-31T00:00 /var/log/asterisk/messages asterisk
+      gardien regex --explain 'Nov 21 10:00:01 web sshd[42]: Failed password for root from
+      192.0.2.7 port 5 ssh2' sshd
+
+    With --explain the exit status says what became of the line(s): 0 when one is a
+    failure, 1 when none is (no match, ignored, or no failure by itself), 2 when the filter
+    or the line cannot be read (the error is printed).
     """
+    obj: dict[str, Any] = ctx.obj
     for first, second in (
         ("missed", print_no_missed and print_all_missed),
         ("ignored", print_no_ignored and print_all_ignored),
@@ -263,7 +279,7 @@ def regex(
         filter_argument=filter_,
         config_dir=str(obj["config_dir"]),
         ignoreregex=ignoreregex,
-        now=parse_now(now_text) if now_text else None,
+        now=parse_now(now_text) if now_text and not explain else None,
         datepattern=datepattern,
         maxlines=maxlines,
         journalmatch=journalmatch,
@@ -274,10 +290,41 @@ def regex(
         print_no_missed=print_no_missed,
         print_no_ignored=print_no_ignored,
     )
+    if explain:
+        try:
+            failed = _explain(
+                dataclasses.replace(options, now=parse_now(now_text) if now_text else None),
+                as_json=as_json,
+            )
+        except GardienError as error:
+            click.echo(f"gardien: error: {error}", err=True)
+            ctx.exit(2)
+        ctx.exit(0 if failed else 1)
     if as_json:
         _json_report(options)
         return
     run_regex(options, click.echo)
+
+
+def _explain(options: RegexOptions, *, as_json: bool) -> bool:
+    """Explain every line of ``options.log`` (a line, or a file's lines); whether one was a
+    failure."""
+    prepared = _prepare(options)
+    if isinstance(prepared.log, JournalLog):
+        raise ConfigError("--explain takes a log line or a file, not the journal")
+    matcher = prepared.compiled.matcher(clock=prepared.clock, log_timezone=options.timezone)
+    failed = False
+    for number, line in enumerate(explained_lines(prepared.log), start=1):
+        explanation = explain_line(matcher, line)
+        failed = failed or explanation.is_failure
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(explanation), default=str))
+            continue
+        if number > 1:
+            click.echo("")
+        for text in explanation.lines():
+            click.echo(text)
+    return failed
 
 
 def _json_report(options: RegexOptions) -> None:

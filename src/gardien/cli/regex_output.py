@@ -19,7 +19,8 @@ from gardien.config.filters import FilterSpec
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.matching.dates import templates_for
-from gardien.matching.filter import Filter
+from gardien.matching.filter import CompiledRegex, Filter
+from gardien.matching.jsonrules import JsonRule
 from gardien.model import Failure
 from gardien.tester import JournalLog, RegexReport
 
@@ -182,10 +183,17 @@ def results_lines(compiled: Filter, report: RegexReport) -> Iterator[str]:
         yield ""
         yield f"Prefregex: {report.prefregex_matched} total"
         yield from _framed([compiled.prefregex.pattern])
-    for title, regexes, hits in (
-        ("Failregex", compiled.failregex, report.regex_hits),
-        ("Ignoreregex", compiled.ignoreregex, report.ignore_hits),
-    ):
+    fail, ignore = len(compiled.failregex), len(compiled.ignoreregex)
+    blocks: list[tuple[str, Sequence[CompiledRegex | JsonRule], list[int]]] = [
+        ("Failregex", compiled.failregex, report.regex_hits[:fail]),
+        ("Ignoreregex", compiled.ignoreregex, report.ignore_hits[:ignore]),
+    ]
+    # gardien's JSON rules, in blocks of their own (a filter without them prints none)
+    if compiled.failjson:
+        blocks.insert(1, ("Failjson", compiled.failjson, report.regex_hits[fail:]))
+    if compiled.ignorejson:
+        blocks.append(("Ignorejson", compiled.ignorejson, report.ignore_hits[ignore:]))
+    for title, regexes, hits in blocks:
         yield ""
         yield f"{title}: {sum(hits)} total"
         rows = [

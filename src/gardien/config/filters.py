@@ -1,8 +1,10 @@
 """Load filter definitions (``filter.d/NAME.conf``) into typed :class:`FilterSpec` values.
 
 A filter file has a ``[Definition]`` section (``failregex``, ``ignoreregex``, ``prefregex``,
-``datepattern``, ``maxlines``, ``usedns``, ``journalmatch`` and helper options) and optionally an
-``[Init]`` section of parameters a jail may override (``filter = sshd[mode=aggressive]``).
+``datepattern``, ``maxlines``, ``usedns``, ``journalmatch``, the JSON rules ``failjson``,
+``ignorejson`` and ``jsontime`` (:mod:`gardien.matching.jsonrules`) and helper options) and
+optionally an ``[Init]`` section of parameters a jail may override
+(``filter = sshd[mode=aggressive]``).
 Values are first interpolated (``%(name)s``), then ``<name>`` tags naming other options or
 parameters are replaced recursively, which is how ``<mdre-<mode>>`` selects a mode's regexes.
 ``<HOST>`` and the ``<F-...>`` captures are left for :mod:`gardien.matching`.
@@ -42,6 +44,9 @@ _FILTER_OPTIONS = (
     "maxlines",
     "datepattern",
     "journalmatch",
+    "failjson",
+    "ignorejson",
+    "jsontime",
 )
 _TAG_RE = re.compile(r"<([^ <>]+)>")
 _CONDITIONAL_RE = re.compile(r"^(\w+)(\?.+)$")
@@ -74,6 +79,10 @@ class FilterSpec:
     files: tuple[str, ...] = ()  # every file read, includes and overrides too, in order
     path: str | None = None  # the filter's own file
     options_set: frozenset[str] = frozenset()  # of maxlines and datepattern, those it sets
+    # JSON log lines (gardien.matching.jsonrules): rules one per line, the time's field paths
+    failjson: tuple[RegexSource, ...] = ()
+    ignorejson: tuple[RegexSource, ...] = ()
+    jsontime: tuple[str, ...] = ()
 
 
 def bundled_config_dir() -> Path:
@@ -269,6 +278,9 @@ def _build(
         options_set=frozenset(
             o for o in ("maxlines", "datepattern") if resolved.get(o, "").strip()
         ),
+        failjson=regexes("failjson"),
+        ignorejson=regexes("ignorejson"),
+        jsontime=tuple((resolved.get("jsontime") or "").split()),
     )
 
 

@@ -13,6 +13,12 @@ The matching rules are fail2ban's, so that existing filters behave the same:
    line that is not a failure by itself, ``<F-MLFFORGET>`` ends the connection and
    ``<F-MLFGAINED>`` says the user got in (pending failures of the connection are dropped).
 5. With ``maxlines > 1`` the last lines are matched together as one text (``re.MULTILINE``).
+6. In a filter with ``failjson`` rules, a line whose first non-blank character is ``{`` (or
+   whose ``{`` follows a journal or syslog header only) is a JSON record: it is decoded and
+   matched by field (:mod:`gardien.matching.jsonrules`), never by the regexes, its time read
+   from the ``jsontime`` field; what follows a match (ignore rules, connections, the failure)
+   is as for a regex. A JSON rule's index follows the failregexes' (rule ``j`` is
+   ``len(failregex) + j``), and so for ignore rules.
 """
 
 from __future__ import annotations
@@ -27,6 +33,13 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
+from gardien.matching.jsonrules import (
+    JsonRule,
+    decode_record,
+    json_start,
+    parse_path,
+    record_time,
+)
 from gardien.matching.literals import first_characters, required_words
 from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
@@ -123,10 +136,10 @@ class Filter:
 
     def __init__(self, spec: FilterSpec) -> None:
         self.spec = spec
-        if not spec.failregex:
+        if not spec.failregex and not spec.failjson:
             where = spec.files[-1] if spec.files else None
             raise FilterError(
-                f"filter {spec.name!r} has no failregex",
+                f"filter {spec.name!r} has no failregex (nor failjson)",
                 path=where,
                 section="Definition",
                 option="failregex",
@@ -144,6 +157,14 @@ class Filter:
             CompiledRegex(r, usedns=spec.usedns, multiline=False, kind="ignoreregex")
             for r in spec.ignoreregex
         )
+        self.failjson = tuple(JsonRule(r, usedns=spec.usedns) for r in spec.failjson)
+        self.ignorejson = tuple(
+            JsonRule(r, kind="ignorejson", usedns=spec.usedns) for r in spec.ignorejson
+        )
+        try:
+            self.jsontime = tuple(parse_path(path) for path in spec.jsontime)
+        except ValueError as exc:
+            raise FilterError(str(exc), path=spec.path, option="jsontime") from None
         pref_ids = set(self.prefregex.regex.groupindex) if self.prefregex else set()
         for compiled in self.failregex:
             if not (set(compiled.regex.groupindex) | pref_ids) & set(_ID_GROUPS):
@@ -296,6 +317,8 @@ class LineMatcher:
             default_offset=zone_offset(log_timezone) if log_timezone else None,
         )
         self._skip_undated = skip_undated
+        self._check_all = check_all
+        self._json = bool(compiled.failjson)
         self._maxlines = compiled.spec.maxlines
         self._buffer: list[Parts] = []
         self._connections = _ConnectionCache()
@@ -313,6 +336,10 @@ class LineMatcher:
     def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
         """Match one line (without its end-of-line). ``date`` is given when the source already
         knows the time of the line (the journal); otherwise it is read from the line."""
+        if self._json:
+            start = json_start(line)
+            if start >= 0:
+                return self._process_json(line, start, date, date_text)
         if len(line) > MAX_LINE_LENGTH:
             line = line[:MAX_LINE_LENGTH]
         now = self._clock.now()
@@ -445,24 +472,122 @@ class LineMatcher:
             if prefix:
                 groups = {**prefix, **groups}
             lines = [parts[0] + parts[1] + parts[2]] if single else ["".join(p) for p in covered]
-            connection = groups.get("mlfid")
+            self._conclude_first(result, groups, index, date, lines)
+            return result
+        return result
+
+    def _conclude_first(
+        self,
+        result: LineResult,
+        groups: dict[str, Any],
+        index: int,
+        date: float | None,
+        lines: list[str],
+    ) -> None:
+        """What the hit that wins (first-match matching) makes of ``result``: a failure, a line
+        that is no failure by itself, or one whose connection's address is still unknown."""
+        connection = groups.get("mlfid")
+        if connection is not None:
+            groups = self._merge(connection, groups, lines)
+            if groups.get("nofail"):
+                result.nofail = True
+                return
+        else:
+            groups["matches"] = groups.get("matches", []) + lines
+        host, cidr, failure_id = _identity(groups)
+        if host is None:
             if connection is not None:
-                groups = self._merge(connection, groups, lines)
-                if groups.get("nofail"):
-                    result.nofail = True
+                groups["mlfpending"] = 1
+                result.nofail = True
+            return
+        # a copy: the connection's cached data goes on changing with later lines
+        result.failures.append(
+            self._failure(groups, host, cidr, failure_id, index, date, lines, copy=True)
+        )
+
+    def _conclude_all(
+        self,
+        result: LineResult,
+        groups: dict[str, Any],
+        index: int,
+        date: float | None,
+        lines: list[str],
+    ) -> None:
+        """What one more hit (fail2ban-regex's every-failregex matching) adds to ``result``."""
+        connection = groups.get("mlfid")
+        if connection is not None:
+            groups = self._merge(connection, groups, lines)
+        else:
+            groups["matches"] = groups.get("matches", []) + lines
+        host, cidr, failure_id = _identity(groups)
+        if host is None and connection is not None:
+            groups["mlfpending"] = 1
+        if groups.get("nofail"):
+            result.nofail = True
+            return
+        if host is None:
+            result.pending = True
+            return
+        if connection is not None:
+            # the next failregex may change the connection's data: keep this hit's own
+            groups = dict(groups)
+        result.failures.append(
+            self._failure(groups, host, cidr, failure_id, index, date, lines, copy=False)
+        )
+
+    def _process_json(
+        self, line: str, start: int, date: float | None, date_text: str
+    ) -> LineResult:
+        """Match a JSON record by field: the failjson rules (the first that holds wins, or
+        each is tried with ``check_all``), then the ignorejson rules."""
+        flt = self.filter
+        now = self._clock.now()
+        self._context.now = now
+        record, _why = decode_record(line, start)
+        hits: list[int] = []
+        ignore_hits: list[int] = []
+        result = LineResult(hits=hits, ignore_hits=ignore_hits)
+        when: float | None = None
+        when_text = ""
+        if record is not None and flt.jsontime:
+            when, when_text, path = record_time(record, flt.jsontime, self._context.default_offset)
+            if when is not None:
+                result.date_format = f"JSON {path}"
+        if when is None and date is not None:
+            when, when_text = date, date_text
+        no_date = when is None
+        if no_date and self._last_date is not None and self._last_date > now - 60:
+            when, when_text = self._last_date, self._last_text
+        elif when is not None:
+            self._last_date, self._last_text = when, when_text
+        result.time, result.time_text = when, when_text
+        if record is None:
+            return result
+        offset = len(flt.failregex)
+        ignore_offset = len(flt.ignoreregex)
+        memo: dict[str, dict[str, Any] | None] = {}  # conditions the rules share
+        for number, rule in enumerate(flt.failjson):
+            groups = rule.match(record, memo)
+            if groups is None:
+                continue
+            ignored = [
+                ignore_offset + k
+                for k, r in enumerate(flt.ignorejson)
+                if r.match(record) is not None
+            ]
+            if ignored:
+                result.ignored = True
+                if not self._check_all:
                     return result
-            else:
-                groups["matches"] = groups.get("matches", []) + lines
-            host, cidr, failure_id = _identity(groups)
-            if host is None:
-                if connection is not None:
-                    groups["mlfpending"] = 1
-                    result.nofail = True
-                return result
-            # a copy: the connection's cached data goes on changing with later lines
-            result.failures.append(
-                self._failure(groups, host, cidr, failure_id, index, date, lines, copy=True)
-            )
+                ignore_hits += ignored
+                continue
+            if self._check_all:
+                hits.append(offset + number)
+                self._conclude_all(result, groups, offset + number, when, [line])
+                continue
+            if no_date and when is None and self._skip_undated:
+                continue
+            self._conclude_first(result, groups, offset + number, when, [line])
             return result
         return result
 
@@ -540,26 +665,7 @@ class LineMatcher:
             if prefix:
                 groups = {**prefix, **groups}
             lines = [parts[0] + parts[1] + parts[2]] if single else ["".join(p) for p in covered]
-            connection = groups.get("mlfid")
-            if connection is not None:
-                groups = self._merge(connection, groups, lines)
-            else:
-                groups["matches"] = groups.get("matches", []) + lines
-            host, cidr, failure_id = _identity(groups)
-            if host is None and connection is not None:
-                groups["mlfpending"] = 1
-            if groups.get("nofail"):
-                result.nofail = True
-                continue
-            if host is None:
-                result.pending = True
-                continue
-            if connection is not None:
-                # the next failregex may change the connection's data: keep this hit's own
-                groups = dict(groups)
-            result.failures.append(
-                self._failure(groups, host, cidr, failure_id, index, date, lines, copy=False)
-            )
+            self._conclude_all(result, groups, index, date, lines)
         return result
 
     def _failure(

@@ -94,10 +94,12 @@ class Prefilter:
             pref = required_words(compiled.prefregex.regex, rarity)
             if pref:
                 alternatives.append(pref)
-        chosen = best_words(alternatives, rarity)
+        chosen = best_words(alternatives, rarity) if compiled.failregex else frozenset()
         if chosen is None:
             return None
         needed = set(chosen)
+        if compiled.failjson:
+            needed.add("{")  # every JSON record has one; its fields are not words of the text
         # lines an ignoreregex alone can classify (checked before the failregexes) must be seen
         if compiled.ignoreregex and len(compiled.ignoreregex) < len(compiled.failregex) - 2:
             for regex in compiled.ignoreregex:
