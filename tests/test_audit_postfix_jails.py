@@ -148,8 +148,10 @@ def test_sasl_password_file_mode(tmp_path: Path, mode: int, severity: str | None
     ("jail", "found"),
     [
         (SASL_JAIL, False),
-        ("[postfix]\nenabled = true\nlogpath = /var/log/mail.log\n", False),  # mode more
+        # mode more, as fail2ban's: normal, without the SASL failures
+        ("[postfix]\nenabled = true\nlogpath = /var/log/mail.log\n", True),
         ("[postfix]\nenabled = true\nmode = aggressive\nlogpath = /var/log/mail.log\n", False),
+        ("[postfix]\nenabled = true\nmode = extra\nlogpath = /var/log/mail.log\n", False),
         ("[postfix]\nenabled = true\nmode = normal\nlogpath = /var/log/mail.log\n", True),
         (SASL_JAIL.replace("true", "false"), True),
         ("[mine]\nenabled = true\nfilter = postfix-sasl\nlogpath = /var/log/mail.log\n", False),

@@ -21,8 +21,9 @@ FILE_MAPS = frozenset({"hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash"
 STOPS_RELAY = frozenset(
     {"reject_unauth_destination", "defer_unauth_destination", "reject", "defer"}
 )
-#: postfix filter modes that include the SASL failure regexes
-SASL_MODES = frozenset({"auth", "aggressive", "more"})
+#: postfix filter modes that include the SASL failure regexes (fail2ban's meanings: "more", the
+#: [postfix] jail's mode, is "normal" and leaves SASL failures to [postfix-sasl])
+SASL_MODES = frozenset({"auth", "extra", "aggressive"})
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|\((\w+)\)|(\w+))")
 
 
