@@ -1,6 +1,6 @@
 """Benchmark ``gardien regex`` against fail2ban's ``fail2ban-regex`` on large generated logs.
 
-For each log kind (asterisk, sshd, postfix) the script
+For each log kind (asterisk, sshd, postfix, nginx, apache) the script
 
 1. generates a realistic log with :mod:`genlogs` (cached in the work directory and reused
    while the generation parameters are unchanged);
@@ -23,6 +23,7 @@ Usage::
     python bench/bench_regex.py                      # all kinds, 1M lines each
     python bench/bench_regex.py --kind sshd --lines 200000 --check-hosts
     python bench/bench_regex.py --filter-source fail2ban --json > results.json
+    python bench/bench_regex.py --filter-source own --check-hosts   # each tool its own filter
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ FILTER_DIRS = {
 }
 #: Filter parameters per kind, appended to the filter path (fail2ban-regex syntax).
 FILTER_OPTIONS = {"postfix": "[mode=aggressive]"}
+#: The filter of each log kind, where it is not named after the kind.
+FILTER_NAMES = {"nginx": "nginx-http-auth", "apache": "apache-auth"}
 DEFAULT_FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex"
 SUMMARY_RE = re.compile(
     r"^Lines: (?P<lines>\d+) lines, (?P<ignored>\d+) ignored, (?P<matched>\d+) matched, "
@@ -273,7 +276,7 @@ def ensure_log(kind: str, args: argparse.Namespace) -> tuple[Path, genlogs.GenPa
 
 def filter_spec(kind: str, source: str) -> str:
     """Filter path plus parameters, e.g. ``.../postfix.conf[mode=aggressive]``."""
-    path = FILTER_DIRS[source] / f"{kind}.conf"
+    path = FILTER_DIRS[source] / f"{FILTER_NAMES.get(kind, kind)}.conf"
     if not path.is_file():
         raise BenchError(f"filter file not found: {path}")
     return f"{path}{FILTER_OPTIONS.get(kind, '')}"
@@ -285,10 +288,18 @@ def bench_kind(kind: str, args: argparse.Namespace) -> KindResult:
     result = KindResult(kind, str(path), "", params.lines, params.failures)
     genv, fenv = gardien_env(), dict(os.environ)
     try:
-        result.filter = spec = filter_spec(kind, args.filter_source)
+        if args.filter_source == "own":
+            # each tool with its own filter file: gardien's bundled one, fail2ban's
+            spec, theirs = filter_spec(kind, "gardien"), filter_spec(kind, "fail2ban")
+            result.filter = f"{spec} vs {theirs}"
+        else:
+            result.filter = spec = theirs = filter_spec(kind, args.filter_source)
         result.gardien = measure(gardien_argv(path, spec), args.repeat, genv, args.timeout)
         result.fail2ban = measure(
-            fail2ban_argv(args.fail2ban_regex, path, spec), args.repeat_fail2ban, fenv, args.timeout
+            fail2ban_argv(args.fail2ban_regex, path, theirs),
+            args.repeat_fail2ban,
+            fenv,
+            args.timeout,
         )
         check_counts(result)
         if args.check_hosts:
@@ -296,7 +307,9 @@ def bench_kind(kind: str, args: argparse.Namespace) -> KindResult:
             result.hosts = compare_hosts(
                 gardien_hosts(gardien_argv(path, spec, as_json=True), genv, args.timeout),
                 fail2ban_hosts(
-                    fail2ban_argv(args.fail2ban_regex, path, spec, out_ip=True), fenv, args.timeout
+                    fail2ban_argv(args.fail2ban_regex, path, theirs, out_ip=True),
+                    fenv,
+                    args.timeout,
                 ),
             )
             if not result.hosts["equal"]:
@@ -407,9 +420,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--regenerate", action="store_true", help="ignore cached logs")
     p.add_argument(
         "--filter-source",
-        choices=sorted(FILTER_DIRS),
+        choices=[*sorted(FILTER_DIRS), "own"],
         default="gardien",
-        help="filter.d used by both tools: gardien's shipped filters or /etc/fail2ban",
+        help="filter.d used by both tools: gardien's shipped filters or /etc/fail2ban; "
+        "own: each tool its own (gardien's bundled filter, fail2ban's)",
     )
     p.add_argument("--repeat", type=int, default=3, help="gardien runs per kind")
     p.add_argument("--repeat-fail2ban", type=int, default=1, help="fail2ban-regex runs per kind")

@@ -10,12 +10,19 @@ Three log kinds are supported, each mimicking what the daemon really writes:
   behind (``Connection closed by ... [preauth]``, ``Unable to negotiate ...``);
 * ``postfix``: a year-less ``/var/log/mail.log`` with SASL failures, ``NOQUEUE: reject`` and
   postscreen / lost-connection lines amid normal mail flow (connect, TLS, cleanup, qmgr,
-  delivery, anvil, dovecot, opendkim).
+  delivery, anvil, dovecot, opendkim);
+* ``nginx``: nginx's ``error.log`` (``2023/11/17 10:00:01 [error] 812#812: *41 ...``) with
+  basic-auth failures (unknown user, password mismatch) amid missing files, upstream errors,
+  closed connections and notices;
+* ``apache``: Apache 2.4's ``error.log`` (``[Fri Nov 17 10:00:01.000000 2023] [module:level]
+  [pid N:tid N] [client ADDR:PORT] AHnnnnn: ...``) with basic-auth failures amid PHP warnings,
+  TLS and start-up notices.
 
 Exactly ``round(lines * failure_rate)`` lines, at random positions, are failures: the lines
-fail2ban's own filters count as *matched* (``sshd``, ``asterisk`` and
-``postfix[mode=aggressive]``). Every other line is missed or ignored (``F-NOFAIL``) by those
-filters. Failure sources are a few thousand public-looking addresses (about 5% IPv6) drawn
+fail2ban's own filters count as *matched* (``sshd``, ``asterisk``,
+``postfix[mode=aggressive]``, ``nginx-http-auth`` and ``apache-auth``). Every other line is
+missed or ignored (``F-NOFAIL``) by those filters. Failure sources are a few thousand
+public-looking addresses (about 5% IPv6) drawn
 from a Zipf-like distribution, so a few addresses attack far more often than the rest.
 
 The bytes written only depend on the parameters (kind, lines, failure rate, seed, days,
@@ -43,9 +50,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 #: Bump whenever the bytes generated for given parameters change (invalidates caches).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
-KINDS: tuple[str, ...] = ("asterisk", "sshd", "postfix")
+KINDS: tuple[str, ...] = ("asterisk", "sshd", "postfix", "nginx", "apache")
 CHUNK_LINES = 65536
 START = datetime(2023, 11, 17)  # the year is only visible inside Asterisk security events
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -853,11 +860,172 @@ POSTFIX_NORMAL: Weighted = (
 )
 POSTFIX_FAILURES: Weighted = ((30, pff_sasl), (20, pff_reject), (28, pff_ddos))
 
-#: kind -> (normal templates, failure templates, Asterisk-style bracketed timestamps)
-SPECS: dict[str, tuple[Weighted, Weighted, bool]] = {
-    "asterisk": (ASTERISK_NORMAL, ASTERISK_FAILURES, True),
-    "sshd": (SSHD_NORMAL, SSHD_FAILURES, False),
-    "postfix": (POSTFIX_NORMAL, POSTFIX_FAILURES, False),
+# --------------------------------------------------------------------------- nginx
+
+_WEB_SITES = ("www.example.org", "shop.example.org", "intranet.example.org")
+_WEB_PATHS = ("/", "/index.php", "/css/site.css", "/img/logo.png", "/api/v1/items", "/blog/")
+_WEB_PRIVATE = ("/admin/", "/private/", "/intranet/", "/status")
+_WEB_USERS = ("admin", "root", "test", "user", "guest", "webmaster", "info", "backup")
+
+
+def _ngx(g: Gen, level: str, msg: str) -> str:
+    pid = 812 + g.between(0, 3)
+    return f"[{level}] {pid}#{pid}: *{g.between(1, 999_999)} {msg}"
+
+
+def _ngx_tail(g: Gen, ip: str, path: str) -> str:
+    site = g.pick(_WEB_SITES)
+    return f', client: {ip}, server: {site}, request: "GET {path} HTTP/1.1", host: "{site}"'
+
+
+def ngx_missing(g: Gen) -> str:
+    path = g.pick(("/favicon.ico", "/robots.txt", "/apple-touch-icon.png", "/ads.txt"))
+    return _ngx(
+        g,
+        "error",
+        f'open() "/var/www/html{path}" failed (2: No such file or directory)'
+        + _ngx_tail(g, g.client(), path),
+    )
+
+
+def ngx_upstream(g: Gen) -> str:
+    return _ngx(
+        g,
+        "error",
+        "upstream timed out (110: Connection timed out) while reading response header from "
+        "upstream"
+        + _ngx_tail(g, g.client(), g.pick(_WEB_PATHS))
+        + ', upstream: "http://127.0.0.1:8080/"',
+    )
+
+
+def ngx_closed(g: Gen) -> str:
+    return _ngx(
+        g,
+        "info",
+        f"client {g.client()} closed keepalive connection",
+    )
+
+
+def ngx_buffered(g: Gen) -> str:
+    return _ngx(
+        g,
+        "warn",
+        "an upstream response is buffered to a temporary file /var/cache/nginx/proxy_temp/1/00/"
+        f"{g.between(1, 99999):010d} while reading upstream"
+        + _ngx_tail(g, g.client(), "/api/v1/items"),
+    )
+
+
+def ngx_notice(g: Gen) -> str:
+    pid = 812 + g.between(0, 3)
+    return f"[notice] {pid}#{pid}: signal process started"
+
+
+def ngxf_unknown(g: Gen) -> str:
+    return _ngx(
+        g,
+        "error",
+        f'user "{g.pick(_WEB_USERS)}" was not found in "/etc/nginx/.htpasswd"'
+        + _ngx_tail(g, g.attacker(), g.pick(_WEB_PRIVATE)),
+    )
+
+
+def ngxf_mismatch(g: Gen) -> str:
+    return _ngx(
+        g,
+        "error",
+        f'user "{g.pick(_WEB_USERS)}": password mismatch'
+        + _ngx_tail(g, g.attacker(), g.pick(_WEB_PRIVATE)),
+    )
+
+
+NGINX_NORMAL: Weighted = (
+    (40, ngx_missing),
+    (15, ngx_upstream),
+    (25, ngx_closed),
+    (10, ngx_buffered),
+    (2, ngx_notice),
+)
+NGINX_FAILURES: Weighted = ((50, ngxf_unknown), (50, ngxf_mismatch))
+
+
+# --------------------------------------------------------------------------- apache
+
+
+def _apache(g: Gen, module: str, msg: str, ip: str | None = None) -> str:
+    pid = 20100 + g.between(0, 40)
+    client = f" [client {hostport(ip, g.port())}]" if ip else ""
+    return f"[{module}] [pid {pid}:tid {140_000_000 + g.between(0, 99)}]{client} {msg}"
+
+
+def ap_php(g: Gen) -> str:
+    return _apache(
+        g,
+        "php:warn",
+        f'PHP Warning:  Undefined array key "page" in /var/www/html/index.php on line '
+        f"{g.between(10, 400)}",
+        g.client(),
+    )
+
+
+def ap_ssl(g: Gen) -> str:
+    return _apache(
+        g,
+        "ssl:info",
+        f"AH01964: Connection to child {g.between(0, 63)} established (server "
+        f"{g.pick(_WEB_SITES)}:443)",
+        g.client(),
+    )
+
+
+def ap_notice(g: Gen) -> str:
+    return _apache(
+        g,
+        "mpm_event:notice",
+        "AH00489: Apache/2.4.57 (Debian) OpenSSL/3.0.11 configured -- resuming normal operations",
+    )
+
+
+def ap_keepalive(g: Gen) -> str:
+    return _apache(
+        g,
+        "core:info",
+        f"(104)Connection reset by peer: AH01095: prefetch request body failed to "
+        f"{g.client()}:{g.port()} from {g.client()}",
+        g.client(),
+    )
+
+
+def apf_unknown(g: Gen) -> str:
+    return _apache(
+        g,
+        "auth_basic:error",
+        f"AH01618: user {g.pick(_WEB_USERS)} not found: {g.pick(_WEB_PRIVATE)}",
+        g.attacker(),
+    )
+
+
+def apf_mismatch(g: Gen) -> str:
+    return _apache(
+        g,
+        "auth_basic:error",
+        f'AH01617: user {g.pick(_WEB_USERS)}: authentication failure for "{g.pick(_WEB_PRIVATE)}":'
+        " Password Mismatch",
+        g.attacker(),
+    )
+
+
+APACHE_NORMAL: Weighted = ((40, ap_php), (40, ap_ssl), (2, ap_notice), (18, ap_keepalive))
+APACHE_FAILURES: Weighted = ((50, apf_unknown), (50, apf_mismatch))
+
+#: kind -> (normal templates, failure templates, how the time stamp is written)
+SPECS: dict[str, tuple[Weighted, Weighted, str]] = {
+    "asterisk": (ASTERISK_NORMAL, ASTERISK_FAILURES, "bracketed"),
+    "sshd": (SSHD_NORMAL, SSHD_FAILURES, "syslog"),
+    "postfix": (POSTFIX_NORMAL, POSTFIX_FAILURES, "syslog"),
+    "nginx": (NGINX_NORMAL, NGINX_FAILURES, "nginx"),
+    "apache": (APACHE_NORMAL, APACHE_FAILURES, "apache"),
 }
 
 
@@ -878,26 +1046,44 @@ def _picker(g: Gen, templates: Weighted) -> Callable[[], Template]:
     return pick
 
 
-def _day_names(days: float) -> list[str]:
-    """Year-less ``Mon dd`` dates (day padded with a space) for each day of the log."""
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _day_names(days: float, style: str = "syslog") -> list[str]:
+    """The date of each day of the log: year-less ``Mon dd`` (day padded with a space),
+    nginx's ``YYYY/mm/dd`` or Apache's ``Www Mon dd``."""
     names = []
     for day in range(int(days) + 2):
         d = START + timedelta(days=day)
-        names.append(f"{MONTHS[d.month - 1]} {d.day:2d}")
+        if style == "nginx":
+            names.append(f"{d:%Y/%m/%d}")
+        elif style == "apache":
+            names.append(f"{_WEEKDAYS[d.weekday()]} {MONTHS[d.month - 1]} {d.day:02d}")
+        else:
+            names.append(f"{MONTHS[d.month - 1]} {d.day:2d}")
     return names
+
+
+#: how a line is written, by time stamp style: (date, time, message)
+_LINE_FORMATS = {
+    "bracketed": "[{} {}] {}",
+    "syslog": "{} {} {}",
+    "nginx": "{} {} {}",
+    "apache": "[{} {}.000000 " + str(START.year) + "] {}",
+}
 
 
 def generate_lines(params: GenParams) -> Iterator[list[str]]:
     """Yield the lines of the log described by ``params``, in chunks."""
-    normal, failures, bracketed = SPECS[params.kind]
+    normal, failures, style = SPECS[params.kind]
     rng = random.Random(f"gardien-bench:{params.kind}:{params.seed}")
     g = Gen(rng, params.attackers)
     is_failure = bytearray(params.lines)
     for pos in rng.sample(range(params.lines), params.failures):
         is_failure[pos] = 1
     pick_normal, pick_failure = _picker(g, normal), _picker(g, failures)
-    span, n, days = max(1, int(params.days * 86400)), params.lines, _day_names(params.days)
-    fmt = "[{} {}] {}" if bracketed else "{} {} {}"
+    span, n, days = max(1, int(params.days * 86400)), params.lines, _day_names(params.days, style)
+    fmt = _LINE_FORMATS[style]
     for start in range(0, n, CHUNK_LINES):
         chunk = []
         for i in range(start, min(n, start + CHUNK_LINES)):
