@@ -35,6 +35,7 @@ from typing import Any
 from gardien.clock import FakeClock
 from gardien.config.filters import load_filter
 from gardien.errors import GardienError
+from gardien.matching.dates import DateDetector
 from gardien.matching.filter import Filter, LineMatcher
 from gardien.model import parse_address
 
@@ -284,15 +285,19 @@ def _nofail_index(current: _Variant, line: str, options: dict[str, Any]) -> list
     assert current.matcher is not None
     flt = current.matcher.filter
     text = line
+    if options.get("logtype") != "journal":  # as the matcher does: the date is cut out first
+        found = DateDetector(flt.date_templates).find(line)
+        if found is not None:
+            start, end = found[0].span(1)
+            text = line[:start] + line[end:]
     if flt.prefregex is not None:
-        found = flt.prefregex.regex.search(line)
-        if found is None or not found.groupdict().get("content"):
+        pre = flt.prefregex.regex.search(text + "\n")
+        if pre is None or not pre.groupdict().get("content"):
             return []
-        text = found.group("content")
+        text = pre.group("content")
     for index, regex in enumerate(flt.failregex):
         if regex.regex.search(text + "\n"):
             return [index]
-    del options
     return []
 
 

@@ -30,7 +30,7 @@ def test_shipped_filter_meets_every_fail2ban_expectation(
     name: str, fail2ban_samples: Path, samples_timezone: None
 ) -> None:
     outcome = run_sample(fail2ban_samples / name, name, bundled_config_dir(), FAIL2BAN_NOW)
-    assert outcome.total > 10, f"no expectations read from the {name} samples"
+    assert outcome.total > 0, f"no expectations read from the {name} samples"
     assert not outcome.failures, "\n".join(outcome.failures)
 
 

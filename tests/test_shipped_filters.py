@@ -48,16 +48,20 @@ def test_every_failregex_has_a_sample(
         bundled_config_dir(),
         parse_now("2026-11-21T12:00:00"),
     )
-    theirs = run_sample(fail2ban_samples / name, name, bundled_config_dir(), FAIL2BAN_NOW)
+    outcomes = [ours]
+    if (fail2ban_samples / name).is_file():  # filters fail2ban has not got have only ours
+        outcomes.append(
+            run_sample(fail2ban_samples / name, name, bundled_config_dir(), FAIL2BAN_NOW)
+        )
     # as fail2ban's harness does: a regex (by its text) used by any option set counts
     used: set[str] = set()
-    for outcome in (ours, theirs):
+    for outcome in outcomes:
         for regexes, hits in outcome.coverage.values():
             used |= {regexes[i] for i in hits}
     unused = sorted(
         {
             f"{label}: {regex}"
-            for outcome in (ours, theirs)
+            for outcome in outcomes
             for label, (regexes, _hits) in outcome.coverage.items()
             for regex in regexes
             if regex not in used
