@@ -244,13 +244,19 @@ def _text(path: Path) -> str:
 
 
 def _openvpn_client(
-    lab: Lab, client: Client, name: str, directory: Path, done: Callable[[Path], bool]
+    lab: Lab,
+    client: Client,
+    name: str,
+    directory: Path,
+    done: Callable[[Path], bool],
+    *,
+    family: int = 4,
 ) -> None:
     """Run a real OpenVPN client of certificate ``name`` until ``done(its log)``, then stop it."""
     log = directory / f"client-{name}-{time.monotonic_ns()}.log"
     process = subprocess.Popen(
         ["ip", "netns", "exec", client.namespace, "openvpn", "--client", "--dev", "tun",
-         "--proto", "udp", "--remote", str(client.server_ipv4), "1194", "--nobind",
+         "--proto", "udp", "--remote", str(client.server_address(family)), "1194", "--nobind",
          "--ca", f"{directory}/testca.crt", "--cert", f"{directory}/{name}.crt",
          "--key", f"{directory}/{name}.key", "--remote-cert-tls", "server",
          "--connect-retry-max", "1", "--verb", "3", "--log", str(log)],
@@ -265,20 +271,27 @@ def _openvpn_client(
         process.wait(timeout=10)
 
 
-def test_openvpn(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["log", "syslog"])
+def test_openvpn(lab: Lab, tmp_path: Path, target: str) -> None:
+    """Its own --log file, with an attacker over IPv4; syslog, with an attacker over IPv6
+    (which OpenVPN names without a port)."""
     require_tools("openvpn", "openssl")
     require(os.path.exists("/dev/net/tun"), "/dev/net/tun is missing")
     attacker, friend = lab.clients
     _certificates(tmp_path)
-    log = tmp_path / "openvpn.log"
+    syslog = Syslog.start(tmp_path) if target == "syslog" else None
+    log = syslog.path if syslog is not None else tmp_path / "openvpn.log"
+    logging = ["--syslog", "ovpn-server"] if syslog is not None else ["--log", str(log)]
+    family = 6 if syslog is not None else 4
     service = Service.start(
         lab,
         ["openvpn", "--mode", "server", "--tls-server", "--dev", "tun", "--topology", "subnet",
          "--ifconfig", "10.8.0.1", "255.255.255.0", "--ifconfig-pool", "10.8.0.2", "10.8.0.20",
          "--proto", "udp6", "--port", "1194", "--dh", "none", "--ca", f"{tmp_path}/testca.crt",
          "--cert", f"{tmp_path}/server.crt", "--key", f"{tmp_path}/server.key",
-         "--verb", "3", "--log", str(log)],
+         "--verb", "3", *logging],
         tmp_path,
+        syslog=syslog,
         ready=lambda: "Initialization Sequence Completed" in _text(log),
     )  # fmt: skip
     attempts = 3
@@ -291,6 +304,7 @@ def test_openvpn(lab: Lab, tmp_path: Path) -> None:
                 "attacker",
                 tmp_path,
                 lambda _: _text(log).count("VERIFY ERROR") >= attempt,  # noqa: B023
+                family=family,
             )
         _openvpn_client(
             lab,
@@ -302,7 +316,14 @@ def test_openvpn(lab: Lab, tmp_path: Path) -> None:
         settle(log)
     finally:
         service.stop()
+        if syslog is not None:
+            syslog.stop()
     text = _text(log)
     assert f"{friend.ipv4}:" in text and "[friend] Peer Connection Initiated" in text, text
     found = failures_found(log, "openvpn")
-    assert_exactly(found, {str(attacker.ipv4): attempts}, absent=[str(friend.ipv4)], log=text)
+    assert_exactly(
+        found,
+        {str(attacker.address(family)): attempts},
+        absent=[str(friend.ipv4), str(friend.ipv6)],
+        log=text,
+    )
