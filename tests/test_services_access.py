@@ -1,13 +1,14 @@
-"""Remote access services for real: Debian's OpenSSH server, Dropbear and OpenVPN run in the
-lab's server namespace, an attacker fails logins against them from one client namespace with a
-real client (hydra, an OpenVPN client holding a certificate of another CA), a friend logs in
-from the other, and gardien's bundled filter must find exactly the attacker's failures in the
-log the daemon really wrote."""
+"""Remote access and VoIP services for real: Debian's OpenSSH server, Dropbear, OpenVPN and
+Kamailio run in the lab's server namespace, an attacker fails logins against them from one
+client namespace with a real client (hydra, an OpenVPN client holding a certificate of another
+CA, SIP REGISTERs with a wrong password), a friend logs in from the other, and gardien's bundled
+filter must find exactly the attacker's failures in the log the daemon really wrote."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -327,3 +328,139 @@ def test_openvpn(lab: Lab, tmp_path: Path, target: str) -> None:
         absent=[str(friend.ipv4), str(friend.ipv6)],
         log=text,
     )
+
+
+# --- Kamailio ------------------------------------------------------------------------------
+
+#: the stock kamailio.cfg's log settings and flood detection (WITH_ANTIFLOOD), and the auth
+#: failure line filter.d/kamailio.conf documents; pv_auth_check: a password without a database
+KAMAILIO_CFG = """#!KAMAILIO
+debug=2
+log_stderror=no
+log_facility=LOG_LOCAL0
+log_prefix="{$mt $hdr(CSeq) $ci} "
+children=1
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "sl.so"
+loadmodule "auth.so"
+loadmodule "pike.so"
+loadmodule "htable.so"
+modparam("pike", "sampling_time_unit", 2)
+modparam("pike", "reqs_density_per_unit", 16)
+modparam("pike", "remove_latency", 4)
+modparam("htable", "htable", "ipban=>size=8;autoexpire=300;")
+request_route {
+    if ($sht(ipban=>$si) != $null) {
+        exit;
+    }
+    if (!pike_check_req()) {
+        xlog("L_ALERT", "ALERT: pike blocking $rm from $fu (IP:$si:$sp)\\n");
+        $sht(ipban=>$si) = 1;
+        exit;
+    }
+    if (method == "OPTIONS") {
+        sl_send_reply("200", "Keepalive");
+        exit;
+    }
+    if (!pv_auth_check("$fd", "s3cret", "0", "0")) {
+        $var(auth) = $rc;
+        if ($var(auth) == -2 || $var(auth) == -3 || $var(auth) == -8) {
+            xlog("L_WARN", "AUTH failed ($var(auth)): $rm from $fu (IP:$si:$sp)\\n");
+        }
+        auth_challenge("$fd", "0");
+        exit;
+    }
+    sl_send_reply("200", "OK");
+}
+"""
+
+#: a SIP user agent (run in a client namespace): ``register SERVER PASSWORD`` answers the
+#: digest challenge with PASSWORD and prints the final status; ``flood SERVER N`` sends N
+#: OPTIONS at once
+SIP_CLIENT = r"""
+import hashlib, re, socket, sys
+
+def md5(text):
+    return hashlib.md5(text.encode()).hexdigest()
+
+def request(sock, server, method, cseq, extra=""):
+    port = sock.getsockname()[1]
+    sock.sendto((
+        f"{method} sip:{server} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {sock.getsockname()[0]}:{port};branch=z9hG4bK{cseq}x{port};rport\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:100@{server}>;tag=t{port}\r\n"
+        f"To: <sip:100@{server}>\r\nCall-ID: c{port}@gardien-test\r\n"
+        f"CSeq: {cseq} {method}\r\nContact: <sip:100@{sock.getsockname()[0]}:{port}>\r\n"
+        f"{extra}Content-Length: 0\r\n\r\n").encode(), (server, 5060))
+
+def register(server, password):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+    sock.connect((server, 5060))
+    request(sock, server, "REGISTER", 1)
+    reply = sock.recv(4096).decode()
+    nonce = re.search(r'nonce="([^"]+)"', reply).group(1)
+    realm = re.search(r'realm="([^"]+)"', reply).group(1)
+    uri = f"sip:{server}"
+    digest = md5(f"{md5(f'100:{realm}:{password}')}:{nonce}:{md5(f'REGISTER:{uri}')}")
+    request(sock, server, "REGISTER", 2, f'Authorization: Digest username="100", '
+            f'realm="{realm}", nonce="{nonce}", uri="{uri}", response="{digest}", '
+            'algorithm=MD5\r\n')
+    print(sock.recv(4096).decode().split("\r\n")[0])
+
+def flood(server, count):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((server, 5060))
+    for number in range(count):
+        request(sock, server, "OPTIONS", number + 1)
+
+if sys.argv[1] == "register":
+    register(sys.argv[2], sys.argv[3])
+else:
+    flood(sys.argv[2], int(sys.argv[3]))
+"""
+
+
+def test_kamailio(lab: Lab, tmp_path: Path) -> None:
+    require_tools("kamailio")
+    attacker, friend = lab.clients
+    config = tmp_path / "kamailio.cfg"
+    config.write_text(KAMAILIO_CFG)
+    client = tmp_path / "sip_client.py"
+    client.write_text(SIP_CLIENT)
+    syslog = Syslog.start(tmp_path)
+    output = tmp_path / "kamailio.out"
+    service = Service.start(
+        lab,
+        ["kamailio", "-DD", "-f", str(config), "-P", str(tmp_path / "kamailio.pid"),
+         "-Y", str(tmp_path), "-w", str(tmp_path)],
+        tmp_path,
+        syslog=syslog,
+        ready=lambda: "Listening on" in _text(output) and "udp:" in _text(output),
+    )  # fmt: skip
+
+    def sip(who: Client, *argv: str) -> str:
+        result = lab.run(who.namespace, sys.executable, str(client), argv[0],
+                         str(who.server_ipv4), *argv[1:], check=False)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    attempts = 3
+    try:
+        for _ in range(attempts):
+            assert sip(attacker, "register", "guess") == "SIP/2.0 401 Unauthorized"
+        assert sip(friend, "register", "s3cret") == "SIP/2.0 200 OK"
+        sip(attacker, "flood", "60")  # then pike blocks it, once
+        _wait_for(lambda: "pike blocking" in syslog.text(), 10, "the flood alert")
+        syslog.settle()
+    finally:
+        service.stop()
+        syslog.stop()
+    text = syslog.text()
+    assert text.count("pike blocking") == 1, text
+    normal = failures_found(syslog.path, "kamailio")
+    assert_exactly(normal, {str(attacker.ipv4): attempts}, absent=[str(friend.ipv4)], log=text)
+    every = failures_found(syslog.path, "kamailio[mode=aggressive]")
+    assert_exactly(every, {str(attacker.ipv4): attempts + 1}, log=text)
