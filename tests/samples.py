@@ -285,20 +285,20 @@ def _nofail_index(current: _Variant, line: str, options: dict[str, Any]) -> list
     """Which failregex recognised a line that is not a failure by itself (``<F-NOFAIL>``)."""
     assert current.matcher is not None
     flt = current.matcher.filter
-    found_date = DateDetector(flt.date_templates).find(line)
     text = line
-    if found_date is not None:  # the regexes see the line without its date
-        start, end = found_date[0].span(1)
-        text = line[:start] + line[end:]
+    if options.get("logtype") != "journal":  # as the matcher does: the date is cut out first
+        found = DateDetector(flt.date_templates).find(line)
+        if found is not None:
+            start, end = found[0].span(1)
+            text = line[:start] + line[end:]
     if flt.prefregex is not None:
-        found = flt.prefregex.regex.search(text)
-        if found is None or not found.groupdict().get("content"):
+        pre = flt.prefregex.regex.search(text + "\n")
+        if pre is None or not pre.groupdict().get("content"):
             return []
-        text = found.group("content")
+        text = pre.group("content")
     for index, regex in enumerate(flt.failregex):
         if regex.regex.search(text + "\n"):
             return [index]
-    del options
     return []
 
 
