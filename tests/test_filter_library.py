@@ -90,3 +90,10 @@ def test_enabling_every_bundled_jail_is_all_a_user_writes(tmp_path: Path) -> Non
     result = gardien("-c", str(etc), "config", "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK:" in result.stdout, result.stdout
+
+
+def test_the_readme_lists_every_filter() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## The filter library", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in SHIPPED if f"`{name}`" not in section]
+    assert not missing, f"README's filter library does not list: {missing}"

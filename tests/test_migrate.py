@@ -199,7 +199,9 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
     assert (etc / "filter.d" / "sshd.local").read_text() == (
         fail2ban.conf / "filter.d" / "sshd.local"
     ).read_text()
-    assert (etc / "filter.d" / "nginx-http-auth.conf").exists()  # gardien ships none
+    assert (
+        etc / "filter.d" / "nginx-http-auth.conf"
+    ).exists()  # fail2ban's own (it differs from gardien's): kept
     daemon_local = (etc / "gardien.d" / "fail2ban-migrated.local").read_text()
     assert "dbpurgeage = 2592000" in daemon_local
 
