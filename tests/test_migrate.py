@@ -199,9 +199,7 @@ def test_migration_keeps_every_ban_and_never_lets_a_banned_address_through(
     assert (etc / "filter.d" / "sshd.local").read_text() == (
         fail2ban.conf / "filter.d" / "sshd.local"
     ).read_text()
-    assert (
-        etc / "filter.d" / "nginx-http-auth.conf"
-    ).exists()  # fail2ban's own (it differs from gardien's): kept
+    assert (etc / "filter.d" / "nginx-http-auth.conf").exists()  # gardien's own, as shipped
     daemon_local = (etc / "gardien.d" / "fail2ban-migrated.local").read_text()
     assert "dbpurgeage = 2592000" in daemon_local
 
