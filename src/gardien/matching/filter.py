@@ -35,13 +35,13 @@ from gardien.errors import FilterError
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
 from gardien.matching.jsonrules import (
     JsonRule,
+    compile_tagged,
     decode_record,
     json_start,
     parse_path,
     record_time,
 )
 from gardien.matching.literals import first_characters, required_words
-from gardien.matching.tags import expand_tags, localise_flags
 from gardien.model import Failure, parse_address
 
 __all__ = ["CompiledRegex", "Filter", "LineMatcher", "LineResult"]
@@ -83,19 +83,12 @@ class CompiledRegex:
         self, source: RegexSource, *, usedns: str, multiline: bool, kind: str = "failregex"
     ) -> None:
         self.source = source
-        expanded = localise_flags(expand_tags(source.pattern, usedns=usedns))
-        if not expanded.strip():
+        self.regex = compile_tagged(
+            source.pattern, source, kind, usedns, re.MULTILINE if multiline else 0
+        )
+        if not self.regex.pattern.strip():
             raise FilterError(f"empty {kind}", path=source.path, line=source.line, option=kind)
-        try:
-            self.regex = re.compile(expanded, re.MULTILINE if multiline else 0)
-        except re.error as exc:
-            raise FilterError(
-                f"not a valid regular expression ({exc}): {source.pattern}",
-                path=source.path,
-                line=source.line,
-                option=kind,
-            ) from None
-        self.pattern = expanded
+        self.pattern = self.regex.pattern
         self.has_skiplines = "skiplines0" in self.regex.groupindex
         alt: list[tuple[str, str]] = []
         tup: list[tuple[str, str]] = []

@@ -302,9 +302,13 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _compile(pattern: str, source: RegexSource, option: str, usedns: str) -> re.Pattern[str]:
+def compile_tagged(
+    pattern: str, source: RegexSource, option: str, usedns: str, flags: int = 0
+) -> re.Pattern[str]:
+    """``pattern`` with its tags (<HOST>, <F-USER>...) expanded, compiled; a bad expression is
+    a FilterError naming ``option`` at ``source``'s file and line."""
     try:
-        return re.compile(localise_flags(expand_tags(pattern, usedns=usedns)))
+        return re.compile(localise_flags(expand_tags(pattern, usedns=usedns)), flags)
     except re.error as exc:
         raise FilterError(
             f"not a valid regular expression ({exc}): {pattern}",
@@ -339,14 +343,14 @@ def _parse_condition(
     )
     regex: re.Pattern[str] | None = None
     if operator in ("~", "!~"):
-        regex = _compile(value, source, option, usedns)
+        regex = compile_tagged(value, source, option, usedns)
     elif _ANY_TAG_RE.search(value):
         whole = _WHOLE_TAG_RE.fullmatch(value)
         if operator == "!=" or whole is None:
             raise error("a tag in an = value must be the whole value (use ~ for a regex with tags)")
         name = whole.group(1)
         if name in _ADDRESS_TAGS or value.endswith("/>"):
-            regex = _compile(value, source, option, usedns)
+            regex = compile_tagged(value, source, option, usedns)
         elif name.startswith("F-"):
             regex = re.compile(f"(?P<{group_name(name[2:])}>(?s:.*))")
         else:
