@@ -22,6 +22,7 @@ thread at a time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import functools
@@ -39,8 +40,18 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gardien.errors import ConfigError
+from gardien.model import Checkpoint
+from gardien.sources.base import Batch
 
-__all__ = ["MAX_CLAUSES", "Fields", "JournalLine", "JournalMatch", "JournalSource", "format_entry"]
+__all__ = [
+    "MAX_CLAUSES",
+    "Fields",
+    "JournalEntries",
+    "JournalLine",
+    "JournalMatch",
+    "JournalSource",
+    "format_entry",
+]
 
 Fields = Mapping[str, str | list[str]]
 """A journal entry's fields; a field the entry repeats has the list of its values."""
@@ -376,6 +387,13 @@ class JournalSource:
         cursor of the last entry read or skipped, ``None`` while there is none."""
         return self._cursor
 
+    def seek_after(self, cursor: str | None) -> None:
+        """Go on after the entry of ``cursor`` (as a source opened with it would), or, for
+        ``None``, after the entries there now."""
+        self._skip = None
+        self._cursor = cursor
+        self._start(cursor, None)
+
     def read_entries(self, max_entries: int | None = None) -> list[JournalLine]:
         """The entries added since the last call (at most ``max_entries``), in journal order.
 
@@ -544,3 +562,41 @@ def _os_error(error: OSError | SystemError, doing: str) -> OSError:
     if code is None:
         return OSError(f"{doing}: {message}")
     return OSError(code, f"{doing}: {message}")
+
+
+class JournalEntries:
+    """A :class:`JournalSource` as a :class:`~gardien.sources.base.Source` of
+    :class:`JournalLine`: batches of at most ``batch`` entries, read by a thread of its own so
+    that the event loop never waits for the journal; the checkpoint is the cursor."""
+
+    key = "journal"
+
+    def __init__(self, journal: JournalSource, *, batch: int = 1000) -> None:
+        self.journal = journal
+        self.batch = batch
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal")
+
+    @property
+    def description(self) -> str:
+        return self.journal.description
+
+    def __repr__(self) -> str:
+        return f"JournalEntries({self.journal!r})"
+
+    def resume(self, checkpoint: Checkpoint | None) -> None:
+        self.journal.seek_after(None if checkpoint is None else checkpoint.state)
+
+    async def read(self) -> Batch[JournalLine] | None:
+        loop = asyncio.get_running_loop()
+        entries = await loop.run_in_executor(self._reader, self.journal.read_entries, self.batch)
+        if not entries:
+            return None
+        cursor = self.journal.cursor()
+        return Batch(entries, None if cursor is None else Checkpoint(self.key, cursor))
+
+    async def wait(self, timeout: float) -> None:
+        await self.journal.wait_async(timeout)
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=False)
+        self.journal.close()
