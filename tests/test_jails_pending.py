@@ -28,7 +28,7 @@ def test_two_failures_a_restart_and_one_more_ban() -> None:
     (ban,) = feed(after, "192.0.2.1", [T0 + 10])
     assert ban.failures == 3 and ban.start == T0 + 10
     # the lines of the failures before the restart are in the ban's sample
-    assert ban.matches == tuple(f"Failed password from 192.0.2.1" for _ in range(3))
+    assert ban.matches == tuple("Failed password from 192.0.2.1" for _ in range(3))
 
 
 def test_changes_are_reported_once_and_a_ban_settles_its_address() -> None:
@@ -111,3 +111,15 @@ def test_when_all_have_several_failures_the_oldest_goes() -> None:
     pending, settled = jail.take_pending()
     assert sorted(str(p.address) for p in pending) == ["192.0.2.2", "192.0.2.3"]
     assert settled == [IP("192.0.2.1")]
+
+
+def test_a_jail_retuned_by_hand_counts_on() -> None:
+    clock = FakeClock(T0 + 10)
+    old = make_jail(clock, maxretry=5)
+    feed(old, "192.0.2.1", [T0, T0 + 1])
+    new = Jail(settings(maxretry=3), clock=clock)
+    new.take_over_pending(old)
+    (ban,) = feed(new, "192.0.2.1", [T0 + 2])
+    assert ban.failures == 3
+    # what the old jail had not reported yet, the new one reports
+    assert new.take_pending() == ([], [IP("192.0.2.1")])

@@ -263,6 +263,20 @@ class Jail:
         self._changed.clear()
         return pending, settled
 
+    def pending_failures(self) -> list[PendingFailures]:
+        """The failures counted now and not banned for, oldest address first."""
+        return [
+            PendingFailures(address, tuple(failed.times), tuple(failed.lines))
+            for address, failed in self._failed.items()
+        ]
+
+    def take_over_pending(self, old: Jail) -> None:
+        """Count on from where ``old`` (the jail this one replaces, with other settings)
+        stands, and report to the store what ``old`` had not reported yet."""
+        self.restore_pending(old.pending_failures())
+        self._changed |= old._changed
+        old._changed = set()
+
     def restore_pending(self, items: Iterable[PendingFailures], *, now: float | None = None) -> int:
         """Take back pending failures stored before a restart, as they were, dropping those out
         of ``findtime`` by ``now`` and those of addresses ignored or banned now; how many

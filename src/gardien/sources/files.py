@@ -423,6 +423,9 @@ class FileSource:
         self.max_bytes = max_bytes
         self._changed = asyncio.Event()
         self.tail = FileTail(path, self._start_of(checkpoint), if_new=if_new)
+        # the last checkpoint a batch carried (the stored one at first): a position the store
+        # lacks (a first start at the file's end) is stored by the first read
+        self._given = checkpoint
 
     def _start_of(self, checkpoint: Checkpoint | None) -> FilePosition | StartMode:
         position = None if checkpoint is None else position_from_state(self.path, checkpoint.state)
@@ -443,6 +446,7 @@ class FileSource:
         tail = FileTail(self.path, self._start_of(checkpoint), if_new=self.if_new)
         self.tail.close()
         self.tail = tail
+        self._given = checkpoint
 
     def checkpoint(self) -> Checkpoint:
         """Where reading stands now."""
@@ -450,9 +454,12 @@ class FileSource:
 
     async def read(self) -> Batch[str] | None:
         lines = self.tail.read_lines(max_bytes=self.max_bytes)
-        if not lines:
+        checkpoint = self.checkpoint()
+        if not lines and checkpoint == self._given:
             return None
-        return Batch([line for line, _offset in lines], self.checkpoint())
+        # no lines but another file (rotated to an empty one): its checkpoint all the same
+        self._given = checkpoint
+        return Batch([line for line, _offset in lines], checkpoint)
 
     def notify(self) -> None:
         """The file may have changed: a :meth:`wait` returns."""

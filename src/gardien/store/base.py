@@ -23,7 +23,7 @@ import json
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gardien.model import Address, Ban, Checkpoint, PendingFailures, parse_address
 
@@ -35,6 +35,7 @@ __all__ = [
     "address_from_text",
     "canonical_address",
     "pending_from_row",
+    "pending_from_rows",
     "pending_row",
     "sample_of",
 ]
@@ -178,11 +179,37 @@ def pending_row(pending: PendingFailures, max_matches: int) -> str:
 def pending_from_row(address: Address, text: str) -> PendingFailures | None:
     """The :class:`PendingFailures` of a stored row; ``None`` for a row that is not one."""
     try:
-        rows = json.loads(text)
-        times = tuple(float(row[0]) for row in rows)
-        lines = tuple(tuple(str(line) for line in row[1]) for row in rows)
+        return _pending(address, json.loads(text))
     except (ValueError, TypeError, IndexError, KeyError):
         return None
+
+
+def pending_from_rows(rows: Iterable[Sequence[str]]) -> list[PendingFailures]:
+    """The pending failures of stored rows (address text, stored text), parsed by one
+    ``json.loads`` for all of them (a restart with 100,000 pending addresses notices); a row
+    that is not one is left out."""
+    rows = list(rows)
+    try:
+        parsed = json.loads("[" + ",".join(text for _, text in rows) + "]")
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, list) or len(parsed) != len(rows):  # one is broken: one by one
+        found = (pending_from_row(address_from_text(a), text) for a, text in rows)
+        return [pending for pending in found if pending is not None]
+    pending: list[PendingFailures] = []
+    for (address, _), failures in zip(rows, parsed, strict=True):
+        try:
+            item = _pending(address_from_text(address), failures)
+        except (ValueError, TypeError, IndexError, KeyError):
+            continue
+        if item is not None:
+            pending.append(item)
+    return pending
+
+
+def _pending(address: Address, rows: Any) -> PendingFailures | None:
+    times = tuple(float(row[0]) for row in rows)
+    lines = tuple(tuple(str(line) for line in row[1]) for row in rows)
     return PendingFailures(address, times, lines) if times else None
 
 

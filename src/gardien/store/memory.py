@@ -14,9 +14,8 @@ from gardien.store.base import (
     DEFAULT_MAX_MATCHES,
     BanStore,
     Progress,
-    address_from_text,
     canonical_address,
-    pending_from_row,
+    pending_from_rows,
     pending_row,
     sample_of,
 )
@@ -126,8 +125,7 @@ class MemoryBanStore:
         with self._lock:
             self._check_open()
             rows = [(key[1], text) for key, (_, text) in self._pending.items() if key[0] == jail]
-        found = (pending_from_row(address_from_text(a), text) for a, text in rows)
-        return [pending for pending in found if pending is not None]
+        return pending_from_rows(rows)
 
     def active_bans(self, now: float, jail: str | None = None) -> list[Ban]:
         with self._lock:

@@ -36,7 +36,7 @@ from gardien.store.base import (
     Progress,
     address_from_text,
     canonical_address,
-    pending_from_row,
+    pending_from_rows,
     pending_row,
     sample_of,
 )
@@ -207,17 +207,13 @@ class SQLiteBanStore:
         ban_rows, history_rows = self._ban_rows(progress.bans)
         lifted = [(jail, str(canonical_address(a))) for a in progress.lifted]
         now = self._clock.now()
+        max_matches = self._max_matches
         pending_rows = [
-            (
-                jail,
-                str(canonical_address(p.address)),
-                p.times[-1],
-                pending_row(p, self._max_matches),
-            )
+            (jail, _address_text(p.address), p.times[-1], pending_row(p, max_matches))
             for p in progress.pending
             if p.times
         ]
-        settled = [(jail, str(canonical_address(a))) for a in progress.settled]
+        settled = [(jail, _address_text(a)) for a in progress.settled]
         checkpoint = progress.checkpoint
 
         def save(connection: sqlite3.Connection) -> None:
@@ -367,8 +363,7 @@ class SQLiteBanStore:
         rows = self._query(
             "SELECT address, failures FROM pending_failures WHERE jail = ? ORDER BY id", (jail,)
         )
-        found = (pending_from_row(address_from_text(address), text) for address, text in rows)
-        return [pending for pending in found if pending is not None]
+        return pending_from_rows(rows)
 
     def close(self) -> None:
         with self._read_lock:
@@ -493,6 +488,12 @@ def history_keys(path: str | os.PathLike[str]) -> set[tuple[str, str, float]]:
             connection.close()
     except sqlite3.Error as exc:
         raise StoreError(f"{file}: cannot read the ban store: {exc}") from exc
+
+
+def _address_text(address: Address) -> str:
+    """The stored text of ``address``: an IPv4 address prints in canonical form already, so
+    the round trip through :func:`canonical_address` is skipped for the common case."""
+    return str(address) if type(address) is IPv4Address else str(canonical_address(address))
 
 
 def _remove(connection: sqlite3.Connection, keys: Iterable[tuple[str, str]], now: float) -> int:
