@@ -24,6 +24,7 @@ carrying them out (firewall, store, notifications) is the daemon's business.
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -109,9 +110,9 @@ class Jail:
         self.bantime = BanTimePolicy.from_settings(settings, random=random)
         self._history = history
         self._failed: dict[Address, _Failed] = {}
-        self._singles: dict[
-            Address, None
-        ] = {}  # addresses of _failed with one failure, oldest first
+        # the addresses of _failed with one failure, oldest first: an OrderedDict, whose first
+        # item is found in constant time however many were taken from its front (a dict's is not)
+        self._singles: OrderedDict[Address, None] = OrderedDict()
         self._changed: set[Address] = set()  # whose pending failures changed since take_pending
         self._max_pending = max_pending
         self._forgotten = 0
@@ -355,7 +356,10 @@ class Jail:
 
     def _forget_one(self) -> None:
         """Make room for one more pending address (see the module docstring)."""
-        victim = next(iter(self._singles)) if self._singles else next(iter(self._failed))
+        if self._singles:
+            victim, _ = self._singles.popitem(last=False)
+        else:
+            victim = next(iter(self._failed))  # rare: every address failed more than once
         self._drop_pending(victim)
         self._forgotten += 1
 

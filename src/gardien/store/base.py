@@ -127,7 +127,7 @@ class BanStore(Protocol):
 
     def pending_failures(self, jail: str) -> list[PendingFailures]:
         """The failures ``jail`` counted and has not banned for, as :meth:`save_progress` left
-        them, in the order they were stored."""
+        them, the address whose last failure is the oldest first."""
         ...
 
     def purge(self, older_than: float) -> int:

@@ -106,7 +106,7 @@ class MemoryBanStore:
             for key in settled:
                 self._pending.pop(key, None)
             for key, row in pending:
-                self._pending.pop(key, None)  # to the end, as the SQLite store's new id
+                self._pending.pop(key, None)
                 self._pending[key] = row
             if progress.checkpoint is not None:
                 self._checkpoints[jail, progress.checkpoint.source] = progress.checkpoint
@@ -124,8 +124,12 @@ class MemoryBanStore:
     def pending_failures(self, jail: str) -> list[PendingFailures]:
         with self._lock:
             self._check_open()
-            rows = [(key[1], text) for key, (_, text) in self._pending.items() if key[0] == jail]
-        return pending_from_rows(rows)
+            rows = sorted(
+                (last, key[1], text)
+                for key, (last, text) in self._pending.items()
+                if key[0] == jail
+            )
+        return pending_from_rows([(address, text) for _, address, text in rows])
 
     def active_bans(self, now: float, jail: str | None = None) -> list[Ban]:
         with self._lock:

@@ -98,16 +98,15 @@ _VERSION_3 = _statements(
         FROM journal_cursors""",
     "DROP TABLE file_positions",
     "DROP TABLE journal_cursors",
-    # the failures a jail counts and has not banned for yet: [[time, [line, ...]], ...]
+    # the failures a jail counts and has not banned for yet: [[time, [line, ...]], ...]; one
+    # B-tree, written at every failure of an address (purge() scans it: it is bounded)
     """CREATE TABLE pending_failures (
-        id INTEGER PRIMARY KEY,
         jail TEXT NOT NULL,
         address TEXT NOT NULL,
         last_time REAL NOT NULL,
         failures TEXT NOT NULL,
-        UNIQUE (jail, address)
-    )""",
-    "CREATE INDEX pending_failures_by_time ON pending_failures (last_time)",  # purge()
+        PRIMARY KEY (jail, address)
+    ) WITHOUT ROWID""",
 )
 
 MIGRATIONS: list[Migration] = [_VERSION_1, _VERSION_2, _VERSION_3]

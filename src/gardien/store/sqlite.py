@@ -91,11 +91,10 @@ _UPSERT_CHECKPOINT = """
     INSERT INTO checkpoints (jail, source, state) VALUES (?, ?, ?)
     ON CONFLICT (jail, source) DO UPDATE SET state = excluded.state
 """
-# a pending address written again moves to the end (a new id): pending_failures() gives them
-# in the order they were last written
 _UPSERT_PENDING = """
-    INSERT OR REPLACE INTO pending_failures (jail, address, last_time, failures)
-    VALUES (?, ?, ?, ?)
+    INSERT INTO pending_failures (jail, address, last_time, failures) VALUES (?, ?, ?, ?)
+    ON CONFLICT (jail, address) DO UPDATE SET
+        last_time = excluded.last_time, failures = excluded.failures
 """
 _DELETE_PENDING = "DELETE FROM pending_failures WHERE jail = ? AND address = ?"
 _BanRow = tuple[str, str, float, float | None, int, int]
@@ -361,7 +360,9 @@ class SQLiteBanStore:
 
     def pending_failures(self, jail: str) -> list[PendingFailures]:
         rows = self._query(
-            "SELECT address, failures FROM pending_failures WHERE jail = ? ORDER BY id", (jail,)
+            "SELECT address, failures FROM pending_failures WHERE jail = ?"
+            " ORDER BY last_time, address",
+            (jail,),
         )
         return pending_from_rows(rows)
 
