@@ -11,11 +11,11 @@ bans in the same cases for failures that arrive in time order.)
 The failures counted and not banned for yet (*pending*) survive a restart: the jail says which
 addresses' pending failures changed since it was last asked (:meth:`Jail.take_pending`), the
 daemon stores them with the checkpoint of the batch that changed them, and a new jail takes
-them back (:meth:`Jail.restore_pending`). Their number is bounded (``max_pending`` addresses,
-100,000 by default): past it, an address with a single failure is forgotten first (the one
-whose failure is the oldest), so that a flood of addresses that fail once cannot push out the
-count of one that keeps trying; only when every pending address has several failures does the
-oldest of them go.
+them back (:meth:`Jail.restore_pending`). Their number is bounded (the jail's ``maxpending``
+addresses, 100,000 by default): past it, an address with a single failure is forgotten
+first (the one whose failure is the oldest), so that a flood of addresses that fail once
+cannot push out the count of one that keeps trying; only when every pending address has
+several failures does the oldest of them go.
 
 The jail returns :class:`~gardien.model.Ban` and :class:`~gardien.model.Unban` decisions;
 carrying them out (firewall, store, notifications) is the daemon's business.
@@ -97,8 +97,9 @@ class Jail:
         ignore: IgnoreList | None = None,
         random: RandomSource | None = None,
         history: BanHistory | None = None,
-        max_pending: int = DEFAULT_MAX_PENDING,
+        max_pending: int | None = None,
     ) -> None:
+        max_pending = settings.maxpending if max_pending is None else max_pending
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self.settings = settings
