@@ -244,3 +244,34 @@ def test_a_hub_feed_unban_is_not_undone_by_a_kill_9_after_it(
         lambda: set(status(daemon, "hub-blocklist")["banned"]) == {"1.1.1.1", "9.9.9.9"}, "delta"
     )
     daemon.stop()
+
+
+def test_a_journal_file_rotated_while_the_daemon_is_down_is_followed(
+    daemon: Running,
+    write_journal: Callable[[Path, list[dict[str, str | list[str]]]], None],
+) -> None:
+    journal = daemon.root / "system.journal"
+    (daemon.etc / "jail.d" / "provya.conf").write_text(
+        JOURNAL_JAIL.replace("journalpath={directory}", f"journalfiles={journal}")
+    )
+    journal_lines(write_journal, journal, "198.51.100.42", 2, 0)
+    daemon.start()
+    daemon.wait_for(
+        lambda: status(daemon, "sshd-journal")["currently_failed"] == 1, "two failures counted"
+    )
+    assert daemon.process is not None
+    os.kill(daemon.process.pid, signal.SIGKILL)
+    daemon.process.communicate(timeout=5)
+    journal.rename(journal.with_name("system@0123456789abcdef-0000000000000001-0005f.journal"))
+    journal_lines(write_journal, journal, "198.51.100.42", 1, 2)
+    daemon.start()
+    daemon.wait_for(
+        lambda: status(daemon, "sshd-journal")["banned"] == ["198.51.100.42"], "the ban", 15
+    )
+    # and after a rotation while it runs
+    journal.rename(journal.with_name("system@0123456789abcdef-0000000000000002-0005f.journal"))
+    journal_lines(write_journal, journal, "198.51.100.43", 3, 10)
+    daemon.wait_for(
+        lambda: "198.51.100.43" in status(daemon, "sshd-journal")["banned"], "the next ban", 15
+    )
+    daemon.stop()

@@ -30,6 +30,7 @@ import importlib
 import itertools
 import math
 import operator
+import os
 import re
 import select
 import shlex
@@ -37,7 +38,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from gardien.errors import ConfigError
 from gardien.model import Checkpoint
@@ -342,24 +343,15 @@ class JournalSource:
         if files is not None and (isinstance(files, str) or not files):
             raise ValueError("files must be a non-empty list of journal files")
         self.match = JournalMatch.parse(match)
-        clauses = self.match.clauses()
-        cysystemd = _cysystemd()
-        reader = cysystemd.JournalReader()
+        self._clauses = self.match.clauses()
+        self._files = tuple(files) if files else None
+        self._directory = directory
         where = f"journal files {', '.join(files)}" if files else directory or "the system journal"
-        with _journal_errors(f"cannot open {where}"):
-            if files:
-                reader.open_files(*files)
-            elif directory is not None:
-                reader.open_directory(directory)
-            else:
-                # fail2ban's default: the system's journal files, not every user's
-                reader.open(cysystemd.JournalOpenMode.SYSTEM)
-            for clause in clauses:
-                rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
-                # each term but the last is ORed with the next; the clause is ANDed with the next
-                reader.add_filter(functools.reduce(operator.or_, rules))
-        self._reader: _Reader | None = reader
         self._where = where
+        self._reader: _Reader | None = self._open_reader()
+        # the files given, as (device, inode): journald archives a full or rotated file under
+        # another name and starts a new one at the same path, which must be followed
+        self._identities = self._file_identities()
         self._cursor = cursor
         self._skip: str | None = None  # the saved cursor's entry, when next() finds it again
         self._start(cursor, since)
@@ -406,7 +398,10 @@ class JournalSource:
             while max_entries is None or len(lines) < max_entries:
                 entry = reader.next()
                 if entry is None:
-                    break
+                    if not self._follow_rotation() or self._reader is None:
+                        break
+                    reader = self._reader  # noqa: PLW2901 - the new file: read on in it
+                    continue
                 cursor = _text(entry.cursor)
                 self._cursor = cursor
                 if self._skip is not None:
@@ -483,6 +478,51 @@ class JournalSource:
         return self.process_events()
 
     # internals
+
+    def _open_reader(self) -> _Reader:
+        cysystemd = _cysystemd()
+        reader = cysystemd.JournalReader()
+        with _journal_errors(f"cannot open {self._where}"):
+            if self._files:
+                reader.open_files(*self._files)
+            elif self._directory is not None:
+                reader.open_directory(self._directory)
+            else:
+                # fail2ban's default: the system's journal files, not every user's
+                reader.open(cysystemd.JournalOpenMode.SYSTEM)
+            for clause in self._clauses:
+                rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
+                # each term but the last is ORed with the next; the clause is ANDed with the next
+                reader.add_filter(functools.reduce(operator.or_, rules))
+        return cast("_Reader", reader)
+
+    def _file_identities(self) -> tuple[tuple[int, int] | None, ...]:
+        identities: list[tuple[int, int] | None] = []
+        for path in self._files or ():
+            try:
+                info = os.stat(path)
+            except OSError:
+                identities.append(None)
+            else:
+                identities.append((info.st_dev, info.st_ino))
+        return tuple(identities)
+
+    def _follow_rotation(self) -> bool:
+        """When a journal file given by path was archived and replaced (``journalctl
+        --rotate``, journald's size limits), open the files now at those paths, from their
+        start: everything in them came after what the old reader read to its end. Whether it
+        did."""
+        if not self._files:
+            return False
+        now = self._file_identities()
+        if now == self._identities or any(identity is None for identity in now):
+            return False
+        self._reader = self._open_reader()
+        self._identities = now
+        self._skip = None
+        with self._errors() as reader:
+            reader.seek_head()
+        return True
 
     def _start(self, cursor: str | None, since: float | None) -> None:
         if cursor is not None:
