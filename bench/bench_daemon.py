@@ -34,12 +34,13 @@ b. **flood** (``maxretry = 5``): a generator process appends realistic asterisk 
      SQLite's page reads add some 10-15% (seen with ``strace``), so it is only a fallback
      for when no ban comes, and the table shows it as "read MB".
 
-   (``gardien status`` does not give offsets, so the store's checkpoint of the log, stored
-   with each batch, is checked at the end only.) After the flood, five failures of a sentinel address are written, and the time
-   until it is banned says when the daemon had read everything (the drain time). Prints the
-   table per second, the latency of the flood's bans, and a verdict: the backlog is not
-   growing over the last 10 seconds of the flood (least-squares slope below 1% of the input
-   rate) and the RSS stays bounded (max/min over the flood at most ``--rss-ratio``).
+   (``gardien status`` does not give offsets, so the store's checkpoint of the log, stored with
+   each batch, is checked at the end only.) After the flood, five failures of a sentinel
+   address are written, and the time until it is banned says when the daemon had read
+   everything (the drain time). Prints the table per second, the latency of the flood's bans,
+   and a verdict: the backlog is not growing over the last 10 seconds of the flood (least-
+   squares slope below 1% of the input rate) and the RSS stays bounded (max/min over the flood
+   at most ``--rss-ratio``).
 c. **restore**: a store with ``--restore-bans`` (100,000) active bans of the jail is made
    with ``SQLiteBanStore.add_bans`` (in batches of 5,000); for each of ``--restore-runs``
    (3) runs a copy of it is given to a new daemon, and the time from starting the process
