@@ -57,7 +57,7 @@ def settings() -> JailSettings:
 
 def line(address: str) -> str:
     return (
-        "[2026-12-03 21:00:00] NOTICE[2104] chan_sip.c: Registration from '\"1001\" "
+        '[2026-12-03 21:00:00] NOTICE[2104] chan_sip.c: Registration from \'"1001" '
         f"<sip:1001@192.0.2.10>' failed for '{address}:5060' - Wrong password"
     )
 
