@@ -570,7 +570,7 @@ class Daemon:
                 runtime.checkpoints[checkpoint.source] = checkpoint
         for ban in bans:
             logger.log(25, "[%s] Ban %s", runtime.name, ban.address)
-        for action in runtime.actions:
+        for action in runtime.actions if bans else ():  # most batches ban nobody
             try:
                 await action.ban(bans)
             except GardienError as error:
@@ -592,10 +592,7 @@ class Daemon:
     async def _store_pending(self, runtime: JailRuntime) -> None:
         """Store what changed in the jail's pending failures outside any batch (expiry, manual
         bans), so that the jail that replaces it finds them as they are."""
-        pending, settled = runtime.jail.take_pending()
-        if pending or settled:
-            progress = Progress(runtime.name, pending=pending, settled=settled)
-            await asyncio.to_thread(self.store.save_progress, progress)
+        await self._apply(runtime, [])
 
     async def _expire(self, now: float) -> None:
         for runtime in self.jails.values():
