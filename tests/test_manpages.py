@@ -24,8 +24,8 @@ from gardien.actions.mail import MAIL_ACTIONS
 from gardien.cli import _register, cli
 from gardien.cli._manpage import escape, manual_date, render_manpage
 from gardien.config import filters, mail
-from gardien.config.daemon import DaemonSettings
 from gardien.config.jails import READ_OPTIONS
+from gardien.settings import DaemonSettings
 from gardien.sources.hub import FeedOptions
 
 _register()  # the commands are imported lazily; walk them all here

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ast
 import operator
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,11 @@ from gardien.config.values import (
 )
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.dates import zone_offset
+from gardien.settings import (  # re-exported: they were defined here
+    BanTimeIncrement,
+    JailSettings,
+    is_hub_backend,
+)
 
 __all__ = ["BanTimeIncrement", "JailSettings", "jail_filter", "load_jails"]
 
@@ -70,54 +75,6 @@ READ_OPTIONS = (
     "bantime.rndtime",
     "bantime.overalljails",
 )
-
-
-@dataclass(frozen=True)
-class BanTimeIncrement:
-    """``bantime.*``: longer bans for addresses banned before."""
-
-    enabled: bool = False
-    factor: float = 1.0
-    formula: str | None = None
-    multipliers: tuple[int, ...] = ()
-    maxtime: float | None = None  # seconds
-    rndtime: float | None = None  # seconds
-    overalljails: bool = False
-
-
-@dataclass(frozen=True)
-class JailSettings:
-    """One jail as configured."""
-
-    name: str
-    enabled: bool
-    filter: Spec
-    actions: tuple[Spec, ...]
-    logpath: tuple[str, ...]
-    backend: str = "auto"
-    findtime: float = 600.0
-    bantime: float = 600.0  # seconds; -1 means for ever
-    maxretry: int = 5
-    maxmatches: int = 5
-    ignoreip: tuple[str, ...] = ()
-    ignoreself: bool = True
-    ignorecommand: str = ""
-    usedns: str = "warn"
-    logencoding: str = "auto"
-    logtimezone: str | None = None  # dates without a zone in its logs are in this one
-    increment: BanTimeIncrement = field(default_factory=BanTimeIncrement)
-    options: Mapping[str, str] = field(default_factory=dict)
-    path: str | None = None
-    line: int | None = None
-
-    @property
-    def hub_feed(self) -> bool:
-        """``backend = hub[...]``: the jail bans what a gardien hub lists; no filter, no log."""
-        return _is_hub_backend(self.backend)
-
-
-def _is_hub_backend(backend: str) -> bool:
-    return backend.split("[", 1)[0].strip().lower() == "hub"
 
 
 def load_jails(
@@ -328,7 +285,7 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
         except GardienError as error:
             raise read.error("logtimezone", f"{error} (UTC, +0200, -05:00, CET...)") from None
     backend = (read.values.get("backend") or "auto").strip()
-    if _is_hub_backend(backend):
+    if is_hub_backend(backend):
         _check_hub_feed(read, backend, actions)
     path, line = config.where(name)
     return JailSettings(

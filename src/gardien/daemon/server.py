@@ -42,9 +42,8 @@ from gardien.actions import Action, FirewallRegistry, build_actions
 from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
-from gardien.config.daemon import DaemonSettings, load_daemon_settings
-from gardien.config.filters import FilterSpec
-from gardien.config.jails import JailSettings, jail_filter, load_jails
+from gardien.config.daemon import load_daemon_settings
+from gardien.config.jails import jail_filter, load_jails
 from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_spec
 from gardien.daemon.commands import Commands
@@ -63,6 +62,7 @@ from gardien.errors import ConfigError, GardienError, SourceError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.model import Address, Ban, Unban
+from gardien.settings import DaemonSettings, FilterSpec, JailSettings
 from gardien.sources.files import FilePosition, FileTail, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
 from gardien.sources.hub import (

@@ -33,11 +33,12 @@ from dataclasses import dataclass
 import httpx
 
 from gardien.config.mail import read_secret
-from gardien.config.values import Spec, parse_duration
+from gardien.config.values import parse_duration
 from gardien.errors import ConfigError, GardienError, HubRefused, HubUnavailable
 from gardien.hub.client import HubClient, endpoint_url, hub_url
 from gardien.model import Address
 from gardien.retries import backoff_after
+from gardien.settings import Spec
 
 __all__ = [
     "CURSOR_PREFIX",
