@@ -25,8 +25,7 @@ from gardien.cli import _register, cli
 from gardien.cli._manpage import escape, manual_date, render_manpage
 from gardien.config import filters, mail
 from gardien.config.jails import READ_OPTIONS
-from gardien.settings import DaemonSettings
-from gardien.sources.hub import FeedOptions
+from gardien.settings import DaemonSettings, FeedOptions
 
 _register()  # the commands are imported lazily; walk them all here
 

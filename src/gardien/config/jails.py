@@ -16,11 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gardien.config.filters import FilterSpec, RegexSource, load_filter
+from gardien.config.filters import load_filter
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet
 from gardien.config.values import (
-    Spec,
     parse_bool,
     parse_duration,
     parse_spec,
@@ -28,13 +27,17 @@ from gardien.config.values import (
 )
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.dates import zone_offset
-from gardien.settings import (  # re-exported: they were defined here
+from gardien.settings import (  # BanTimeIncrement, JailSettings: re-exported (defined here once)
     BanTimeIncrement,
+    FeedOptions,
+    FilterSpec,
     JailSettings,
+    RegexSource,
+    Spec,
     is_hub_backend,
 )
 
-__all__ = ["BanTimeIncrement", "JailSettings", "jail_filter", "load_jails"]
+__all__ = ["BanTimeIncrement", "JailSettings", "feed_options", "jail_filter", "load_jails"]
 
 NOT_JAILS = frozenset({"INCLUDES", "DEFAULT"})
 #: the fail2ban version whose configuration language gardien follows
@@ -214,12 +217,39 @@ def _arithmetic(text: str) -> float:
     return value(tree)
 
 
+def _feed_parameter_error(option: str, message: str) -> ConfigError:
+    return ConfigError(f"backend 'hub': {option}: {message}")
+
+
+def feed_options(spec: Spec) -> FeedOptions:
+    """The options of ``backend = hub[url=..., token_file=..., every=5s, timeout=30s,
+    resync=1h]``; :class:`ConfigError` naming the wrong one. Reads no file."""
+    # imported here: only a configuration with a hub feed needs the HTTP client
+    from gardien.hub.client import endpoint_url
+
+    params = {key.lower(): value.strip() for key, value in spec.params.items()}
+    known = ("url", "token_file", "every", "timeout", "resync")
+    for option in params:
+        if option not in known:
+            raise _feed_parameter_error(option, f"unknown parameter (known: {', '.join(known)})")
+    url = endpoint_url(params, _feed_parameter_error)
+    durations: dict[str, float] = {"every": 5.0, "timeout": 30.0, "resync": 3600.0}
+    for option in tuple(durations):
+        if option not in params:
+            continue
+        try:
+            seconds = parse_duration(params[option])
+        except ConfigError as error:
+            raise _feed_parameter_error(option, error.message) from None
+        if seconds <= 0:
+            raise _feed_parameter_error(option, "must be longer than 0 seconds")
+        durations[option] = seconds
+    return FeedOptions(url, params["token_file"], **durations)
+
+
 def _check_hub_feed(read: _Reader, backend: str, actions: list[Spec]) -> None:
     """``backend = hub[...]``: its parameters (no file read here), and no ``hub`` action: a
     jail fed by a hub reporting its bans back would make the hub confirm itself."""
-    # imported here: only a configuration with a hub feed needs the HTTP client
-    from gardien.sources.hub import feed_options
-
     try:
         feed_options(parse_spec(backend))
     except ConfigError as error:

@@ -20,13 +20,13 @@ readable by everyone, so a ``password`` option there is refused. A fail2ban dire
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet, resource_files
 from gardien.config.values import parse_duration
 from gardien.errors import ConfigError
+from gardien.secretfile import read_secret  # re-exported: it was defined here
 from gardien.settings import MailRelay  # re-exported: it was defined here
 
 __all__ = ["TLS_MODES", "MailRelay", "load_mail_relay", "parse_addresses", "read_secret"]
@@ -150,28 +150,6 @@ def load_mail_relay(config_dir: str | os.PathLike[str]) -> MailRelay:
         timeout=timeout,
         files=tuple(config.files),
     )
-
-
-def read_secret(path: str) -> str:
-    """The secret (password, token) in the file ``path``, without its final line break.
-
-    Refused (:class:`ConfigError`) when others may read or change the file, or it is empty."""
-    try:
-        status = os.stat(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    if status.st_mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise ConfigError(f"{path} can be read or written by anyone: chmod 600 {path}")
-    try:
-        with open(path, encoding="utf-8") as file:
-            secret = file.read().rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text") from None
-    if not secret:
-        raise ConfigError(f"{path} is empty")
-    return secret
 
 
 def parse_addresses(text: str) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import load_daemon_settings
-from gardien.config.jails import jail_filter, load_jails
+from gardien.config.jails import feed_options, jail_filter, load_jails
 from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_spec
 from gardien.daemon.commands import Commands
@@ -70,7 +70,6 @@ from gardien.sources.hub import (
     FeedUpdate,
     HubFeed,
     cursor_from_text,
-    feed_options,
 )
 from gardien.sources.journal import JournalSource
 from gardien.sources.watch import FileWatcher

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from gardien.config.mail import read_secret
-from gardien.config.values import parse_duration
 from gardien.errors import ConfigError, GardienError, HubRefused, HubUnavailable
-from gardien.hub.client import HubClient, endpoint_url, hub_url
+from gardien.hub.client import HubClient, hub_url
 from gardien.model import Address
 from gardien.retries import backoff_after
-from gardien.settings import Spec
+from gardien.secretfile import read_secret
+from gardien.settings import FeedOptions  # re-exported: it was defined here
 
 __all__ = [
     "CURSOR_PREFIX",
@@ -46,7 +45,6 @@ __all__ = [
     "FeedUpdate",
     "HubFeed",
     "cursor_from_text",
-    "feed_options",
 ]
 
 logger = logging.getLogger("gardien.sources.hub")
@@ -55,17 +53,6 @@ logger = logging.getLogger("gardien.sources.hub")
 CURSOR_PREFIX = "hub:"
 #: the longest wait between two tries when the hub is away
 MAX_BACKOFF = 300.0
-
-
-@dataclass(frozen=True)
-class FeedOptions:
-    """The parameters of ``backend = hub[...]``, checked (the token file is not read yet)."""
-
-    url: str
-    token_file: str
-    every: float = 5.0
-    timeout: float = 30.0
-    resync: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -81,29 +68,6 @@ class FeedUpdate:
 
 def _parameter_error(option: str, message: str) -> ConfigError:
     return ConfigError(f"backend 'hub': {option}: {message}")
-
-
-def feed_options(spec: Spec) -> FeedOptions:
-    """The options of ``backend = hub[url=..., token_file=..., every=5s, timeout=30s,
-    resync=1h]``; :class:`ConfigError` naming the wrong one. Reads no file."""
-    params = {key.lower(): value.strip() for key, value in spec.params.items()}
-    known = ("url", "token_file", "every", "timeout", "resync")
-    for option in params:
-        if option not in known:
-            raise _parameter_error(option, f"unknown parameter (known: {', '.join(known)})")
-    url = endpoint_url(params, _parameter_error)
-    durations: dict[str, float] = {"every": 5.0, "timeout": 30.0, "resync": 3600.0}
-    for option in tuple(durations):
-        if option not in params:
-            continue
-        try:
-            seconds = parse_duration(params[option])
-        except ConfigError as error:
-            raise _parameter_error(option, error.message) from None
-        if seconds <= 0:
-            raise _parameter_error(option, "must be longer than 0 seconds")
-        durations[option] = seconds
-    return FeedOptions(url, params["token_file"], **durations)
 
 
 def cursor_from_text(text: str | None) -> int | None:
