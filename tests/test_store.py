@@ -23,15 +23,8 @@ from hypothesis import strategies as st
 
 from gardien.clock import FakeClock
 from gardien.errors import StoreError
-from gardien.model import Address, Ban, parse_address
-from gardien.store import (
-    SCHEMA_VERSION,
-    BanStore,
-    FilePosition,
-    MemoryBanStore,
-    SQLiteBanStore,
-    migrations,
-)
+from gardien.model import Address, Ban, FilePosition, parse_address
+from gardien.store import SCHEMA_VERSION, BanStore, MemoryBanStore, SQLiteBanStore, migrations
 
 NOW = 1_700_000_000.0
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["Address", "Ban", "Failure", "Unban", "parse_address"]
+__all__ = ["Address", "Ban", "Failure", "FilePosition", "Unban", "parse_address"]
 
 Address = (
     ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,3 +93,17 @@ class Unban:
     jail: str
     address: Address
     reason: str = "expired"  # "expired" | "manual" | "reload"
+
+
+@dataclass(frozen=True)
+class FilePosition:
+    """How far a file was read, saved so that a restarted daemon continues where it stopped.
+
+    ``offset`` is the byte after the last line returned; ``first_line_hash`` is the hex SHA-256
+    of the file's first line (without its newline), ``""`` while the file has no complete line.
+    """
+
+    path: str
+    inode: int
+    offset: int
+    first_line_hash: str

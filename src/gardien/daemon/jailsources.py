@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, SourceError
+from gardien.model import FilePosition
 from gardien.settings import FilterSpec, JailSettings, Spec
-from gardien.sources.files import FilePosition, FileTail, StartMode
+from gardien.sources.files import FileTail, StartMode
 from gardien.sources.globs import has_glob, parse_logpath_entry
 from gardien.sources.journal import JournalMatch, JournalSource
 

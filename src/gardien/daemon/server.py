@@ -61,9 +61,9 @@ from gardien.daemon.notify import Notifier
 from gardien.errors import ConfigError, GardienError, SourceError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher, LineResult
-from gardien.model import Address, Ban, Unban
+from gardien.model import Address, Ban, FilePosition, Unban
 from gardien.settings import DaemonSettings, FilterSpec, JailSettings
-from gardien.sources.files import FilePosition, FileTail, StartMode
+from gardien.sources.files import FileTail, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
 from gardien.sources.hub import (
     CURSOR_PREFIX,

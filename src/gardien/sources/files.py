@@ -24,10 +24,10 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
 from typing import Literal
 
 from gardien.matching.scan import decode
+from gardien.model import FilePosition  # re-exported: it was defined here
 
 __all__ = ["MAX_LINE_BYTES", "READ_SIZE", "FilePosition", "FileTail", "StartMode"]
 
@@ -38,20 +38,6 @@ READ_SIZE = 1 << 20
 """Bytes asked of the kernel per read."""
 
 StartMode = Literal["head", "tail"]
-
-
-@dataclass(frozen=True)
-class FilePosition:
-    """How far a file was read, saved so that a restarted daemon continues where it stopped.
-
-    ``offset`` is the byte after the last line returned; ``first_line_hash`` is the hex SHA-256
-    of the file's first line (without its newline), ``""`` while the file has no complete line.
-    """
-
-    path: str
-    inode: int
-    offset: int
-    first_line_hash: str
 
 
 class FileTail:

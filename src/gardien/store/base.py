@@ -21,8 +21,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from gardien.model import Address, Ban, parse_address
-from gardien.sources.files import FilePosition  # one type, shared with the file source
+from gardien.model import Address, Ban, FilePosition, parse_address
 
 __all__ = [
     "DEFAULT_MAX_MATCHES",

@@ -9,14 +9,8 @@ from typing import TYPE_CHECKING
 
 from gardien.clock import Clock, SystemClock
 from gardien.errors import StoreError
-from gardien.model import Address, Ban
-from gardien.store.base import (
-    DEFAULT_MAX_MATCHES,
-    BanStore,
-    FilePosition,
-    canonical_address,
-    sample_of,
-)
+from gardien.model import Address, Ban, FilePosition
+from gardien.store.base import DEFAULT_MAX_MATCHES, BanStore, canonical_address, sample_of
 
 __all__ = ["MemoryBanStore"]
 

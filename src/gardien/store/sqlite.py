@@ -29,11 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gardien.clock import Clock, SystemClock
 from gardien.errors import StoreError
-from gardien.model import Address, Ban
+from gardien.model import Address, Ban, FilePosition
 from gardien.store.base import (
     DEFAULT_MAX_MATCHES,
     BanStore,
-    FilePosition,
     address_from_text,
     canonical_address,
     sample_of,
