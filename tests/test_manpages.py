@@ -18,7 +18,7 @@ import click
 import pytest
 
 from conftest import require
-from gardien import __version__
+from gardien._version import __version__
 from gardien.actions.firewall import BACKEND_OF
 from gardien.actions.mail import MAIL_ACTIONS
 from gardien.cli import _register, cli

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.daemon.control import Request
 from gardien.daemon.logs import reopen_log_files
 from gardien.daemon.options import Options, parse_addresses

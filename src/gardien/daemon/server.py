@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.actions import Action, FirewallRegistry, build_actions
 from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
