@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import require
-from gardien.model import FilePosition
 from gardien.sources import (
     MAX_LINE_BYTES,
+    FilePosition,
     FileTail,
     FileWatcher,
     expand_logpaths,

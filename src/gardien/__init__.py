@@ -1,17 +1,15 @@
 """gardien: intrusion prevention for servers on the Internet.
 
 The public API; everything not listed in ``__all__`` is internal and may change.
-
-Importing ``gardien`` loads only its version: each name is imported from its module the first
-time it is asked for (PEP 562), so a program pays only for what it uses. (Inside gardien,
-modules import from the module that defines a name, never from here.)
 """
 
-import typing as _typing
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from gardien._version import __version__
 
-if _typing.TYPE_CHECKING:
+if _TYPE_CHECKING:  # for type checkers; at run time each name is imported when first used
     from gardien.clock import Clock, FakeClock, SystemClock
     from gardien.config.daemon import load_daemon_settings
     from gardien.config.filters import load_filter, load_filter_file
@@ -28,13 +26,53 @@ if _typing.TYPE_CHECKING:
     )
     from gardien.matching.filter import Filter, LineMatcher, LineResult
     from gardien.model import Failure, parse_address
-    from gardien.settings import (
-        BanTimeIncrement,
-        DaemonSettings,
-        FilterSpec,
-        JailSettings,
-        Spec,
-    )
+    from gardien.settings import BanTimeIncrement, DaemonSettings, FilterSpec, JailSettings, Spec
+
+#: where each name of the public API lives: ``import gardien`` imports none of them (the
+#: command line would pay for the configuration reader and the matcher before it needs them)
+_LOCATIONS = {
+    "BackendError": "gardien.errors",
+    "BanTimeIncrement": "gardien.settings",
+    "Clock": "gardien.clock",
+    "ConfigError": "gardien.errors",
+    "ConfigSet": "gardien.config.reader",
+    "ControlError": "gardien.errors",
+    "DaemonSettings": "gardien.settings",
+    "Failure": "gardien.model",
+    "FakeClock": "gardien.clock",
+    "Filter": "gardien.matching.filter",
+    "FilterError": "gardien.errors",
+    "FilterSpec": "gardien.settings",
+    "GardienError": "gardien.errors",
+    "JailSettings": "gardien.settings",
+    "LineMatcher": "gardien.matching.filter",
+    "LineResult": "gardien.matching.filter",
+    "Spec": "gardien.settings",
+    "StoreError": "gardien.errors",
+    "SystemClock": "gardien.clock",
+    "load_daemon_settings": "gardien.config.daemon",
+    "load_filter": "gardien.config.filters",
+    "load_filter_file": "gardien.config.filters",
+    "load_jails": "gardien.config.jails",
+    "parse_address": "gardien.model",
+    "parse_bool": "gardien.config.values",
+    "parse_duration": "gardien.config.values",
+    "parse_spec": "gardien.config.values",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gardien' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # once is enough
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BackendError",
@@ -66,50 +104,3 @@ __all__ = [
     "parse_duration",
     "parse_spec",
 ]
-
-#: the module each public name is defined in
-_MODULES = {
-    "BackendError": "gardien.errors",
-    "BanTimeIncrement": "gardien.settings",
-    "Clock": "gardien.clock",
-    "ConfigError": "gardien.errors",
-    "ConfigSet": "gardien.config.reader",
-    "ControlError": "gardien.errors",
-    "DaemonSettings": "gardien.settings",
-    "Failure": "gardien.model",
-    "FakeClock": "gardien.clock",
-    "Filter": "gardien.matching.filter",
-    "FilterError": "gardien.errors",
-    "FilterSpec": "gardien.settings",
-    "GardienError": "gardien.errors",
-    "JailSettings": "gardien.settings",
-    "LineMatcher": "gardien.matching.filter",
-    "LineResult": "gardien.matching.filter",
-    "Spec": "gardien.settings",
-    "StoreError": "gardien.errors",
-    "SystemClock": "gardien.clock",
-    "load_daemon_settings": "gardien.config.daemon",
-    "load_filter": "gardien.config.filters",
-    "load_filter_file": "gardien.config.filters",
-    "load_jails": "gardien.config.jails",
-    "parse_address": "gardien.model",
-    "parse_bool": "gardien.config.values",
-    "parse_duration": "gardien.config.values",
-    "parse_spec": "gardien.config.values",
-}
-
-
-def __getattr__(name: str) -> _typing.Any:
-    """``gardien.NAME``: the public name, imported from its module on first use."""
-    module_name = _MODULES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'gardien' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value  # asked for once: later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -1,5 +1,4 @@
-"""gardien's version, in one place: the package, its commands and setuptools
-(``[tool.setuptools.dynamic]`` in pyproject.toml) read it from here. It imports nothing, so
-reading it costs nothing and builds need not import gardien."""
+"""gardien's version, in one place: read by setuptools (pyproject.toml) and by every module that
+names it. Imports nothing, so that reading it costs nothing."""
 
 __version__ = "0.1.0"

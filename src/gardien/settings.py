@@ -98,6 +98,7 @@ class JailSettings:
     bantime: float = 600.0  # seconds; -1 means for ever
     maxretry: int = 5
     maxmatches: int = 5
+    maxpending: int = 100_000  # addresses with failures counted at once (see gardien.jails.jail)
     ignoreip: tuple[str, ...] = ()
     ignoreself: bool = True
     ignorecommand: str = ""

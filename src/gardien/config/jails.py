@@ -53,6 +53,7 @@ READ_OPTIONS = (
     "bantime",
     "maxretry",
     "maxmatches",
+    "maxpending",
     "ignoreip",
     "ignoreself",
     "ignorecommand",
@@ -285,6 +286,9 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
     maxretry = read.integer("maxretry", 5)
     if maxretry < 1:
         raise read.error("maxretry", "maxretry must be 1 or more")
+    maxpending = read.integer("maxpending", 100_000)
+    if maxpending < 1:
+        raise read.error("maxpending", "maxpending must be 1 or more")
     findtime = read.required_duration("findtime", 600.0)
     bantime = read.required_duration("bantime", 600.0)
     if findtime <= 0:
@@ -329,6 +333,7 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
         bantime=bantime,
         maxretry=maxretry,
         maxmatches=read.integer("maxmatches", maxretry),
+        maxpending=maxpending,
         ignoreip=tuple((read.values.get("ignoreip") or "").replace(",", " ").split()),
         ignoreself=read.boolean("ignoreself", True),
         ignorecommand=(read.values.get("ignorecommand") or "").strip(),

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, SourceError
-from gardien.model import FilePosition
+from gardien.model import Checkpoint
 from gardien.settings import FilterSpec, JailSettings, Spec
-from gardien.sources.files import FileTail, StartMode
+from gardien.sources.files import FileSource, StartMode
 from gardien.sources.globs import has_glob, parse_logpath_entry
 from gardien.sources.journal import JournalMatch, JournalSource
 
@@ -145,14 +145,15 @@ def open_file(
     settings: JailSettings,
     journalmatch: Sequence[str],
     path: str,
-    start: FilePosition | StartMode,
+    start: StartMode,
     *,
-    if_new: StartMode,
-) -> FileTail:
-    """A tail of ``path``; :class:`SourceError` saying why and what to do when it cannot be
-    read (a missing file is no error: it is waited for)."""
+    checkpoint: Checkpoint | None,
+) -> FileSource:
+    """``path`` as a source, from ``checkpoint`` (else from its ``start``, and from ``start``
+    too when the checkpoint is of a file no longer there); :class:`SourceError` saying why and
+    what to do when it cannot be read (a missing file is no error: it is waited for)."""
     try:
-        return FileTail(path, start, if_new=if_new)
+        return FileSource(path, start, if_new=start, checkpoint=checkpoint)
     except OSError as exc:
         raise SourceError(
             f"cannot read {path}: {exc.strerror}; {_file_fix(exc, settings, journalmatch)}"

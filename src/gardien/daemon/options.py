@@ -287,6 +287,7 @@ class Options:
             settings, clock=daemon.clock, history=daemon._history, ignore=runtime.jail.ignore
         )
         jail.restore(runtime.jail.active_bans(), now=daemon.clock.now())
+        jail.take_over_pending(runtime.jail)
         runtime.settings, runtime.jail = settings, jail
         return number
 
