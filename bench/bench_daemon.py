@@ -102,7 +102,6 @@ from typing import Any
 
 import genlogs
 from bench_store import make_bans
-from gardien.config.daemon import DaemonSettings
 from gardien.config.filters import load_filter
 from gardien.daemon.control import ControlClient
 from gardien.daemon.logs import NOTICE, configure_logging
@@ -111,6 +110,7 @@ from gardien.errors import ControlError
 from gardien.jails import Jail
 from gardien.matching.filter import Filter
 from gardien.model import Ban
+from gardien.settings import DaemonSettings
 from gardien.store import MemoryBanStore, SQLiteBanStore
 from gardien.store.base import BanStore
 

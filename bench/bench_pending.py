@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 
 from gardien.clock import FakeClock
-from gardien.config.jails import JailSettings
 from gardien.config.values import parse_spec
 from gardien.jails import Jail
 from gardien.jails.jail import DEFAULT_MAX_PENDING
 from gardien.model import Checkpoint, Failure
+from gardien.settings import JailSettings
 from gardien.store import Progress, SQLiteBanStore
 
 T0 = 1_800_000_000.0

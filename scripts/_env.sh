@@ -23,14 +23,16 @@ apt_install() {
 
 make_venv() {
   # make_venv EXTRAS : .venv with gardien installed (editable) with these extras. pip runs only
-  # when pyproject.toml changed since, or for extras not installed yet (.venv/.installed lists
-  # those): the code itself is editable, so a second ./scripts/run starts at once, offline too.
+  # when pyproject.toml or the version (src/gardien/_version.py, which the installed metadata
+  # copies) changed since, or for extras not installed yet (.venv/.installed lists those): the
+  # code itself is editable, so a second ./scripts/run starts at once, offline too.
   local python=${PYTHON:-python3} stamp=.venv/.installed
   if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3-venv
   fi
   [ -x .venv/bin/python ] || "$python" -m venv .venv
-  [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] || rm -f "$stamp"
+  [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt src/gardien/_version.py ] \
+    || rm -f "$stamp"
   # any install has the core dependencies; extras must have been installed as asked
   if [ -f "$stamp" ] && { [ -z "$1" ] || grep -qxF -- "gardien$1" "$stamp"; }; then
     return 0

@@ -20,10 +20,11 @@ import trustme
 from gardien.actions import MailAction, WebhookAction, build_action
 from gardien.actions.mail import Composer, DigestMode, ThresholdMode
 from gardien.clock import FakeClock
-from gardien.config.mail import MailRelay, load_mail_relay
+from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.model import Ban, Unban
+from gardien.settings import MailRelay
 from smtp_server import HttpEndpoint, SmtpRelay, free_port, silent_port
 from test_daemon import Running, failure_line
 

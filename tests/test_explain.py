@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 from gardien.clock import FakeClock
-from gardien.config.filters import FilterSpec, RegexSource, load_filter
+from gardien.config.filters import load_filter
 from gardien.matching.explain import explain_line
 from gardien.matching.filter import Filter, LineMatcher
+from gardien.settings import FilterSpec, RegexSource
 from test_cli_regex import gardien
 
 NOW = 1795262400.0  # 2026-11-21T09:00:00Z

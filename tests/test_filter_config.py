@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from gardien.clock import FakeClock
-from gardien.config.filters import FilterSpec, load_filter, load_filter_file
+from gardien.config.filters import load_filter, load_filter_file
 from gardien.errors import ConfigError, FilterError
 from gardien.matching.filter import Filter
+from gardien.settings import FilterSpec
 
 COMMON = r"""
 [DEFAULT]

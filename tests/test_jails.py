@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from gardien.clock import FakeClock
-from gardien.config.jails import BanTimeIncrement, JailSettings
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, GardienError
 from gardien.jails import IgnoreList, Jail, JailError
 from gardien.model import Address, Ban, Failure, Unban
+from gardien.settings import BanTimeIncrement, JailSettings
 
 T0 = 1_700_000_000.0  # 2023-11-14, a plausible "now"
 

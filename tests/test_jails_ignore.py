@@ -7,10 +7,10 @@ import ipaddress
 import pytest
 
 from gardien.clock import FakeClock
-from gardien.config.jails import JailSettings
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.jails import IgnoreList
+from gardien.settings import JailSettings
 
 
 class Resolver:

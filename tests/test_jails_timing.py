@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gardien.config.jails import BanTimeIncrement
 from gardien.errors import ConfigError
 from gardien.jails import BanTimePolicy
+from gardien.settings import BanTimeIncrement
 
 DEFAULT_FORMULA = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor"
 EXPONENTIAL_FORMULA = "ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)"

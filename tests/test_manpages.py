@@ -18,15 +18,14 @@ import click
 import pytest
 
 from conftest import require
-from gardien import __version__
+from gardien._version import __version__
 from gardien.actions.firewall import BACKEND_OF
 from gardien.actions.mail import MAIL_ACTIONS
 from gardien.cli import _register, cli
 from gardien.cli._manpage import escape, manual_date, render_manpage
 from gardien.config import filters, mail
-from gardien.config.daemon import DaemonSettings
 from gardien.config.jails import READ_OPTIONS
-from gardien.sources.hub import FeedOptions
+from gardien.settings import DaemonSettings, FeedOptions
 
 _register()  # the commands are imported lazily; walk them all here
 

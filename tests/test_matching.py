@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gardien.clock import FakeClock
-from gardien.config.filters import FilterSpec, RegexSource, load_filter
+from gardien.config.filters import load_filter
 from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.matching.scan import decode
 from gardien.matching.tags import expand_tags
 from gardien.model import Failure, parse_address
+from gardien.settings import FilterSpec, RegexSource
 from gardien.tester import test_log as run_log
 
 NOW = 1_795_262_400.0  # 2026-11-21 12:00:00 UTC

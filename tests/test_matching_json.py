@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gardien.clock import FakeClock
-from gardien.config.filters import FilterSpec, RegexSource, load_filter_file
+from gardien.config.filters import load_filter_file
 from gardien.errors import FilterError
 from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.matching.jsonrules import MAX_JSON_LENGTH, decode_record, json_start, time_of
 from gardien.matching.scan import Prefilter
+from gardien.settings import FilterSpec, RegexSource
 from gardien.tester import test_log as run_log
 
 NOW = 1795248000.0  # 2026-11-21T05:20:00Z

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import test_daemon
 from conftest import require
-from gardien import __version__
+from gardien._version import __version__
 from gardien.config.daemon import load_daemon_settings, parse_metrics_address
 from gardien.config.filters import bundled_config_dir
 from gardien.daemon.host import own_addresses

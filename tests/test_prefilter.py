@@ -18,11 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gardien.clock import FakeClock
-from gardien.config.filters import FilterSpec, RegexSource, load_filter
+from gardien.config.filters import load_filter
 from gardien.errors import GardienError
 from gardien.matching.filter import Filter
 from gardien.matching.literals import first_characters, required_words
 from gardien.matching.scan import Prefilter, ScanCounts, iter_blocks, scan_lines
+from gardien.settings import FilterSpec, RegexSource
 from gardien.tester import RegexReport
 from gardien.tester import test_log as run_log
 

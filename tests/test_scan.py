@@ -86,7 +86,7 @@ def test_bantime_increment_lengthens_repeated_bans() -> None:
     base = scan_settings(None, maxretry=2, findtime=60, bantime=100)
     from dataclasses import replace
 
-    from gardien.config.jails import BanTimeIncrement
+    from gardien.settings import BanTimeIncrement
 
     settings = replace(base, increment=BanTimeIncrement(enabled=True))
     bans = replay(found(a_203_0_113_9=[0, 1, 200, 201, 1000, 1001]), settings)

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gardien.config.values import Spec, parse_bool, parse_duration, parse_spec, split_specs
+from gardien.config.values import parse_bool, parse_duration, parse_spec, split_specs
 from gardien.errors import ConfigError
+from gardien.settings import Spec
 
 # ---- parse_spec ------------------------------------------------------------------------------
 

@@ -11,11 +11,11 @@ from gardien._version import __version__
 
 if _TYPE_CHECKING:  # for type checkers; at run time each name is imported when first used
     from gardien.clock import Clock, FakeClock, SystemClock
-    from gardien.config.daemon import DaemonSettings, load_daemon_settings
-    from gardien.config.filters import FilterSpec, load_filter, load_filter_file
-    from gardien.config.jails import BanTimeIncrement, JailSettings, load_jails
+    from gardien.config.daemon import load_daemon_settings
+    from gardien.config.filters import load_filter, load_filter_file
+    from gardien.config.jails import load_jails
     from gardien.config.reader import ConfigSet
-    from gardien.config.values import Spec, parse_bool, parse_duration, parse_spec
+    from gardien.config.values import parse_bool, parse_duration, parse_spec
     from gardien.errors import (
         BackendError,
         ConfigError,
@@ -26,27 +26,28 @@ if _TYPE_CHECKING:  # for type checkers; at run time each name is imported when 
     )
     from gardien.matching.filter import Filter, LineMatcher, LineResult
     from gardien.model import Failure, parse_address
+    from gardien.settings import BanTimeIncrement, DaemonSettings, FilterSpec, JailSettings, Spec
 
 #: where each name of the public API lives: ``import gardien`` imports none of them (the
 #: command line would pay for the configuration reader and the matcher before it needs them)
 _LOCATIONS = {
     "BackendError": "gardien.errors",
-    "BanTimeIncrement": "gardien.config.jails",
+    "BanTimeIncrement": "gardien.settings",
     "Clock": "gardien.clock",
     "ConfigError": "gardien.errors",
     "ConfigSet": "gardien.config.reader",
     "ControlError": "gardien.errors",
-    "DaemonSettings": "gardien.config.daemon",
+    "DaemonSettings": "gardien.settings",
     "Failure": "gardien.model",
     "FakeClock": "gardien.clock",
     "Filter": "gardien.matching.filter",
     "FilterError": "gardien.errors",
-    "FilterSpec": "gardien.config.filters",
+    "FilterSpec": "gardien.settings",
     "GardienError": "gardien.errors",
-    "JailSettings": "gardien.config.jails",
+    "JailSettings": "gardien.settings",
     "LineMatcher": "gardien.matching.filter",
     "LineResult": "gardien.matching.filter",
-    "Spec": "gardien.config.values",
+    "Spec": "gardien.settings",
     "StoreError": "gardien.errors",
     "SystemClock": "gardien.clock",
     "load_daemon_settings": "gardien.config.daemon",

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field, replace
 from typing import BinaryIO, cast
 
 from gardien.clock import Clock, FakeClock
-from gardien.config.jails import JailSettings
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter
 from gardien.matching.scan import Prefilter, ScanCounts, iter_blocks, scan_lines
 from gardien.model import Address, Failure, parse_address
+from gardien.settings import JailSettings
 
 __all__ = [
     "FoundFailures",

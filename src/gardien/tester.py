@@ -24,17 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from gardien.clock import Clock, SystemClock
-from gardien.config.filters import (
-    FilterSpec,
-    RegexSource,
-    load_filter,
-    load_filter_file,
-)
+from gardien.config.filters import load_filter, load_filter_file
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, FilterError
 from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.matching.scan import Prefilter, ScanCounts, decode, iter_blocks, scan_lines
 from gardien.model import Failure
+from gardien.settings import FilterSpec, RegexSource
 
 __all__ = [
     "JournalLog",

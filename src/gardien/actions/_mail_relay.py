@@ -14,7 +14,7 @@ import ssl
 from email.message import EmailMessage
 from typing import Protocol
 
-from gardien.config.mail import MailRelay
+from gardien.settings import MailRelay
 
 __all__ = ["DeliveryError", "SmtpRelay", "Transport"]
 

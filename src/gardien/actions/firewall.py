@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 
 from gardien.backends.base import CHAINS, BlockSpec, Firewall
 from gardien.clock import Clock, SystemClock
-from gardien.config.values import Spec
 from gardien.errors import ConfigError
 from gardien.model import Ban, Unban
+from gardien.settings import Spec
 
 __all__ = ["BACKEND_OF", "FirewallAction", "block_spec", "firewall_action", "kernel_place"]
 

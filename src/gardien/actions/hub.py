@@ -42,8 +42,7 @@ from typing import ClassVar
 import httpx
 
 from gardien.clock import Clock, SystemClock
-from gardien.config.mail import read_secret
-from gardien.config.values import Spec, parse_duration
+from gardien.config.values import parse_duration
 from gardien.errors import ConfigError, HubRefused, HubUnavailable
 from gardien.hub.client import HubClient, endpoint_url
 from gardien.hub.model import (
@@ -56,6 +55,8 @@ from gardien.hub.model import (
 )
 from gardien.model import Ban, Unban
 from gardien.retries import backoff_after
+from gardien.secretfile import read_secret
+from gardien.settings import Spec
 
 __all__ = ["DEFAULT_QUEUE", "HubAction", "ReportQueue", "hub_action"]
 

@@ -46,10 +46,11 @@ from gardien.actions._mail_compose import (
 from gardien.actions._mail_relay import DeliveryError, SmtpRelay, Transport
 from gardien.actions.outbox import Outbox, backoff_delays
 from gardien.clock import Clock, SystemClock
-from gardien.config.mail import MailRelay, parse_addresses
-from gardien.config.values import Spec, parse_bool, parse_duration
+from gardien.config.mail import parse_addresses
+from gardien.config.values import parse_bool, parse_duration
 from gardien.errors import ConfigError
 from gardien.model import Ban, Unban
+from gardien.settings import MailRelay, Spec
 
 __all__ = [
     "MAIL_ACTIONS",

@@ -32,8 +32,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from gardien.config.values import Spec
 from gardien.errors import ConfigError
+from gardien.settings import Spec
 
 __all__ = ["MANAGER_ACTIONS", "UFW_APPLICATIONS", "manager_notice", "translate_manager_action"]
 

@@ -17,9 +17,8 @@ from gardien.actions.managers import MANAGER_ACTIONS, manager_notice, translate_
 from gardien.actions.webhook import webhook_action
 from gardien.backends.base import Firewall
 from gardien.clock import Clock
-from gardien.config.mail import MailRelay
-from gardien.config.values import Spec
 from gardien.errors import BackendError, ConfigError
+from gardien.settings import MailRelay, Spec
 
 __all__ = ["FIREWALL_ACTIONS", "FirewallRegistry", "build_action", "build_actions"]
 

@@ -35,10 +35,11 @@ import httpx
 from gardien._version import __version__
 from gardien.actions.outbox import Outbox, backoff_delays, retry_after
 from gardien.clock import Clock, SystemClock
-from gardien.config.mail import read_secret
-from gardien.config.values import Spec, parse_bool, parse_duration
+from gardien.config.values import parse_bool, parse_duration
 from gardien.errors import ConfigError
 from gardien.model import Ban, Unban
+from gardien.secretfile import read_secret
+from gardien.settings import Spec
 
 __all__ = ["WebhookAction", "webhook_action"]
 

@@ -55,7 +55,7 @@ TEXT_FILES = ("sip.conf", "pjsip.conf", "extensions.conf", "logger.conf")
 
 
 class _Jail(Protocol):
-    """What the audit reads of a jail (:class:`gardien.config.jails.JailSettings`)."""
+    """What the audit reads of a jail (:class:`gardien.settings.JailSettings`)."""
 
     @property
     def name(self) -> str: ...

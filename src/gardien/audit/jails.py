@@ -11,10 +11,11 @@ from pathlib import Path
 
 from gardien.audit.findings import Finding
 from gardien.config.daemon import load_daemon_settings
-from gardien.config.jails import JailSettings, jail_filter, load_jails
+from gardien.config.jails import jail_filter, load_jails
 from gardien.config.reader import ConfigSet
 from gardien.errors import GardienError
 from gardien.matching.filter import Filter
+from gardien.settings import JailSettings
 from gardien.tester import test_log
 
 __all__ = ["MAX_TESTED_LOG", "audit_jails"]

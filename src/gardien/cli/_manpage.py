@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import click
 
-from gardien.config.daemon import DaemonSettings
+from gardien.settings import DaemonSettings
 
 __all__ = ["escape", "manual_date", "render_manpage"]
 

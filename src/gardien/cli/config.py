@@ -10,12 +10,13 @@ import click
 
 from gardien.actions import FirewallRegistry, build_actions
 from gardien.backends import MemoryFirewall
-from gardien.config.daemon import DaemonSettings, load_daemon_settings
-from gardien.config.jails import JailSettings, jail_filter, load_jails
+from gardien.config.daemon import load_daemon_settings
+from gardien.config.jails import feed_options, jail_filter, load_jails
 from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.filter import Filter
+from gardien.settings import DaemonSettings, JailSettings
 
 #: backends that only remember, to check actions without touching the firewall
 _PRETEND = FirewallRegistry(dict.fromkeys(("nftables", "ipset", "iptables"), MemoryFirewall))
@@ -43,7 +44,7 @@ def _filter_of(jail: JailSettings, config_dir: Path) -> Filter:
 
 def _check_hub_feed(jail: JailSettings) -> None:
     """The ``backend = hub[...]`` of ``jail`` (errors say which jail)."""
-    from gardien.sources.hub import HubFeed, feed_options
+    from gardien.sources.hub import HubFeed
 
     try:
         HubFeed.from_options(jail.name, feed_options(parse_spec(jail.backend)))

@@ -17,10 +17,10 @@ import click
 
 from gardien.cli.regex_output import SHOWN_BY_DEFAULT, RegexRun, out_lines, report_lines
 from gardien.clock import Clock, FakeClock, SystemClock
-from gardien.config.filters import FilterSpec
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.explain import explain_line
 from gardien.matching.filter import Filter, LineResult, public_fields
+from gardien.settings import FilterSpec
 from gardien.tester import JournalLog, RegexReport, explained_lines, resolve_filter, test_log
 
 

@@ -15,13 +15,13 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from gardien.config.filters import FilterSpec
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.matching.dates import templates_for
 from gardien.matching.filter import CompiledRegex, Filter
 from gardien.matching.jsonrules import JsonRule
 from gardien.model import Failure
+from gardien.settings import FilterSpec
 from gardien.tester import JournalLog, RegexReport
 
 __all__ = ["SHOWN_BY_DEFAULT", "RegexRun", "date_template_name", "out_lines", "report_lines"]

@@ -16,7 +16,7 @@ import click
 
 from gardien.cli.regex import parse_now
 from gardien.clock import FakeClock, SystemClock
-from gardien.config.jails import JailSettings, jail_filter, load_jails
+from gardien.config.jails import jail_filter, load_jails
 from gardien.config.values import parse_duration
 from gardien.daemon.control import ControlClient, batches
 from gardien.daemon.host import own_addresses, resolve
@@ -35,6 +35,7 @@ from gardien.offenders import (
     scan_settings,
     what_if,
 )
+from gardien.settings import JailSettings
 from gardien.tester import resolve_filter
 
 __all__ = ["scan"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet, resource_files
 from gardien.config.values import parse_bool, parse_duration
 from gardien.errors import ConfigError
+from gardien.settings import DaemonSettings  # re-exported: it was defined here
 
 __all__ = [
     "LOG_LEVELS",
@@ -28,22 +28,6 @@ __all__ = [
 SECTION = "Definition"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 _FAIL2BAN_LEVELS = {"0": "CRITICAL", "1": "ERROR", "2": "WARNING", "3": "INFO", "4": "DEBUG"}
-
-
-@dataclass(frozen=True)
-class DaemonSettings:
-    """Where the daemon keeps its socket, pid file and database, and how it logs."""
-
-    socket: str = "/run/gardien/gardien.sock"
-    pidfile: str = "/run/gardien/gardien.pid"
-    dbfile: str = "/var/lib/gardien/gardien.sqlite3"
-    dbpurgeage: float = 86400.0  # seconds; ban history older than this is purged
-    loglevel: str = "INFO"
-    logtarget: str = "STDERR"
-    keepbans: bool = False  # leave bans in the firewall at stop (they carry kernel timeouts)
-    #: (host, port) of the Prometheus endpoint; ``None``: no endpoint (the default)
-    metrics: tuple[str, int] | None = None
-    files: tuple[str, ...] = ()
 
 
 def load_daemon_settings(config_dir: str | os.PathLike[str]) -> DaemonSettings:

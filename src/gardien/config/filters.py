@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet, resource_files
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
+from gardien.settings import FilterSpec, RegexSource  # re-exported: defined here before
 
 __all__ = [
     "FilterSpec",
@@ -52,37 +52,6 @@ _TAG_RE = re.compile(r"<([^ <>]+)>")
 _CONDITIONAL_RE = re.compile(r"^(\w+)(\?.+)$")
 MAX_TAG_REPLACEMENTS = 25
 USEDNS_CHOICES = ("yes", "warn", "no", "raw")
-
-
-@dataclass(frozen=True)
-class RegexSource:
-    """One regular expression of a filter and where it was configured."""
-
-    pattern: str
-    path: str | None = None
-    line: int | None = None
-
-
-@dataclass(frozen=True)
-class FilterSpec:
-    """A filter as configured: everything :class:`gardien.matching.Filter` needs to compile."""
-
-    name: str
-    failregex: tuple[RegexSource, ...]
-    ignoreregex: tuple[RegexSource, ...] = ()
-    prefregex: RegexSource | None = None
-    datepattern: str | None = None
-    maxlines: int = 1
-    usedns: str = "warn"
-    journalmatch: tuple[str, ...] = ()
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    files: tuple[str, ...] = ()  # every file read, includes and overrides too, in order
-    path: str | None = None  # the filter's own file
-    options_set: frozenset[str] = frozenset()  # of maxlines and datepattern, those it sets
-    # JSON log lines (gardien.matching.jsonrules): rules one per line, the time's field paths
-    failjson: tuple[RegexSource, ...] = ()
-    ignorejson: tuple[RegexSource, ...] = ()
-    jsontime: tuple[str, ...] = ()
 
 
 def bundled_config_dir() -> Path:

@@ -11,16 +11,15 @@ from __future__ import annotations
 import ast
 import operator
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gardien.config.filters import FilterSpec, RegexSource, load_filter
+from gardien.config.filters import load_filter
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet
 from gardien.config.values import (
-    Spec,
     parse_bool,
     parse_duration,
     parse_spec,
@@ -28,8 +27,17 @@ from gardien.config.values import (
 )
 from gardien.errors import ConfigError, GardienError
 from gardien.matching.dates import zone_offset
+from gardien.settings import (  # BanTimeIncrement, JailSettings: re-exported (defined here once)
+    BanTimeIncrement,
+    FeedOptions,
+    FilterSpec,
+    JailSettings,
+    RegexSource,
+    Spec,
+    is_hub_backend,
+)
 
-__all__ = ["BanTimeIncrement", "JailSettings", "jail_filter", "load_jails"]
+__all__ = ["BanTimeIncrement", "JailSettings", "feed_options", "jail_filter", "load_jails"]
 
 NOT_JAILS = frozenset({"INCLUDES", "DEFAULT"})
 #: the fail2ban version whose configuration language gardien follows
@@ -71,55 +79,6 @@ READ_OPTIONS = (
     "bantime.rndtime",
     "bantime.overalljails",
 )
-
-
-@dataclass(frozen=True)
-class BanTimeIncrement:
-    """``bantime.*``: longer bans for addresses banned before."""
-
-    enabled: bool = False
-    factor: float = 1.0
-    formula: str | None = None
-    multipliers: tuple[int, ...] = ()
-    maxtime: float | None = None  # seconds
-    rndtime: float | None = None  # seconds
-    overalljails: bool = False
-
-
-@dataclass(frozen=True)
-class JailSettings:
-    """One jail as configured."""
-
-    name: str
-    enabled: bool
-    filter: Spec
-    actions: tuple[Spec, ...]
-    logpath: tuple[str, ...]
-    backend: str = "auto"
-    findtime: float = 600.0
-    bantime: float = 600.0  # seconds; -1 means for ever
-    maxretry: int = 5
-    maxmatches: int = 5
-    maxpending: int = 100_000  # addresses with failures counted at once (see gardien.jails.jail)
-    ignoreip: tuple[str, ...] = ()
-    ignoreself: bool = True
-    ignorecommand: str = ""
-    usedns: str = "warn"
-    logencoding: str = "auto"
-    logtimezone: str | None = None  # dates without a zone in its logs are in this one
-    increment: BanTimeIncrement = field(default_factory=BanTimeIncrement)
-    options: Mapping[str, str] = field(default_factory=dict)
-    path: str | None = None
-    line: int | None = None
-
-    @property
-    def hub_feed(self) -> bool:
-        """``backend = hub[...]``: the jail bans what a gardien hub lists; no filter, no log."""
-        return _is_hub_backend(self.backend)
-
-
-def _is_hub_backend(backend: str) -> bool:
-    return backend.split("[", 1)[0].strip().lower() == "hub"
 
 
 def load_jails(
@@ -259,12 +218,39 @@ def _arithmetic(text: str) -> float:
     return value(tree)
 
 
+def _feed_parameter_error(option: str, message: str) -> ConfigError:
+    return ConfigError(f"backend 'hub': {option}: {message}")
+
+
+def feed_options(spec: Spec) -> FeedOptions:
+    """The options of ``backend = hub[url=..., token_file=..., every=5s, timeout=30s,
+    resync=1h]``; :class:`ConfigError` naming the wrong one. Reads no file."""
+    # imported here: only a configuration with a hub feed needs the HTTP client
+    from gardien.hub.client import endpoint_url
+
+    params = {key.lower(): value.strip() for key, value in spec.params.items()}
+    known = ("url", "token_file", "every", "timeout", "resync")
+    for option in params:
+        if option not in known:
+            raise _feed_parameter_error(option, f"unknown parameter (known: {', '.join(known)})")
+    url = endpoint_url(params, _feed_parameter_error)
+    durations: dict[str, float] = {"every": 5.0, "timeout": 30.0, "resync": 3600.0}
+    for option in tuple(durations):
+        if option not in params:
+            continue
+        try:
+            seconds = parse_duration(params[option])
+        except ConfigError as error:
+            raise _feed_parameter_error(option, error.message) from None
+        if seconds <= 0:
+            raise _feed_parameter_error(option, "must be longer than 0 seconds")
+        durations[option] = seconds
+    return FeedOptions(url, params["token_file"], **durations)
+
+
 def _check_hub_feed(read: _Reader, backend: str, actions: list[Spec]) -> None:
     """``backend = hub[...]``: its parameters (no file read here), and no ``hub`` action: a
     jail fed by a hub reporting its bans back would make the hub confirm itself."""
-    # imported here: only a configuration with a hub feed needs the HTTP client
-    from gardien.sources.hub import feed_options
-
     try:
         feed_options(parse_spec(backend))
     except ConfigError as error:
@@ -333,7 +319,7 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
         except GardienError as error:
             raise read.error("logtimezone", f"{error} (UTC, +0200, -05:00, CET...)") from None
     backend = (read.values.get("backend") or "auto").strip()
-    if _is_hub_backend(backend):
+    if is_hub_backend(backend):
         _check_hub_feed(read, backend, actions)
     path, line = config.where(name)
     return JailSettings(

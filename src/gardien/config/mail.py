@@ -20,14 +20,14 @@ readable by everyone, so a ``password`` option there is refused. A fail2ban dire
 from __future__ import annotations
 
 import os
-import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gardien.config.ini import Located
 from gardien.config.reader import ConfigSet, resource_files
 from gardien.config.values import parse_duration
 from gardien.errors import ConfigError
+from gardien.secretfile import read_secret  # re-exported: it was defined here
+from gardien.settings import MailRelay  # re-exported: it was defined here
 
 __all__ = ["TLS_MODES", "MailRelay", "load_mail_relay", "parse_addresses", "read_secret"]
 
@@ -38,25 +38,6 @@ TLS_MODES = ("auto", "starttls", "implicit", "none")
 _OPTIONS = frozenset(
     {"host", "port", "tls", "cafile", "user", "password_file", "sender", "destemail", "timeout"}
 )
-
-
-@dataclass(frozen=True)
-class MailRelay:
-    """How to reach the SMTP relay the mail alerts go through."""
-
-    host: str = "localhost"
-    port: int = 25
-    tls: str = "auto"
-    #: CA certificates to verify the relay with (PEM); the system's when ``None``
-    cafile: str | None = None
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    #: the envelope and From address; ``gardien@<hostname>`` when ``None``
-    sender: str | None = None
-    #: recipients of alerts whose action names none (comma-separated)
-    destemail: str | None = None
-    timeout: float = 20.0
-    files: tuple[str, ...] = ()
 
 
 def load_mail_relay(config_dir: str | os.PathLike[str]) -> MailRelay:
@@ -169,28 +150,6 @@ def load_mail_relay(config_dir: str | os.PathLike[str]) -> MailRelay:
         timeout=timeout,
         files=tuple(config.files),
     )
-
-
-def read_secret(path: str) -> str:
-    """The secret (password, token) in the file ``path``, without its final line break.
-
-    Refused (:class:`ConfigError`) when others may read or change the file, or it is empty."""
-    try:
-        status = os.stat(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    if status.st_mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise ConfigError(f"{path} can be read or written by anyone: chmod 600 {path}")
-    try:
-        with open(path, encoding="utf-8") as file:
-            secret = file.read().rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text") from None
-    if not secret:
-        raise ConfigError(f"{path} is empty")
-    return secret
 
 
 def parse_addresses(text: str) -> tuple[str, ...]:

@@ -4,30 +4,14 @@ lists of them, durations (``10m``, ``1h30m``, ``-1``) and booleans."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from gardien.errors import ConfigError
+from gardien.settings import Spec  # re-exported: it was defined here
 
 __all__ = ["Spec", "parse_bool", "parse_duration", "parse_spec", "split_specs"]
 
 _NAME_RE = re.compile(r"\s*([^\[\]\s][^\[\]]*?)\s*(?=\[|$)")
 _PARAM_NAME_RE = re.compile(r"\s*([\w\-.]+)\s*=\s*")
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A name with parameters, as in ``iptables-allports[name=asterisk, protocol=all]``."""
-
-    name: str
-    params: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        if not self.params:
-            return self.name
-        inner = ", ".join(
-            f'{k}="{v}"' if ("," in v or "]" in v) else f"{k}={v}" for k, v in self.params.items()
-        )
-        return f"{self.name}[{inner}]"
 
 
 def parse_spec(text: str) -> Spec:

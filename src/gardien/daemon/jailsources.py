@@ -24,11 +24,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gardien.config.filters import FilterSpec
-from gardien.config.jails import JailSettings
-from gardien.config.values import Spec, parse_spec
+from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, SourceError
 from gardien.model import Checkpoint
+from gardien.settings import FilterSpec, JailSettings, Spec
 from gardien.sources.files import FileSource, StartMode
 from gardien.sources.globs import has_glob, parse_logpath_entry
 from gardien.sources.journal import JournalMatch, JournalSource

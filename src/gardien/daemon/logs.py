@@ -13,8 +13,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from gardien.config.daemon import DaemonSettings
 from gardien.errors import ConfigError
+from gardien.settings import DaemonSettings
 
 __all__ = [
     "LEVELS",

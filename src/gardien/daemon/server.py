@@ -46,9 +46,8 @@ from gardien.actions import Action, FirewallRegistry, build_actions
 from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
-from gardien.config.daemon import DaemonSettings, load_daemon_settings
-from gardien.config.filters import FilterSpec
-from gardien.config.jails import JailSettings, jail_filter, load_jails
+from gardien.config.daemon import load_daemon_settings
+from gardien.config.jails import feed_options, jail_filter, load_jails
 from gardien.config.mail import load_mail_relay
 from gardien.config.values import parse_spec
 from gardien.daemon.commands import Commands
@@ -67,10 +66,11 @@ from gardien.errors import ConfigError, GardienError, SourceError, StoreError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.model import Address, Ban, Checkpoint, Unban
+from gardien.settings import DaemonSettings, FilterSpec, JailSettings
 from gardien.sources.base import Batch, Source
 from gardien.sources.files import FileSource, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
-from gardien.sources.hub import FeedUpdate, HubFeed, feed_options
+from gardien.sources.hub import FeedUpdate, HubFeed
 from gardien.sources.journal import JournalEntries, JournalLine
 from gardien.sources.watch import FileWatcher
 from gardien.store.base import BanStore, Progress

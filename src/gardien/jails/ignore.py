@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gardien.clock import Clock
-from gardien.config.jails import JailSettings
 from gardien.errors import ConfigError
 from gardien.model import Address, parse_address
+from gardien.settings import JailSettings
 
 __all__ = ["IgnoreList", "OwnAddresses", "Resolver", "normalize_address"]
 

@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from gardien.clock import Clock
-from gardien.config.jails import JailSettings
 from gardien.errors import JailError
 from gardien.jails.ignore import IgnoreList, normalize_address
 from gardien.jails.timing import BanTimePolicy, RandomSource
 from gardien.model import Address, Ban, Failure, PendingFailures, Unban, parse_address
+from gardien.settings import JailSettings
 
 __all__ = ["DEFAULT_MAX_PENDING", "BanHistory", "Jail", "JailError", "JailStatus"]
 

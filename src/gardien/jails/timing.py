@@ -28,8 +28,8 @@ import random as _random
 from collections.abc import Callable
 from typing import Protocol
 
-from gardien.config.jails import BanTimeIncrement, JailSettings
 from gardien.errors import ConfigError
+from gardien.settings import BanTimeIncrement, JailSettings
 
 __all__ = ["BanTimePolicy", "RandomSource"]
 

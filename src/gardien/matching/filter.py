@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gardien.clock import Clock, SystemClock
-from gardien.config.filters import FilterSpec, RegexSource
 from gardien.errors import FilterError
 from gardien.matching.dates import DateContext, DateDetector, templates_for, zone_offset
 from gardien.matching.jsonrules import (
@@ -43,6 +42,7 @@ from gardien.matching.jsonrules import (
 )
 from gardien.matching.literals import first_characters, required_words
 from gardien.model import Failure, parse_address
+from gardien.settings import FilterSpec, RegexSource
 
 __all__ = ["CompiledRegex", "Filter", "LineMatcher", "LineResult"]
 

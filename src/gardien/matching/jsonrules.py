@@ -51,9 +51,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gardien.config.filters import RegexSource
 from gardien.errors import FilterError
 from gardien.matching.tags import expand_tags, group_name, localise_flags
+from gardien.settings import RegexSource
 
 __all__ = [
     "MAX_JSON_LENGTH",

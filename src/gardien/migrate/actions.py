@@ -14,10 +14,9 @@ from gardien.actions import FirewallRegistry, build_action, managers
 from gardien.actions.firewall import BACKEND_OF
 from gardien.actions.registry import DIFFERENT, UNSUPPORTED
 from gardien.backends import MemoryFirewall
-from gardien.config.jails import JailSettings
-from gardien.config.values import Spec
 from gardien.errors import ConfigError
 from gardien.migrate.notes import NotCarried
+from gardien.settings import JailSettings, Spec
 
 __all__ = ["migrated_actions"]
 

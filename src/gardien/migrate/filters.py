@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gardien.config.filters import bundled_config_dir, filter_files
-from gardien.config.jails import JailSettings
 from gardien.config.reader import ConfigSet
-from gardien.config.values import Spec
 from gardien.migrate.notes import FileCopy, NotCarried
+from gardien.settings import JailSettings, Spec
 
 __all__ = ["FAIL2BAN_PACKAGE_DIR", "migrated_filter", "package_checksums"]
 

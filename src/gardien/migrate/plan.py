@@ -27,7 +27,7 @@ from pathlib import Path
 
 from gardien.actions import FirewallRegistry, build_actions
 from gardien.backends import MemoryFirewall
-from gardien.config.daemon import DaemonSettings, load_daemon_settings
+from gardien.config.daemon import load_daemon_settings
 from gardien.config.jails import jail_filter, load_jails
 from gardien.config.mail import load_mail_relay
 from gardien.daemon.control import ControlClient
@@ -44,6 +44,7 @@ from gardien.migrate.translate import (
     translate,
 )
 from gardien.model import Ban
+from gardien.settings import DaemonSettings
 from gardien.store.sqlite import SQLiteBanStore, active_ban_counts, history_keys
 
 __all__ = ["FileWrite", "Plan", "build_plan", "execute"]

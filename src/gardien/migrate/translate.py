@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gardien.config.daemon import DaemonSettings, daemon_settings_from_files, load_daemon_settings
+from gardien.config.daemon import daemon_settings_from_files, load_daemon_settings
 from gardien.config.filters import bundled_config_dir
-from gardien.config.jails import READ_OPTIONS, JailSettings, jail_filter, load_jails
+from gardien.config.jails import READ_OPTIONS, jail_filter, load_jails
 from gardien.config.mail import load_mail_relay
 from gardien.config.reader import ConfigSet, resource_files
 from gardien.config.values import parse_bool
@@ -33,6 +33,7 @@ from gardien.errors import ConfigError, MigrateError
 from gardien.migrate.actions import migrated_actions
 from gardien.migrate.filters import migrated_filter, package_checksums
 from gardien.migrate.notes import FileCopy, NotCarried
+from gardien.settings import DaemonSettings, JailSettings
 
 __all__ = [
     "GENERATED_DAEMON",

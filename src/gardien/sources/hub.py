@@ -33,36 +33,24 @@ from dataclasses import dataclass
 
 import httpx
 
-from gardien.config.mail import read_secret
-from gardien.config.values import Spec, parse_duration
 from gardien.errors import ConfigError, HubRefused, HubUnavailable
-from gardien.hub.client import HubClient, endpoint_url, hub_url
+from gardien.hub.client import HubClient, hub_url
 from gardien.model import Address, Checkpoint
 from gardien.retries import backoff_after
+from gardien.secretfile import read_secret
+from gardien.settings import FeedOptions  # re-exported: it was defined here
 from gardien.sources.base import Batch
 
 __all__ = [
     "FeedOptions",
     "FeedUpdate",
     "HubFeed",
-    "feed_options",
 ]
 
 logger = logging.getLogger("gardien.sources.hub")
 
 #: the longest wait between two tries when the hub is away
 MAX_BACKOFF = 300.0
-
-
-@dataclass(frozen=True)
-class FeedOptions:
-    """The parameters of ``backend = hub[...]``, checked (the token file is not read yet)."""
-
-    url: str
-    token_file: str
-    every: float = 5.0
-    timeout: float = 30.0
-    resync: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -78,29 +66,6 @@ class FeedUpdate:
 
 def _parameter_error(option: str, message: str) -> ConfigError:
     return ConfigError(f"backend 'hub': {option}: {message}")
-
-
-def feed_options(spec: Spec) -> FeedOptions:
-    """The options of ``backend = hub[url=..., token_file=..., every=5s, timeout=30s,
-    resync=1h]``; :class:`ConfigError` naming the wrong one. Reads no file."""
-    params = {key.lower(): value.strip() for key, value in spec.params.items()}
-    known = ("url", "token_file", "every", "timeout", "resync")
-    for option in params:
-        if option not in known:
-            raise _parameter_error(option, f"unknown parameter (known: {', '.join(known)})")
-    url = endpoint_url(params, _parameter_error)
-    durations: dict[str, float] = {"every": 5.0, "timeout": 30.0, "resync": 3600.0}
-    for option in tuple(durations):
-        if option not in params:
-            continue
-        try:
-            seconds = parse_duration(params[option])
-        except ConfigError as error:
-            raise _parameter_error(option, error.message) from None
-        if seconds <= 0:
-            raise _parameter_error(option, "must be longer than 0 seconds")
-        durations[option] = seconds
-    return FeedOptions(url, params["token_file"], **durations)
 
 
 def _parse(texts: tuple[str, ...]) -> tuple[Address, ...]:
