@@ -38,40 +38,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gardien import __version__
-from gardien.actions import Action, FirewallRegistry, build_actions
+from gardien.actions import Action, FirewallRegistry
 from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import DaemonSettings, load_daemon_settings
-from gardien.config.filters import FilterSpec
-from gardien.config.jails import JailSettings, jail_filter, load_jails
-from gardien.config.mail import load_mail_relay
-from gardien.config.values import parse_spec
+from gardien.config.jails import JailSettings
+from gardien.daemon.assembly import FeedPlan, assemble
 from gardien.daemon.commands import Commands
 from gardien.daemon.control import ControlServer
-from gardien.daemon.host import own_addresses, resolve
-from gardien.daemon.jailsources import (
-    check_source,
-    journalmatch_of,
-    open_file,
-    open_journal,
-    uses_journal,
-)
+from gardien.daemon.jailsources import open_file, open_journal, uses_journal
 from gardien.daemon.logs import set_log_level, switch_log_target
 from gardien.daemon.notify import Notifier
 from gardien.errors import ConfigError, GardienError, SourceError
-from gardien.jails import IgnoreList, Jail
-from gardien.matching.filter import Filter, LineMatcher, LineResult
+from gardien.jails import Jail
+from gardien.matching.filter import LineMatcher, LineResult
 from gardien.model import Address, Ban, Unban
 from gardien.sources.files import FilePosition, FileTail, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
-from gardien.sources.hub import (
-    CURSOR_PREFIX,
-    FeedUpdate,
-    HubFeed,
-    cursor_from_text,
-    feed_options,
-)
+from gardien.sources.hub import CURSOR_PREFIX, FeedUpdate, HubFeed, cursor_from_text
 from gardien.sources.journal import JournalSource
 from gardien.sources.watch import FileWatcher
 from gardien.store.base import BanStore
@@ -146,44 +131,30 @@ class Daemon:
 
     # ---- building ------------------------------------------------------------------------
     def _build(self) -> dict[str, JailRuntime]:
-        """Every enabled jail, fully checked; raises before anything runs. A jail with
-        ``backend = hub[...]`` has no filter and no log: its bans come from the hub."""
+        """Every enabled jail, fully checked (:func:`~gardien.daemon.assembly.assemble`);
+        raises the first problem before anything runs. A jail with ``backend = hub[...]`` has
+        no filter and no log: its bans come from the hub."""
+        assembly = assemble(
+            self.config_dir,
+            firewalls=self.firewalls,
+            clock=self.clock,
+            keep_bans=self.settings.keepbans,
+        )
+        assembly.raise_first_problem()
         built: dict[str, JailRuntime] = {}
-        mail_relay = load_mail_relay(self.config_dir)
-        for settings in load_jails(self.config_dir, only_enabled=True):
-            feed: HubFeed | None = None
-            spec: FilterSpec | None = None
-            try:
-                if settings.hub_feed:
-                    options = feed_options(parse_spec(settings.backend))
-                    feed = HubFeed.from_options(settings.name, options)
-                else:
-                    spec = jail_filter(settings, self.config_dir)
-                    compiled = Filter(spec)
-                    check_source(settings, journalmatch_of(settings, spec))
-                actions = build_actions(
-                    settings.actions,
-                    settings.name,
-                    firewalls=self.firewalls,
-                    clock=self.clock,
-                    keep_bans=self.settings.keepbans,
-                    mail_relay=mail_relay,
-                )
-            except ConfigError as error:
-                raise error.located(section=settings.name) from None
-            ignore = IgnoreList.from_settings(
-                settings, clock=self.clock, own_addresses=own_addresses, resolve=resolve
-            )
-            jail = Jail(settings, clock=self.clock, history=self._history, ignore=ignore)
-            if spec is None:
-                built[settings.name] = JailRuntime(settings, jail, None, actions, feed=feed)
-                continue
-            built[settings.name] = JailRuntime(
+        for name, plan in assembly.plans.items():
+            settings = plan.settings
+            jail = Jail(settings, clock=self.clock, history=self._history, ignore=plan.ignore)
+            matcher = None
+            if plan.filter is not None:
+                matcher = plan.filter.matcher(clock=self.clock, log_timezone=settings.logtimezone)
+            built[name] = JailRuntime(
                 settings,
                 jail,
-                compiled.matcher(clock=self.clock, log_timezone=settings.logtimezone),
-                actions,
-                journalmatch=journalmatch_of(settings, spec),
+                matcher,
+                list(plan.actions),
+                journalmatch=plan.journalmatch,
+                feed=plan.source.feed if isinstance(plan.source, FeedPlan) else None,
             )
         return built
 
