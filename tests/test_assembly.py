@@ -3,16 +3,26 @@ plans and every problem, as the daemon and ``gardien config check`` both use it.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextlib
 import textwrap
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+import gardien.daemon
 from gardien.actions import FirewallAction, LogAction
 from gardien.backends import MemoryFirewall
 from gardien.cli import cli
+from gardien.clock import FakeClock
+from gardien.config.daemon import DaemonSettings
+from gardien.config.jails import JailSettings
+from gardien.config.values import Spec
 from gardien.daemon.assembly import (
     FeedPlan,
     FilesPlan,
@@ -21,9 +31,14 @@ from gardien.daemon.assembly import (
     assemble,
     pretend_firewalls,
 )
+from gardien.daemon.commands import Commands
+from gardien.daemon.control import Request
 from gardien.daemon.jailsources import JournalOptions
-from gardien.daemon.server import Daemon
-from gardien.errors import ConfigError
+from gardien.daemon.metrics import jail_samples
+from gardien.daemon.server import Daemon, JailRuntime
+from gardien.errors import ConfigError, UnknownJailError
+from gardien.jails import Jail
+from gardien.model import Address, Ban
 from gardien.store.memory import MemoryBanStore
 
 #: two jails, each broken in its own way: a value that is not one (met reading the jails) and an
@@ -184,3 +199,153 @@ def test_the_daemon_raises_the_first_problem_config_check_prints(tmp_path: Path)
     assert not (tmp_path / "sock").exists()  # refused before the socket was opened
     _status, _stdout, stderr = check(local.parent)
     assert stderr.splitlines()[0] == f"gardien: error: {caught.value}"
+
+
+# ---- the daemon's control interface -----------------------------------------------------------
+#: the modules on the control side of the daemon, which see it through DaemonControl only
+CONTROL_SIDE = ("commands.py", "options.py", "metrics.py")
+
+
+@pytest.mark.parametrize("module", CONTROL_SIDE)
+def test_the_control_side_uses_no_private_member_of_the_daemon(module: str) -> None:
+    """No ``something._name`` but on ``self``: the daemon (``daemon``, ``self._daemon``) is
+    reached through its public control interface only."""
+    path = Path(gardien.daemon.__file__).parent / module
+    tree = ast.parse(path.read_text(), str(path))
+    private = [
+        f"{path.name}:{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    ]
+    assert private == []
+
+
+class FakeDaemon:
+    """A small :class:`DaemonControl` with real jails: the bans and unbans the commands ask
+    for are recorded (when there is one) instead of stored and acted upon."""
+
+    def __init__(self, config_dir: Path, *names: str) -> None:
+        self.config_dir = config_dir
+        self.settings = DaemonSettings()
+        self.socket_path = str(config_dir / "sock")
+        self.clock = FakeClock(1_000_000.0)
+        self.jails = {name: self._runtime(name, maxretry=3) for name in names}
+        self.failed = {"offline": "cannot read /var/log/offline.log: permission denied"}
+        self.lock = asyncio.Lock()
+        self.calls: list[tuple[Any, ...]] = []
+        self.files = {name: [f"/var/log/{name}.log"] for name in names}
+
+    def _runtime(self, name: str, **options: Any) -> JailRuntime:
+        settings = JailSettings(name, True, Spec("sshd"), (), (), **options)
+        return JailRuntime(settings, Jail(settings, clock=self.clock), None, [])
+
+    def log_files(self, name: str) -> list[str]:
+        return self.files[name]
+
+    def log_sources(self, name: str) -> int:
+        return len(self.files[name])
+
+    @contextlib.asynccontextmanager
+    async def changes(self) -> AsyncIterator[None]:
+        async with self.lock:
+            yield
+
+    def request_stop(self) -> None:
+        self.calls.append(("stop",))
+
+    async def ban_addresses(self, name: str, addresses: Sequence[Address]) -> list[Ban]:
+        assert self.lock.locked()
+        if addresses:
+            self.calls.append(("ban", name, *map(str, addresses)))
+        return [self.jails[name].jail.ban(address) for address in addresses]
+
+    async def unban_addresses(
+        self, name: str, addresses: Sequence[Address], *, reason: str = "manual"
+    ) -> int:
+        assert self.lock.locked()
+        lifted = [a for a in addresses if self.jails[name].jail.unban(a) is not None]
+        if lifted:
+            self.calls.append(("unban", name, reason, *map(str, lifted)))
+        return len(lifted)
+
+    async def reconfigure(self, only: str | None) -> str:
+        assert self.lock.locked()
+        if only is not None and only not in self.jails:
+            raise ConfigError(f"unknown jail {only!r} in the new configuration")
+        self.calls.append(("reload", only))
+        return "OK"
+
+    async def stop_jail(self, name: str) -> None:
+        self.calls.append(("stop_jail", name))
+        del self.jails[name]
+
+    def retune_jail(self, name: str, settings: JailSettings) -> None:
+        assert self.lock.locked()
+        self.calls.append(("retune", name, settings.maxretry))
+        self.jails[name].settings = settings
+
+    def add_logpath(self, name: str, path: str, from_tail: bool) -> list[str]:
+        self.files[name].append(path)
+        return self.files[name]
+
+    def remove_logpath(self, name: str, path: str) -> list[str]:
+        self.files[name].remove(path)
+        return self.files[name]
+
+    def set_loglevel(self, level: str) -> str:
+        return level.upper()
+
+    def set_logtarget(self, target: str) -> str:
+        return target
+
+    def set_dbpurgeage(self, seconds: float) -> float:
+        self.settings = replace(self.settings, dbpurgeage=seconds)
+        return seconds
+
+
+def test_commands_work_through_the_control_interface(tmp_path: Path) -> None:
+    daemon = FakeDaemon(tmp_path, "sshd", "postfix")
+    commands = Commands(daemon)
+
+    def ask(command: str, *args: str) -> Any:
+        return asyncio.run(commands.handle(Request(command, args)))
+
+    assert ask("set", "sshd", "banip", "203.0.113.7", "203.0.113.8") == 2
+    assert ask("set", "sshd", "banip", "203.0.113.7") == 0  # banned already
+    assert ask("set", "postfix", "banip", "203.0.113.7") == 1
+    assert ask("status", "sshd")["files"] == ["/var/log/sshd.log"]
+    assert ask("get", "sshd", "logpath") == ["/var/log/sshd.log"]
+    assert ask("status")["not_started"] == daemon.failed
+    assert ask("set", "sshd", "unbanip", "203.0.113.8", "198.51.100.1") == 1
+    assert ask("unban", "203.0.113.7") == 2  # in both jails
+    assert ask("set", "sshd", "maxretry", "7") == 7
+    assert ask("set", "dbpurgeage", "2d") == 172800 == daemon.settings.dbpurgeage
+    assert ask("set", "sshd", "banip", "192.0.2.1") == 1
+    assert ask("reload", "--unban", "sshd") == "OK"
+    assert ask("stop", "postfix") is None and list(daemon.jails) == ["sshd"]
+    assert daemon.calls == [
+        ("ban", "sshd", "203.0.113.7", "203.0.113.8"),
+        ("ban", "postfix", "203.0.113.7"),
+        ("unban", "sshd", "manual", "203.0.113.8"),
+        ("unban", "sshd", "manual", "203.0.113.7"),
+        ("unban", "postfix", "manual", "203.0.113.7"),
+        ("retune", "sshd", 7),
+        ("ban", "sshd", "192.0.2.1"),
+        ("unban", "sshd", "manual", "192.0.2.1"),
+        ("reload", "sshd"),
+        ("stop_jail", "postfix"),
+    ]
+    with pytest.raises(UnknownJailError):
+        ask("start", "nojail")
+
+
+def test_metrics_read_the_control_interface(tmp_path: Path) -> None:
+    daemon = FakeDaemon(tmp_path, "sshd")
+    daemon.files["sshd"].append("/var/log/other.log")
+    daemon.jails["sshd"].jail.ban("203.0.113.9")
+    daemon.jails["sshd"].lines_read = 12
+    (sample,) = jail_samples(daemon)
+    assert (sample.jail, sample.lines_read, sample.banned, sample.files) == ("sshd", 12, 1, 2)

@@ -32,7 +32,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -538,6 +538,65 @@ class Daemon:
                 await asyncio.to_thread(self.store.save_file_position, runtime.name, position)
 
     # ---- changes asked for on the control socket ------------------------------------------
+    # (with the attributes config_dir, settings, socket_path, clock, jails and failed, this is
+    # the daemon's side of :class:`~gardien.daemon.interface.DaemonControl`)
+    @contextlib.asynccontextmanager
+    async def changes(self) -> AsyncIterator[None]:
+        """Hold the daemon's state still around a command that changes it: one change at a
+        time (the pipeline, a reload, a command). Methods that say *inside changes()* expect
+        it held."""
+        async with self._lock:
+            yield
+
+    def log_files(self, name: str) -> list[str]:
+        """The log files running jail ``name`` follows now."""
+        return list(self.jails[name].tails)
+
+    def log_sources(self, name: str) -> int:
+        """How many log files or journals running jail ``name`` reads."""
+        runtime = self.jails[name]
+        return len(runtime.tails) + (runtime.journal is not None)
+
+    async def ban_addresses(self, name: str, addresses: Sequence[Address]) -> list[Ban]:
+        """Ban ``addresses`` in jail ``name`` (``set JAIL banip``), the way the pipeline bans:
+        store first, then actions. The caller has checked them (none ignored nor banned
+        already). Inside changes()."""
+        runtime = self.jails[name]
+        bans = [runtime.jail.ban(address) for address in addresses]
+        if bans:
+            await self._apply(runtime, bans)
+        return bans
+
+    async def unban_addresses(
+        self, name: str, addresses: Sequence[Address], *, reason: str = "manual"
+    ) -> int:
+        """Lift the bans of ``addresses`` in jail ``name`` (``unban``, ``set JAIL unbanip``),
+        store first, then actions; those not banned are passed over. How many were lifted.
+        Inside changes()."""
+        runtime = self.jails[name]
+        unbans = [unban for unban in map(runtime.jail.unban, addresses) if unban is not None]
+        if unbans:
+            await self._lift(runtime, [replace(unban, reason=reason) for unban in unbans])
+        return len(unbans)
+
+    async def reconfigure(self, only: str | None) -> str:
+        """:meth:`reload` for a caller that holds :meth:`changes` already."""
+        return await self._reload(only)
+
+    def retune_jail(self, name: str, settings: JailSettings) -> None:
+        """Give running jail ``name`` new settings (``set JAIL bantime|findtime|maxretry|
+        maxmatches``): its bans and ignore list are kept, the failures it counted are not.
+        Inside changes()."""
+        runtime = self.jails[name]
+        jail = Jail(settings, clock=self.clock, history=self._history, ignore=runtime.jail.ignore)
+        jail.restore(runtime.jail.active_bans(), now=self.clock.now())
+        runtime.settings, runtime.jail = settings, jail
+
+    def set_dbpurgeage(self, seconds: float) -> float:
+        """Keep ban history for ``seconds`` from now on (``set dbpurgeage``)."""
+        self.settings = replace(self.settings, dbpurgeage=seconds)
+        return seconds
+
     async def stop_jail(self, name: str) -> None:
         """Stop one jail (fail2ban's ``stop JAIL``): its sources close, its actions stop (their
         firewall objects go, unless keepbans); its bans stay in the store, so ``start JAIL``
