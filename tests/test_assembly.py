@@ -146,6 +146,28 @@ def test_one_broken_jail_does_not_hide_another(tmp_path: Path) -> None:
     assert list(assembly.plans) == ["right"]
 
 
+def test_a_filter_problem_is_located_in_its_file_or_at_the_jail(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    broken = write(etc, "filter.d/broken.conf", "[Definition]\nfailregex = ^x (<HOST>\n")
+    local = write(
+        etc,
+        "jail.local",
+        """\
+        [missing]
+        enabled = true
+        filter  = no-such-filter
+        action  = log
+
+        [broken]
+        enabled = true
+        action  = log
+        """,
+    )
+    missing, wrong = assemble(etc, firewalls=pretend_firewalls()).problems
+    assert str(missing).startswith(f"{local}:1: [missing] filter: no filter named 'no-such")
+    assert str(wrong).startswith(f"{broken}:2: [broken] failregex: not a valid regular")
+
+
 def test_config_check_prints_every_problem_with_its_place(tmp_path: Path) -> None:
     local = write(tmp_path, "etc/jail.local", TWO_BROKEN)
     status, stdout, stderr = check(local.parent)

@@ -200,7 +200,7 @@ def _filter_and_source(
         spec = jail_filter(settings, config_dir)
         compiled = Filter(spec)
     except ConfigError as error:
-        problems.append(error.located(section=settings.name, option="filter"))
+        problems.append(_at_jail(error, settings, option="filter"))
         return None
     journalmatch = journalmatch_of(settings, spec)
     try:
@@ -221,7 +221,12 @@ def _filter_and_source(
 
 
 def _at_jail(error: ConfigError, settings: JailSettings, option: str | None = None) -> ConfigError:
-    """``error`` located at the jail's section (where it does not say better)."""
+    """``error`` located at the jail's section, where it does not say better (a line of
+    another file, such as the filter's, is not given the jail's line)."""
+    same_file = error.path is None or error.path == settings.path
     return error.located(
-        path=settings.path, line=settings.line, section=settings.name, option=option
+        path=settings.path,
+        line=settings.line if same_file else None,
+        section=settings.name,
+        option=option,
     )
