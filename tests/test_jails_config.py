@@ -236,3 +236,26 @@ def test_logtimezone_dates_the_jails_lines_and_a_bad_one_is_located(config_dir: 
     with pytest.raises(ConfigError, match="logtimezone") as info:
         load_jails(config_dir)
     assert "custom.local" in str(info.value) and "Mars/Olympus" in str(info.value)
+
+
+def test_maxpending_bounds_the_addresses_a_jail_counts(config_dir: Path) -> None:
+    write(
+        config_dir / "jail.local",
+        """\
+        [sshd]
+        enabled = true
+        maxpending = 2
+        """,
+    )
+    (sshd,) = load_jails(config_dir, only_enabled=True)
+    assert sshd.maxpending == 2
+    from gardien.jails import Jail
+    from gardien.model import Failure
+
+    jail = Jail(sshd, clock=FakeClock(1_700_000_000.0))
+    for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        jail.add_failure(Failure(host, 1_700_000_000.0, 0, lines=("x",)))
+    assert jail.status().currently_failed == 2 and jail.status().forgotten == 1
+    write(config_dir / "jail.local", "[sshd]\nenabled = true\nmaxpending = 0\n")
+    with pytest.raises(ConfigError, match=r"jail.local:3: .*maxpending must be 1 or more"):
+        load_jails(config_dir, only_enabled=True)

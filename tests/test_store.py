@@ -23,12 +23,13 @@ from hypothesis import strategies as st
 
 from gardien.clock import FakeClock
 from gardien.errors import StoreError
-from gardien.model import Address, Ban, parse_address
+from gardien.model import Address, Ban, Checkpoint, PendingFailures, parse_address
+from gardien.sources.files import FilePosition, position_from_state, position_state
 from gardien.store import (
     SCHEMA_VERSION,
     BanStore,
-    FilePosition,
     MemoryBanStore,
+    Progress,
     SQLiteBanStore,
     migrations,
 )
@@ -290,18 +291,82 @@ def test_purge_forgets_old_history_but_never_a_current_ban(
     assert [str(b.address) for b in store.active_bans(clock.now())] == ["192.0.2.2"]
 
 
+def file_checkpoint(position: FilePosition) -> Checkpoint:
+    return Checkpoint(f"file:{position.path}", position_state(position))
+
+
+def stored_position(store: BanStore, jail: str, path: str) -> FilePosition | None:
+    checkpoint = store.checkpoint(jail, f"file:{path}")
+    return None if checkpoint is None else position_from_state(path, checkpoint.state)
+
+
 def test_file_positions(store: BanStore) -> None:
     position = FilePosition("/var/log/auth.log", 1234, 4096, "9f86d081884c7d65")
-    assert store.file_position("sshd", "/var/log/auth.log") is None
-    store.save_file_position("sshd", position)
-    assert store.file_position("sshd", "/var/log/auth.log") == position
-    assert store.file_position("postfix", "/var/log/auth.log") is None
+    assert stored_position(store, "sshd", "/var/log/auth.log") is None
+    store.save_checkpoint("sshd", file_checkpoint(position))
+    assert stored_position(store, "sshd", "/var/log/auth.log") == position
+    assert stored_position(store, "postfix", "/var/log/auth.log") is None
     moved = FilePosition("/var/log/auth.log", 99, 10, "other")
-    store.save_file_position("sshd", moved)
-    assert store.file_position("sshd", "/var/log/auth.log") == moved
+    store.save_checkpoint("sshd", file_checkpoint(moved))
+    assert stored_position(store, "sshd", "/var/log/auth.log") == moved
     huge = FilePosition("/srv/log/app.log", 2**64 - 1, 2**40, "")  # 64-bit inode
-    store.save_file_position("app", huge)
-    assert store.file_position("app", "/srv/log/app.log") == huge
+    store.save_checkpoint("app", file_checkpoint(huge))
+    assert stored_position(store, "app", "/srv/log/app.log") == huge
+
+
+def test_a_batch_stores_its_bans_checkpoint_and_pending_failures_together(
+    store: BanStore,
+) -> None:
+    banned = ban("192.0.2.1", end=NOW + 600)
+    counting = PendingFailures(address("192.0.2.2"), (NOW - 5, NOW), (("one",), ("two",)))
+    store.save_progress(
+        Progress(
+            "sshd",
+            [banned],
+            checkpoint=Checkpoint("journal", "s=abc;i=7"),
+            pending=[counting],
+            settled=[address("192.0.2.1")],
+        )
+    )
+    assert store.active_bans(NOW) == [banned]
+    assert store.checkpoint("sshd", "journal") == Checkpoint("journal", "s=abc;i=7")
+    assert store.pending_failures("sshd") == [counting]
+    assert store.pending_failures("postfix") == []
+    # a third failure of 192.0.2.2 banned it; a new address starts counting
+    later = ban("192.0.2.2", end=NOW + 600)
+    newcomer = PendingFailures(address("2001:db8::1"), (NOW + 1,), (("three",),))
+    store.save_progress(
+        Progress("sshd", [later], pending=[newcomer], settled=[address("192.0.2.2")])
+    )
+    assert store.pending_failures("sshd") == [newcomer]
+    assert store.checkpoint("sshd", "journal") == Checkpoint("journal", "s=abc;i=7")
+    # a hub's list removing an address lifts its ban in the same transaction
+    store.save_progress(Progress("sshd", lifted=[address("192.0.2.1")]))
+    assert [str(b.address) for b in store.active_bans(NOW)] == ["192.0.2.2"]
+
+
+def test_pending_failures_keep_the_lines_of_the_last_failures_only(store: BanStore) -> None:
+    long_line = "x" * 10_000
+    many = PendingFailures(
+        address("192.0.2.3"),
+        tuple(NOW + i for i in range(12)),
+        tuple((f"line {i}", long_line) for i in range(12)),
+    )
+    store.save_progress(Progress("sshd", pending=[many]))
+    (stored,) = store.pending_failures("sshd")
+    assert stored.times == many.times
+    assert all(lines == () for lines in stored.lines[:2])  # DEFAULT_MAX_MATCHES = 10
+    assert stored.lines[-1] == ("line 11", "x" * 4096)
+
+
+def test_purge_forgets_pending_failures_older_than_the_cutoff(
+    store: BanStore, clock: FakeClock
+) -> None:
+    old = PendingFailures(address("192.0.2.4"), (NOW - 90_000,), ((),))
+    recent = PendingFailures(address("192.0.2.5"), (NOW - 10,), ((),))
+    store.save_progress(Progress("sshd", pending=[old, recent]))
+    store.purge(older_than=NOW - 86_400)
+    assert [p.address for p in store.pending_failures("sshd")] == [address("192.0.2.5")]
 
 
 def test_writes_from_many_threads_are_all_kept(store: BanStore) -> None:
@@ -398,10 +463,10 @@ def test_bans_and_positions_survive_a_restart(db_path: Path, clock: FakeClock) -
     with SQLiteBanStore(db_path, clock) as store:
         store.add_bans(bans)
         store.add_ban(ban("192.0.2.99", end=NOW - 1))
-        store.save_file_position("sshd", position)
+        store.save_checkpoint("sshd", file_checkpoint(position))
     with SQLiteBanStore(db_path, clock) as store:
         assert store.active_bans(NOW) == bans
-        assert store.file_position("sshd", "/var/log/auth.log") == position
+        assert stored_position(store, "sshd", "/var/log/auth.log") == position
         # restoring them again must not double anything
         store.add_bans(store.active_bans(NOW))
     with SQLiteBanStore(db_path, clock) as store:
@@ -717,12 +782,12 @@ def test_the_store_package_exports_documented_names() -> None:
 
 
 def test_journal_cursors(store: BanStore) -> None:
-    assert store.journal_cursor("sshd") is None
-    store.save_journal_cursor("sshd", "s=abc;i=1")
-    store.save_journal_cursor("sshd", "s=abc;i=2")
-    store.save_journal_cursor("postfix", "s=def;i=9")
-    assert store.journal_cursor("sshd") == "s=abc;i=2"
-    assert store.journal_cursor("postfix") == "s=def;i=9"
+    assert store.checkpoint("sshd", "journal") is None
+    store.save_checkpoint("sshd", Checkpoint("journal", "s=abc;i=1"))
+    store.save_checkpoint("sshd", Checkpoint("journal", "s=abc;i=2"))
+    store.save_checkpoint("postfix", Checkpoint("journal", "s=def;i=9"))
+    assert store.checkpoint("sshd", "journal") == Checkpoint("journal", "s=abc;i=2")
+    assert store.checkpoint("postfix", "journal") == Checkpoint("journal", "s=def;i=9")
 
 
 def test_a_version_1_database_gains_journal_cursors(tmp_path: Path, clock: FakeClock) -> None:
@@ -741,9 +806,36 @@ def test_a_version_1_database_gains_journal_cursors(tmp_path: Path, clock: FakeC
     connection.close()
     with SQLiteBanStore(path, clock) as store:
         assert [str(b.address) for b in store.active_bans(NOW)] == ["192.0.2.1"]
-        store.save_journal_cursor("sshd", "s=1")
-        assert store.journal_cursor("sshd") == "s=1"
-    assert _user_version(path) == SCHEMA_VERSION == 2
+        store.save_checkpoint("sshd", Checkpoint("journal", "s=1"))
+        assert store.checkpoint("sshd", "journal") == Checkpoint("journal", "s=1")
+    assert _user_version(path) == SCHEMA_VERSION == 3
+
+
+def test_a_version_2_database_keeps_its_positions_and_cursors_as_checkpoints(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from gardien.store.migrations import MIGRATIONS
+
+    path = tmp_path / "v2.sqlite3"
+    connection = sqlite3.connect(path)
+    MIGRATIONS[0](connection)
+    MIGRATIONS[1](connection)
+    connection.execute("PRAGMA user_version = 2")
+    connection.execute(
+        "INSERT INTO file_positions VALUES ('sshd', '/var/log/auth.log', ?, 4096, 'abc')",
+        (-2,),  # a 64-bit inode, kept signed by version 2
+    )
+    connection.execute("INSERT INTO journal_cursors VALUES ('postfix', 's=1;i=2')")
+    connection.execute("INSERT INTO journal_cursors VALUES ('blocklist', 'hub:42')")
+    connection.commit()
+    connection.close()
+    with SQLiteBanStore(path, clock) as store:
+        assert stored_position(store, "sshd", "/var/log/auth.log") == FilePosition(
+            "/var/log/auth.log", 2**64 - 2, 4096, "abc"
+        )
+        assert store.checkpoint("postfix", "journal") == Checkpoint("journal", "s=1;i=2")
+        assert store.checkpoint("blocklist", "hub") == Checkpoint("hub", "42")
+        assert store.pending_failures("sshd") == []
 
 
 # ---- importing bans made elsewhere (gardien migrate) -------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["Address", "Ban", "Failure", "Unban", "parse_address"]
+__all__ = ["Address", "Ban", "Checkpoint", "Failure", "PendingFailures", "Unban", "parse_address"]
 
 Address = (
     ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,3 +93,25 @@ class Unban:
     jail: str
     address: Address
     reason: str = "expired"  # "expired" | "manual" | "reload"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where one source of a jail stopped, as it can resume from: ``source`` names the source
+    within its jail (``file:/var/log/auth.log``, ``journal``, ``hub``), ``state`` is the
+    source's own text, opaque to everyone else. The store keeps one per jail and source."""
+
+    source: str
+    state: str
+
+
+@dataclass(frozen=True)
+class PendingFailures:
+    """The failures of ``address`` a jail counts but has not banned it for (fewer than
+    ``maxretry`` within ``findtime``): their ``times`` in order and, aligned with them, the
+    matched lines of each (only the most recent failures keep theirs, as a ban keeps a bounded
+    sample). Stored beside the checkpoints so that a restart goes on counting."""
+
+    address: Address
+    times: tuple[float, ...]
+    lines: tuple[tuple[str, ...], ...]

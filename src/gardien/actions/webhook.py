@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.actions.outbox import Outbox, backoff_delays, retry_after
 from gardien.clock import Clock, SystemClock
 from gardien.config.mail import read_secret

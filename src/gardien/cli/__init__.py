@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.config.filters import bundled_config_dir
 from gardien.errors import GardienError
 

@@ -413,7 +413,7 @@ def manual_date(environ: Mapping[str, str] = os.environ) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m gardien.cli._manpage``: print gardien(1)."""
-    from gardien import __version__
+    from gardien._version import __version__
     from gardien.cli import DEFAULT_CONFIG_DIR, cli
 
     if sys.argv[1:] if argv is None else argv:

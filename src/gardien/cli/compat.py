@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.config.filters import bundled_config_dir
 from gardien.config.values import parse_duration
 from gardien.errors import ControlError, GardienError, UnknownJailError

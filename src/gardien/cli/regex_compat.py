@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.cli.regex import RegexOptions, run_regex
 from gardien.cli.regex_output import SHOWN_BY_DEFAULT
 from gardien.config.filters import USEDNS_CHOICES, bundled_config_dir

@@ -45,6 +45,7 @@ READ_OPTIONS = (
     "bantime",
     "maxretry",
     "maxmatches",
+    "maxpending",
     "ignoreip",
     "ignoreself",
     "ignorecommand",
@@ -99,6 +100,7 @@ class JailSettings:
     bantime: float = 600.0  # seconds; -1 means for ever
     maxretry: int = 5
     maxmatches: int = 5
+    maxpending: int = 100_000  # addresses with failures counted at once (see gardien.jails.jail)
     ignoreip: tuple[str, ...] = ()
     ignoreself: bool = True
     ignorecommand: str = ""
@@ -316,6 +318,9 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
     maxretry = read.integer("maxretry", 5)
     if maxretry < 1:
         raise read.error("maxretry", "maxretry must be 1 or more")
+    maxpending = read.integer("maxpending", 100_000)
+    if maxpending < 1:
+        raise read.error("maxpending", "maxpending must be 1 or more")
     findtime = read.required_duration("findtime", 600.0)
     bantime = read.required_duration("bantime", 600.0)
     if findtime <= 0:
@@ -360,6 +365,7 @@ def _jail(config: ConfigSet, name: str) -> JailSettings:
         bantime=bantime,
         maxretry=maxretry,
         maxmatches=read.integer("maxmatches", maxretry),
+        maxpending=maxpending,
         ignoreip=tuple((read.values.get("ignoreip") or "").replace(",", " ").split()),
         ignoreself=read.boolean("ignoreself", True),
         ignorecommand=(read.values.get("ignorecommand") or "").strip(),

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.daemon.control import Request
 from gardien.daemon.interface import DaemonControl
 from gardien.daemon.logs import reopen_log_files

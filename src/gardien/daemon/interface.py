@@ -104,7 +104,7 @@ class DaemonControl(Protocol):
 
     def retune_jail(self, name: str, settings: JailSettings) -> None:
         """Give running jail ``name`` new counting and ban times (``settings``), keeping its
-        bans. Inside changes()."""
+        bans and the failures it counts. Inside changes()."""
         ...
 
     def add_logpath(self, name: str, path: str, from_tail: bool) -> list[str]:

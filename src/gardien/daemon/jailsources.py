@@ -28,7 +28,8 @@ from gardien.config.filters import FilterSpec
 from gardien.config.jails import JailSettings
 from gardien.config.values import Spec, parse_spec
 from gardien.errors import ConfigError, SourceError
-from gardien.sources.files import FilePosition, FileTail, StartMode
+from gardien.model import Checkpoint
+from gardien.sources.files import FileSource, StartMode
 from gardien.sources.globs import has_glob, parse_logpath_entry
 from gardien.sources.journal import JournalMatch, JournalSource
 
@@ -145,14 +146,15 @@ def open_file(
     settings: JailSettings,
     journalmatch: Sequence[str],
     path: str,
-    start: FilePosition | StartMode,
+    start: StartMode,
     *,
-    if_new: StartMode,
-) -> FileTail:
-    """A tail of ``path``; :class:`SourceError` saying why and what to do when it cannot be
-    read (a missing file is no error: it is waited for)."""
+    checkpoint: Checkpoint | None,
+) -> FileSource:
+    """``path`` as a source, from ``checkpoint`` (else from its ``start``, and from ``start``
+    too when the checkpoint is of a file no longer there); :class:`SourceError` saying why and
+    what to do when it cannot be read (a missing file is no error: it is waited for)."""
     try:
-        return FileTail(path, start, if_new=if_new)
+        return FileSource(path, start, if_new=start, checkpoint=checkpoint)
     except OSError as exc:
         raise SourceError(
             f"cannot read {path}: {exc.strerror}; {_file_fix(exc, settings, journalmatch)}"

@@ -30,7 +30,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.errors import ConfigError
 
 if TYPE_CHECKING:

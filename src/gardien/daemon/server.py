@@ -10,12 +10,18 @@ Lifecycle (``gardien run``):
    on this host (permission denied, no journal) is left out with one error line saying why and
    what to do, and the others run: ``gardien status`` lists it as not started. Any other
    failure undoes what was started: no firewall rule, chain, set or table is left behind.
-2. **main loop**: read what the watched files gained, match it, count failures, ban; once a
-   second, lift the bans that are over; now and then save file positions and purge old history.
-3. **stop** (SIGTERM, SIGINT, ``gardien stop``): stop watching, save positions, stop the jails'
-   actions (their firewall objects go, unless ``keepbans``), close the socket and the store.
-   Bans stay in the store (and, with ``keepbans`` and kernel timeouts, in the firewall), so a
-   restart loses nothing. A second SIGINT exits at once.
+2. **main loop**: one follow task per source of each jail (a log file, the journal, a hub's
+   list: each a :class:`~gardien.sources.base.Source`) reads a batch, matches it, counts
+   failures and decides bans, then stores the bans, the jail's changed pending failures and the
+   source's checkpoint in one transaction, then acts (firewall, notifications). So after a
+   crash nothing older than the last batch is read again and no failure inside ``findtime`` is
+   forgotten. Once a second, the bans that are over are lifted; now and then old history is
+   purged.
+3. **stop** (SIGTERM, SIGINT, ``gardien stop``): stop watching, stop the jails' actions (their
+   firewall objects go, unless ``keepbans``), close the socket and the store. Bans, pending
+   failures and checkpoints are in the store already (and, with ``keepbans`` and kernel
+   timeouts, the bans in the firewall), so a restart loses nothing. A second SIGINT exits at
+   once.
 
 SIGHUP (or ``gardien reload``) re-reads the configuration; a broken one is refused and the
 running one stays in force. Under systemd (``Type=notify``) the daemon reports READY, RELOADING
@@ -25,7 +31,6 @@ and STOPPING through ``$NOTIFY_SOCKET`` (:mod:`gardien.daemon.notify`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import fnmatch
 import logging
@@ -35,9 +40,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.actions import Action, FirewallRegistry
 from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
@@ -50,16 +55,17 @@ from gardien.daemon.control import ControlServer
 from gardien.daemon.jailsources import open_file, open_journal, uses_journal
 from gardien.daemon.logs import set_log_level, switch_log_target
 from gardien.daemon.notify import Notifier
-from gardien.errors import ConfigError, GardienError, SourceError
+from gardien.errors import ConfigError, GardienError, SourceError, StoreError
 from gardien.jails import Jail
 from gardien.matching.filter import LineMatcher, LineResult
-from gardien.model import Address, Ban, Unban
-from gardien.sources.files import FilePosition, FileTail, StartMode
+from gardien.model import Address, Ban, Checkpoint, Unban
+from gardien.sources.base import Batch, Source
+from gardien.sources.files import FileSource, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
-from gardien.sources.hub import CURSOR_PREFIX, FeedUpdate, HubFeed, cursor_from_text
-from gardien.sources.journal import JournalSource
+from gardien.sources.hub import FeedUpdate, HubFeed
+from gardien.sources.journal import JournalEntries, JournalLine
 from gardien.sources.watch import FileWatcher
-from gardien.store.base import BanStore
+from gardien.store.base import BanStore, Progress
 
 if TYPE_CHECKING:
     from gardien.daemon.metrics import MetricsEndpoint
@@ -67,8 +73,9 @@ if TYPE_CHECKING:
 __all__ = ["Daemon", "JailRuntime"]
 
 logger = logging.getLogger("gardien.daemon")
-READ_CHUNK = 4 << 20  # bytes read from one file before the loop looks at others
+READ_CHUNK = 4 << 20  # bytes of a file in one batch
 TICK = 1.0  # seconds between expiry checks
+POLL = 1.0  # seconds a source waits at most before it is looked at anyway (a lost notification)
 PURGE_EVERY = 3600.0
 FEED_CHUNK = 2000  # addresses of a hub's list banned between two looks at the rest of the loop
 
@@ -81,19 +88,32 @@ class JailRuntime:
     jail: Jail
     matcher: LineMatcher | None  # None for a jail fed by a hub, which reads no log
     actions: list[Action]
-    tails: dict[str, FileTail] = field(default_factory=dict)
+    #: what the jail reads, by :attr:`~gardien.sources.base.Source.key`
+    sources: dict[str, Source[object]] = field(default_factory=dict)
     #: glob patterns of logpath, so that files created later are followed too
     patterns: dict[str, StartMode] = field(default_factory=dict)
     journalmatch: tuple[str, ...] = ()
-    journal: JournalSource | None = None
-    feed: HubFeed | None = None
-    #: for the metrics endpoint; added once per chunk, not per line, to keep matching fast
+    feed: HubFeed | None = None  # the hub feed of a jail fed by a hub, before it is opened
+    #: the last checkpoint stored of each source: where a source resumes after a failed batch
+    checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict)
+    #: for the metrics endpoint; added once per batch, not per line, to keep matching fast
     lines_read: int = 0
     matching_seconds: float = 0.0
 
     @property
     def name(self) -> str:
         return self.settings.name
+
+    @property
+    def tails(self) -> dict[str, FileSource]:
+        """The log files followed, by path."""
+        return {s.path: s for s in self.sources.values() if isinstance(s, FileSource)}
+
+    @property
+    def journal(self) -> JournalEntries | None:
+        """The journal, when the jail reads it."""
+        source = self.sources.get(JournalEntries.key)
+        return source if isinstance(source, JournalEntries) else None
 
 
 class Daemon:
@@ -126,7 +146,8 @@ class Daemon:
         self._control: ControlServer | None = None
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()  # one change of state at a time (loop, control, reload)
-        self._journal_tasks: dict[str, asyncio.Future[None]] = {}
+        #: one follow task per source: (jail, source key) -> task
+        self._follow_tasks: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._metrics: MetricsEndpoint | None = None
 
     # ---- building ------------------------------------------------------------------------
@@ -187,8 +208,9 @@ class Daemon:
             self._watched_paths(), use_inotify=self._use_inotify, batch_delay=0.001
         )
         await self._watcher.start()
+        for runtime in self.jails.values():
+            self._start_following(runtime)
         logger.info("gardien %s started: %s", __version__, self.summary())
-        await self._read_all()
 
     def summary(self) -> str:
         """``2 jail(s): asterisk, sshd`` (and those not started), for logs and systemd."""
@@ -216,6 +238,8 @@ class Daemon:
         try:
             bans = await asyncio.to_thread(self.store.active_bans, now, runtime.name)
             restored = runtime.jail.restore(bans, now=now)
+            pending = await asyncio.to_thread(self.store.pending_failures, runtime.name)
+            counting = runtime.jail.restore_pending(pending, now=now)
             for action in runtime.actions:
                 started.append(action)  # stopped below even if its start fails half way
                 await action.start()
@@ -226,44 +250,59 @@ class Daemon:
             raise
         if restored:
             logger.info("[%s] restored %d ban(s)", runtime.name, len(restored))
+        if counting:
+            logger.info(
+                "[%s] still counting the failures of %d address(es)", runtime.name, counting
+            )
         return True
 
     async def _open_sources(self, runtime: JailRuntime, now: float) -> None:
-        """The jail's journal, or its log files (missing ones are waited for)."""
+        """The jail's hub feed, journal, or log files (missing ones are waited for), each from
+        its stored checkpoint."""
+        name = runtime.name
         if runtime.feed is not None:
+            checkpoint = await asyncio.to_thread(self.store.checkpoint, name, HubFeed.key)
+            runtime.feed.resume(checkpoint)
+            self._add_source(runtime, runtime.feed, checkpoint)
             return
         if uses_journal(runtime.settings, runtime.journalmatch):
-            cursor = await asyncio.to_thread(self.store.journal_cursor, runtime.name)
-            runtime.journal = open_journal(
+            checkpoint = await asyncio.to_thread(self.store.checkpoint, name, JournalEntries.key)
+            journal = open_journal(
                 runtime.settings,
                 runtime.journalmatch,
-                cursor=cursor,
-                since=None if cursor else now - runtime.settings.findtime,
+                cursor=None if checkpoint is None else checkpoint.state,
+                since=None if checkpoint else now - runtime.settings.findtime,
             )
-            logger.info("[%s] reading %s", runtime.name, runtime.journal.description)
+            source = JournalEntries(journal)
+            self._add_source(runtime, source, checkpoint)
+            logger.info("[%s] reading %s", name, source.description)
             return
         for entry in runtime.settings.logpath:
             pattern, mode = parse_logpath_entry(entry)
             if has_glob(pattern):
                 runtime.patterns[pattern] = mode
             for path in expand_logpaths([pattern]):
-                saved = await asyncio.to_thread(self.store.file_position, runtime.name, path)
-                start: FilePosition | StartMode = saved if saved is not None else mode
-                runtime.tails[path] = open_file(
-                    runtime.settings, runtime.journalmatch, path, start, if_new=mode
+                checkpoint = await asyncio.to_thread(self.store.checkpoint, name, f"file:{path}")
+                tail = open_file(
+                    runtime.settings, runtime.journalmatch, path, mode, checkpoint=checkpoint
                 )
+                self._add_source(runtime, tail, checkpoint)
                 if not os.path.exists(path):
-                    logger.info("[%s] %s does not exist yet: waiting for it", runtime.name, path)
+                    logger.info("[%s] %s does not exist yet: waiting for it", name, path)
+
+    @staticmethod
+    def _add_source(
+        runtime: JailRuntime, source: Source[object], checkpoint: Checkpoint | None
+    ) -> None:
+        runtime.sources[source.key] = source
+        runtime.checkpoints[source.key] = checkpoint
 
     @staticmethod
     def _close_sources(runtime: JailRuntime) -> None:
-        for tail in runtime.tails.values():
-            tail.close()
-        runtime.tails.clear()
+        for source in runtime.sources.values():
+            source.close()
+        runtime.sources.clear()
         runtime.patterns.clear()
-        if runtime.journal is not None:
-            runtime.journal.close()
-            runtime.journal = None
 
     @staticmethod
     async def _stop_actions(jail: str, actions: Sequence[Action]) -> None:
@@ -274,49 +313,6 @@ class Daemon:
                 await action.stop()
             except GardienError as error:
                 logger.error("[%s] action %s failed to stop: %s", jail, action.name, error)
-
-    async def _follow_journal(self, runtime: JailRuntime) -> None:
-        """Read the journal of one jail as entries arrive (one thread reads it)."""
-        source = runtime.journal
-        if source is None:
-            return
-        loop = asyncio.get_running_loop()
-        reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal")
-        try:
-            while True:
-                entries = await loop.run_in_executor(reader, source.read_entries, 1000)
-                if not entries:
-                    await source.wait_async(1.0)
-                    continue
-                if runtime.matcher is None:
-                    return
-                async with self._lock:
-                    process = runtime.matcher.process
-                    started = time.perf_counter()
-                    bans = self._decide(
-                        runtime,
-                        (
-                            process(entry.line, date=entry.time, date_text=entry.date_text)
-                            for entry in entries
-                        ),
-                    )
-                    runtime.matching_seconds += time.perf_counter() - started
-                    runtime.lines_read += len(entries)
-                    if bans:
-                        await self._apply(runtime, bans)
-                    cursor = source.cursor()
-                    if cursor:
-                        await asyncio.to_thread(
-                            self.store.save_journal_cursor, runtime.name, cursor
-                        )
-        except OSError as exc:  # the journal went away under us: say so once, keep the rest
-            logger.error(
-                "[%s] stopped reading the systemd journal: %s; reload once it is back",
-                runtime.name,
-                exc.strerror or exc,
-            )
-        finally:
-            reader.shutdown(wait=False)
 
     def _watched_paths(self) -> list[str]:
         paths = {path for runtime in self.jails.values() for path in runtime.tails}
@@ -332,12 +328,14 @@ class Daemon:
                 for pattern in runtime.patterns:
                     if fnmatch.fnmatchcase(path, pattern) and os.path.isfile(path):
                         try:
-                            runtime.tails[path] = FileTail(path, "head")
+                            source = FileSource(path, "head")
                         except OSError as exc:
                             logger.error(
                                 "[%s] cannot read %s: %s", runtime.name, path, exc.strerror
                             )
                         else:
+                            self._add_source(runtime, source, None)
+                            self._follow(runtime, source)
                             logger.info("[%s] following new file %s", runtime.name, path)
                         break
 
@@ -345,42 +343,103 @@ class Daemon:
         """The main loop, until :meth:`request_stop`; then the stop (see :meth:`_shutdown`)."""
         changes = asyncio.ensure_future(self._watch())
         ticks = asyncio.ensure_future(self._tick())
-        for runtime in self.jails.values():
-            self._start_journal_task(runtime)
         self.notifier.ready(f"running: {self.summary()}")
         try:
             await self._stopping.wait()
         finally:
             self.notifier.stopping()
-            for task in (changes, ticks, *self._journal_tasks.values()):
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
-                except Exception:  # a bug: shown, but the firewall is still cleaned up
-                    logger.exception("a task of the main loop failed")
+            for task in (changes, ticks):
+                await _cancelled(task)
+            await self._stop_following()
             await self._shutdown()
 
-    def _start_journal_task(self, runtime: JailRuntime) -> None:
-        if runtime.journal is not None:
-            self._journal_tasks[runtime.name] = asyncio.ensure_future(self._follow_journal(runtime))
-        elif runtime.feed is not None:  # a hub feed: its task lives beside the journal ones
-            self._journal_tasks[runtime.name] = asyncio.ensure_future(self._follow_feed(runtime))
+    # ---- following sources -----------------------------------------------------------------
+    def _start_following(self, runtime: JailRuntime) -> None:
+        for source in runtime.sources.values():
+            self._follow(runtime, source)
 
-    async def _follow_feed(self, runtime: JailRuntime) -> None:
-        """Ban what the hub lists, from the cursor saved at the last update."""
-        if runtime.feed is None:
+    def _follow(self, runtime: JailRuntime, source: Source[object]) -> None:
+        key = (runtime.name, source.key)
+        if key not in self._follow_tasks:
+            self._follow_tasks[key] = asyncio.ensure_future(self._follow_source(runtime, source))
+
+    async def _stop_following(self, jail: str | None = None, source: str | None = None) -> None:
+        """Cancel the follow tasks of ``jail`` (of its ``source`` only), or of every jail."""
+        for key in list(self._follow_tasks):
+            if (jail is None or key[0] == jail) and (source is None or key[1] == source):
+                await _cancelled(self._follow_tasks.pop(key))
+
+    async def _follow_source(self, runtime: JailRuntime, source: Source[object]) -> None:
+        """Read ``source`` batch by batch for ever (until cancelled): see the module docstring."""
+        failing = False  # an error was logged: log the next one only after a success
+        while True:
+            try:
+                batch = await source.read()
+            except OSError as exc:
+                if isinstance(source, JournalEntries):  # the journal went away: say so once
+                    logger.error(
+                        "[%s] stopped reading the systemd journal: %s; reload once it is back",
+                        runtime.name,
+                        exc.strerror or exc,
+                    )
+                    return
+                if not failing:
+                    logger.error(
+                        "[%s] cannot read %s: %s",
+                        runtime.name,
+                        source.description,
+                        exc.strerror or exc,
+                    )
+                failing = True
+                await source.wait(POLL)
+                continue
+            if batch is None:
+                await source.wait(POLL)
+                continue
+            failing = False
+            async with self._lock:
+                if self.jails.get(runtime.name) is not runtime:
+                    return  # stopped or replaced meanwhile
+                try:
+                    await self._take(runtime, source, batch)
+                except GardienError as error:
+                    logger.error("[%s] cannot take in %s: %s", runtime.name, source.key, error)
+                    source.resume(runtime.checkpoints.get(source.key))
+                    if isinstance(source, HubFeed):
+                        source.retry_later()
+            await asyncio.sleep(0)  # let the control socket answer meanwhile
+
+    async def _take(
+        self, runtime: JailRuntime, source: Source[object], batch: Batch[object]
+    ) -> None:
+        """Match and decide one batch, store its progress, act. The caller holds the lock."""
+        if isinstance(source, HubFeed):
+            for update in cast("Sequence[FeedUpdate]", batch.records):
+                await self._apply_feed(runtime, update)
+            await self._apply(runtime, [], checkpoint=batch.checkpoint)
             return
-        saved = await asyncio.to_thread(self.store.journal_cursor, runtime.name)
-        await runtime.feed.follow(
-            cursor_from_text(saved), lambda update: self._apply_feed(runtime, update)
-        )
+        matcher = runtime.matcher
+        if matcher is None:  # pragma: no cover - only a hub feed has no matcher
+            return
+        process = matcher.process
+        started = time.perf_counter()
+        if isinstance(source, JournalEntries):
+            entries = cast("Sequence[JournalLine]", batch.records)
+            results: Iterable[LineResult] = (
+                process(e.line, date=e.time, date_text=e.date_text) for e in entries
+            )
+        else:
+            results = (process(line) for line in cast("Sequence[str]", batch.records))
+        bans = self._decide(runtime, results)
+        runtime.matching_seconds += time.perf_counter() - started
+        runtime.lines_read += len(batch.records)
+        await self._apply(runtime, bans, checkpoint=batch.checkpoint)
 
     async def _apply_feed(self, runtime: JailRuntime, update: FeedUpdate) -> None:
         """Ban what the hub added, lift what it removed (a whole list: lift what it lacks),
-        through the jail, store first; then save the cursor. In chunks, so that a first list
-        of a million addresses does not hold the loop."""
+        through the jail, store first. In chunks, each stored on its own, so that a first list
+        of a million addresses does not hold the store or the firewall in one piece; the
+        cursor is stored by the caller once all of it is. The caller holds the lock."""
         jail = runtime.jail
         added, removed = update.added, update.removed
         if update.full:
@@ -388,30 +447,23 @@ class Daemon:
             removed = tuple(b.address for b in jail.active_bans() if b.address not in listed)
         ignored = 0
         for start in range(0, len(added), FEED_CHUNK):
-            async with self._lock:
-                bans = []
-                for address in added[start : start + FEED_CHUNK]:
-                    if jail.banned(address) is not None:
-                        continue
-                    if jail.ignore.contains(address) is not None:
-                        ignored += 1
-                        continue
-                    bans.append(jail.ban(address))
-                if bans:
-                    await self._apply(runtime, bans)
-            await asyncio.sleep(0)
+            bans = []
+            for address in added[start : start + FEED_CHUNK]:
+                if jail.banned(address) is not None:
+                    continue
+                if jail.ignore.contains(address) is not None:
+                    ignored += 1
+                    continue
+                bans.append(jail.ban(address))
+            if bans:
+                await self._apply(runtime, bans)
         for start in range(0, len(removed), FEED_CHUNK):
-            async with self._lock:
-                unbans = [jail.unban(a) for a in removed[start : start + FEED_CHUNK]]
-                lifted = [replace(u, reason="hub") for u in unbans if u is not None]
-                if lifted:
-                    await self._lift(runtime, lifted)
-            await asyncio.sleep(0)
+            unbans = [jail.unban(a) for a in removed[start : start + FEED_CHUNK]]
+            lifted = [replace(u, reason="hub") for u in unbans if u is not None]
+            if lifted:
+                await self._lift(runtime, lifted)
         if ignored:
             logger.info("[%s] %d address(es) of the hub's list ignored", runtime.name, ignored)
-        await asyncio.to_thread(
-            self.store.save_journal_cursor, runtime.name, f"{CURSOR_PREFIX}{update.cursor}"
-        )
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -421,21 +473,22 @@ class Daemon:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        """Stop watching, save positions, close the socket, stop every jail's actions (their
+        """Stop watching and following, close the socket, stop every jail's actions (their
         firewall objects go, unless keepbans); each step runs even if one before failed."""
         if self._metrics is not None:
             await asyncio.to_thread(self._metrics.stop)
             self._metrics = None
         if self._watcher is not None:
             await self._watcher.close()
-        try:
-            await self._save_positions()
-        except GardienError as error:
-            logger.error("cannot save the log positions: %s", error)
+        await self._stop_following()
         if self._control is not None:
             await self._control.stop()
         for runtime in self.jails.values():
             self._close_sources(runtime)
+            try:
+                await self._store_pending(runtime)
+            except StoreError as error:
+                logger.error("[%s] cannot store its pending failures: %s", runtime.name, error)
             await self._stop_actions(runtime.name, runtime.actions)
         logger.info("gardien stopped")
 
@@ -445,7 +498,10 @@ class Daemon:
         async for changed in self._watcher:
             async with self._lock:
                 self._follow_new_files(changed)
-            await self._read_all(changed)
+                for runtime in self.jails.values():
+                    for source in runtime.sources.values():
+                        if isinstance(source, FileSource) and source.path in changed:
+                            source.notify()
 
     async def _tick(self) -> None:
         last_purge = self.clock.now()
@@ -454,44 +510,11 @@ class Daemon:
             now = self.clock.now()
             async with self._lock:
                 await self._expire(now)
-            await self._read_all()  # catches what a lost notification would miss
             if now - last_purge >= PURGE_EVERY:
                 await asyncio.to_thread(self.store.purge, now - self.settings.dbpurgeage)
                 last_purge = now
 
     # ---- the pipeline ----------------------------------------------------------------------
-    async def _read_all(self, changed: frozenset[str] | None = None) -> None:
-        async with self._lock:
-            for runtime in self.jails.values():
-                bans: list[Ban] = []
-                for path, tail in runtime.tails.items():
-                    if changed is not None and path not in changed:
-                        continue
-                    while True:
-                        try:
-                            lines = tail.read_lines(max_bytes=READ_CHUNK)
-                        except OSError as exc:
-                            logger.error(
-                                "[%s] cannot read %s: %s", runtime.name, path, exc.strerror
-                            )
-                            break
-                        if not lines:
-                            break
-                        bans += self._match(runtime, lines)
-                        await asyncio.sleep(0)  # let the control socket answer meanwhile
-                if bans:
-                    await self._apply(runtime, bans)
-
-    def _match(self, runtime: JailRuntime, lines: Sequence[tuple[str, int]]) -> list[Ban]:
-        if runtime.matcher is None:  # a hub feed has no files
-            return []
-        process = runtime.matcher.process
-        started = time.perf_counter()
-        bans = self._decide(runtime, (process(line) for line, _offset in lines))
-        runtime.matching_seconds += time.perf_counter() - started
-        runtime.lines_read += len(lines)
-        return bans
-
     @staticmethod
     def _decide(runtime: JailRuntime, results: Iterable[LineResult]) -> list[Ban]:
         """The bans the failures of these matched lines lead to."""
@@ -503,9 +526,26 @@ class Daemon:
                     bans.append(ban)
         return bans
 
-    async def _apply(self, runtime: JailRuntime, bans: list[Ban]) -> None:
-        """Store first (a ban is never lost), then act."""
-        await asyncio.to_thread(self.store.add_bans, bans)
+    async def _apply(
+        self, runtime: JailRuntime, bans: list[Ban], *, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """Store first (a ban is never lost): the bans, the jail's pending failures that
+        changed, and ``checkpoint``, in one transaction; then act. When the store fails, the
+        bans are carried out all the same (they hold in memory and in the firewall), the error
+        is raised once they are, and the checkpoint stays where it was: a restart reads the
+        batch again."""
+        pending, settled = runtime.jail.take_pending()
+        progress = Progress(
+            runtime.name, bans, checkpoint=checkpoint, pending=pending, settled=settled
+        )
+        failed: StoreError | None = None
+        try:
+            await asyncio.to_thread(self.store.save_progress, progress)
+        except StoreError as error:
+            failed = error
+        else:
+            if checkpoint is not None:
+                runtime.checkpoints[checkpoint.source] = checkpoint
         for ban in bans:
             logger.log(25, "[%s] Ban %s", runtime.name, ban.address)
         for action in runtime.actions:
@@ -513,6 +553,8 @@ class Daemon:
                 await action.ban(bans)
             except GardienError as error:
                 logger.error("[%s] action %s failed to ban: %s", runtime.name, action.name, error)
+        if failed is not None:
+            raise failed
 
     async def _lift(self, runtime: JailRuntime, unbans: list[Unban]) -> None:
         addresses = [unban.address for unban in unbans]
@@ -525,17 +567,19 @@ class Daemon:
             except GardienError as error:
                 logger.error("[%s] action %s failed to unban: %s", runtime.name, action.name, error)
 
+    async def _store_pending(self, runtime: JailRuntime) -> None:
+        """Store what changed in the jail's pending failures outside any batch (expiry, manual
+        bans), so that the jail that replaces it finds them as they are."""
+        pending, settled = runtime.jail.take_pending()
+        if pending or settled:
+            progress = Progress(runtime.name, pending=pending, settled=settled)
+            await asyncio.to_thread(self.store.save_progress, progress)
+
     async def _expire(self, now: float) -> None:
         for runtime in self.jails.values():
             unbans = runtime.jail.expire(now)
             if unbans:
                 await self._lift(runtime, unbans)
-
-    async def _save_positions(self) -> None:
-        for runtime in self.jails.values():
-            for tail in runtime.tails.values():
-                position = tail.position()
-                await asyncio.to_thread(self.store.save_file_position, runtime.name, position)
 
     # ---- changes asked for on the control socket ------------------------------------------
     # (with the attributes config_dir, settings, socket_path, clock, jails and failed, this is
@@ -585,11 +629,11 @@ class Daemon:
 
     def retune_jail(self, name: str, settings: JailSettings) -> None:
         """Give running jail ``name`` new settings (``set JAIL bantime|findtime|maxretry|
-        maxmatches``): its bans and ignore list are kept, the failures it counted are not.
-        Inside changes()."""
+        maxmatches``): its bans, ignore list and pending failures are kept. Inside changes()."""
         runtime = self.jails[name]
         jail = Jail(settings, clock=self.clock, history=self._history, ignore=runtime.jail.ignore)
         jail.restore(runtime.jail.active_bans(), now=self.clock.now())
+        jail.take_over_pending(runtime.jail)
         runtime.settings, runtime.jail = settings, jail
 
     def set_dbpurgeage(self, seconds: float) -> float:
@@ -602,13 +646,7 @@ class Daemon:
         firewall objects go, unless keepbans); its bans stay in the store, so ``start JAIL``
         (a reload of that jail) restores them. The caller holds the lock."""
         runtime = self.jails.pop(name)
-        task = self._journal_tasks.pop(name, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for tail in runtime.tails.values():
-            await asyncio.to_thread(self.store.save_file_position, name, tail.position())
+        await self._stop_following(name)
         self._close_sources(runtime)
         await self._stop_actions(name, runtime.actions)
         logger.info("[%s] jail stopped", name)
@@ -622,15 +660,17 @@ class Daemon:
         if path not in runtime.tails:
             if not os.path.isfile(path):
                 raise SourceError(f"{path}: no such log file")
-            runtime.tails[path] = open_file(
+            source = open_file(
                 runtime.settings,
                 runtime.journalmatch,
                 path,
                 "tail" if from_tail else "head",
-                if_new="head",
+                checkpoint=None,
             )
+            self._add_source(runtime, source, None)
             if self._watcher is not None:
                 self._watcher.add(path)
+                self._follow(runtime, source)
             logger.info("[%s] following %s", name, path)
         return list(runtime.tails)
 
@@ -638,9 +678,13 @@ class Daemon:
         """Stop following ``path`` in jail ``name`` (``set JAIL dellogpath FILE``; a file not
         followed is no error, as in fail2ban); the jail's files are returned."""
         runtime = self.jails[name]
-        tail = runtime.tails.pop(path, None)
-        if tail is not None:
-            tail.close()
+        source = runtime.tails.get(path)
+        if source is not None:
+            task = self._follow_tasks.pop((name, source.key), None)
+            if task is not None:
+                task.cancel()  # it waits for the lock the caller holds, or for the file
+            del runtime.sources[source.key]
+            source.close()
             logger.info("[%s] no longer following %s", name, path)
         return list(runtime.tails)
 
@@ -680,17 +724,13 @@ class Daemon:
             raise ConfigError(f"reload refused, the running configuration stays: {error}") from None
         if only is not None and only not in built:
             raise ConfigError(f"unknown jail {only!r} in the new configuration")
-        await self._save_positions()
         names = [only] if only else sorted(set(self.jails) | set(self.failed) | set(built))
         for name in names:
             old = self.jails.pop(name, None)
             self.failed.pop(name, None)
-            task = self._journal_tasks.pop(name, None)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self._stop_following(name)
             if old is not None:
+                await self._store_pending(old)
                 self._close_sources(old)
             new = built.get(name)
             started = new is not None and await self._start_jail(new)
@@ -705,13 +745,24 @@ class Daemon:
                 )
             if started and new is not None:
                 self.jails[name] = new
-                if self._watcher is not None:  # running: follow its journal now
-                    self._start_journal_task(new)
+                if self._watcher is not None:  # running: follow its sources now
+                    self._start_following(new)
         if self._watcher is not None:
             for path in self._watched_paths():
                 self._watcher.add(path)
         logger.info("configuration reloaded (%s)", only or "all jails")
         return "OK"
+
+
+async def _cancelled(task: asyncio.Future[None]) -> None:
+    """Cancel ``task`` and wait for it to end; a bug it raised is shown, not raised."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:  # a bug: shown, but the rest is still stopped and cleaned up
+        logger.exception("a task of the main loop failed")
 
 
 def _in_jail(error: GardienError, jail: str) -> GardienError:

@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.errors import HubError
 from gardien.hub import blocklist
 from gardien.hub.auth import Agent, client_address, hub_context

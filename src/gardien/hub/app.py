@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.clock import Clock
 from gardien.errors import HubError
 from gardien.hub import api

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from gardien import __version__
+from gardien._version import __version__
 from gardien.errors import ConfigError, HubRefused, HubUnavailable
 from gardien.hub.model import BlocklistDelta, IngestResult, Report
 from gardien.model import parse_address

@@ -8,6 +8,15 @@ keeps fewer than ``maxretry`` failures in memory. (fail2ban estimates the count 
 once the first failure leaves the window; an exact window is easier to reason about and
 bans in the same cases for failures that arrive in time order.)
 
+The failures counted and not banned for yet (*pending*) survive a restart: the jail says which
+addresses' pending failures changed since it was last asked (:meth:`Jail.take_pending`), the
+daemon stores them with the checkpoint of the batch that changed them, and a new jail takes
+them back (:meth:`Jail.restore_pending`). Their number is bounded (the jail's ``maxpending``
+addresses, 100,000 by default): past it, an address with a single failure is forgotten
+first (the one whose failure is the oldest), so that a flood of addresses that fail once
+cannot push out the count of one that keeps trying; only when every pending address has
+several failures does the oldest of them go.
+
 The jail returns :class:`~gardien.model.Ban` and :class:`~gardien.model.Unban` decisions;
 carrying them out (firewall, store, notifications) is the daemon's business.
 """
@@ -15,6 +24,7 @@ carrying them out (firewall, store, notifications) is the daemon's business.
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -23,9 +33,12 @@ from gardien.config.jails import JailSettings
 from gardien.errors import JailError
 from gardien.jails.ignore import IgnoreList, normalize_address
 from gardien.jails.timing import BanTimePolicy, RandomSource
-from gardien.model import Address, Ban, Failure, Unban, parse_address
+from gardien.model import Address, Ban, Failure, PendingFailures, Unban, parse_address
 
-__all__ = ["BanHistory", "Jail", "JailError", "JailStatus"]
+__all__ = ["DEFAULT_MAX_PENDING", "BanHistory", "Jail", "JailError", "JailStatus"]
+
+DEFAULT_MAX_PENDING = 100_000
+"""How many addresses with pending failures a jail keeps (see the module docstring)."""
 
 #: ``history(jail, address, overall)``: how many times ``address`` was banned before, in
 #: ``jail`` or (``overall``, for ``bantime.overalljails``) in any jail; usually the ban store
@@ -45,6 +58,7 @@ class JailStatus:
     ignored: int = 0  # failures dropped because the address is ignored
     invalid: int = 0  # failures dropped because the host is not an address
     last_ignored: tuple[Address, str] | None = None  # the latest, with its reason
+    forgotten: int = 0  # addresses whose pending failures were dropped past max_pending
 
 
 @dataclass
@@ -83,7 +97,11 @@ class Jail:
         ignore: IgnoreList | None = None,
         random: RandomSource | None = None,
         history: BanHistory | None = None,
+        max_pending: int | None = None,
     ) -> None:
+        max_pending = settings.maxpending if max_pending is None else max_pending
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
         self.settings = settings
         self.name = settings.name
         self.clock = clock
@@ -93,6 +111,12 @@ class Jail:
         self.bantime = BanTimePolicy.from_settings(settings, random=random)
         self._history = history
         self._failed: dict[Address, _Failed] = {}
+        # the addresses of _failed with one failure, oldest first: an OrderedDict, whose first
+        # item is found in constant time however many were taken from its front (a dict's is not)
+        self._singles: OrderedDict[Address, None] = OrderedDict()
+        self._changed: set[Address] = set()  # whose pending failures changed since take_pending
+        self._max_pending = max_pending
+        self._forgotten = 0
         self._bans: dict[Address, Ban] = {}
         self._ban_counts: dict[Address, int] = {}  # bans this jail made or restored
         self._total_failed = 0
@@ -124,12 +148,23 @@ class Jail:
             return None
         self._total_failed += 1
         when = failure.time if failure.time is not None else self.clock.now()
-        failed = self._failed.setdefault(address, _Failed([], []))
+        failed = self._failed.get(address)
+        if failed is None:
+            if len(self._failed) >= self._max_pending:
+                self._forget_one()
+            failed = self._failed[address] = _Failed([], [])
         if not failed.add(when, failure.lines, self.settings.findtime):
+            if not failed.times:
+                del self._failed[address]
             return None
+        self._changed.add(address)
         if len(failed.times) < self.settings.maxretry:
+            if len(failed.times) == 1:
+                self._singles[address] = None
+            else:
+                self._singles.pop(address, None)
             return None
-        del self._failed[address]
+        self._drop_pending(address)
         matches = tuple(line for lines in failed.lines for line in lines)
         ban = self._make_ban(address, failed.times[-1], len(failed.times), matches)
         end = ban.end
@@ -154,7 +189,7 @@ class Jail:
         existing = self._bans.get(parsed)
         if existing is not None:
             return existing
-        self._failed.pop(parsed, None)
+        self._drop_pending(parsed)
         ban = self._make_ban(parsed, self.clock.now() if now is None else now, 0, ())
         self._record(ban)
         return ban
@@ -183,7 +218,7 @@ class Jail:
             del self._bans[ban.address]
         horizon = now - self.settings.findtime
         for address in [a for a, failed in self._failed.items() if failed.times[-1] < horizon]:
-            del self._failed[address]
+            self._drop_pending(address)
         return [Unban(self.name, ban.address, reason="expired") for ban in over]
 
     def active_bans(self) -> list[Ban]:
@@ -208,10 +243,67 @@ class Jail:
                 continue
             if address != ban.address:
                 ban = replace(ban, address=address)  # noqa: PLW2901
-            self._failed.pop(address, None)
+            self._drop_pending(address)
             self._record(ban)
             restored.append(ban)
         return restored
+
+    # -- pending failures -----------------------------------------------------------------
+
+    def take_pending(self) -> tuple[list[PendingFailures], list[Address]]:
+        """What changed in the pending failures since the last call: the pending failures of
+        the addresses that have some now, and the addresses that no longer have any (banned,
+        forgotten, or out of ``findtime``). The daemon stores both with its checkpoint."""
+        pending: list[PendingFailures] = []
+        settled: list[Address] = []
+        for address in self._changed:
+            failed = self._failed.get(address)
+            if failed is None:
+                settled.append(address)
+            else:
+                pending.append(PendingFailures(address, tuple(failed.times), tuple(failed.lines)))
+        self._changed.clear()
+        return pending, settled
+
+    def pending_failures(self) -> list[PendingFailures]:
+        """The failures counted now and not banned for, oldest address first."""
+        return [
+            PendingFailures(address, tuple(failed.times), tuple(failed.lines))
+            for address, failed in self._failed.items()
+        ]
+
+    def take_over_pending(self, old: Jail) -> None:
+        """Count on from where ``old`` (the jail this one replaces, with other settings)
+        stands, and report to the store what ``old`` had not reported yet."""
+        self.restore_pending(old.pending_failures())
+        self._changed |= old._changed
+        old._changed = set()
+
+    def restore_pending(self, items: Iterable[PendingFailures], *, now: float | None = None) -> int:
+        """Take back pending failures stored before a restart, as they were, dropping those out
+        of ``findtime`` by ``now`` and those of addresses ignored or banned now; how many
+        addresses were taken. Those dropped are reported by the next :meth:`take_pending`."""
+        now = self.clock.now() if now is None else now
+        horizon = now - self.settings.findtime
+        taken = 0
+        for item in items:
+            address = normalize_address(item.address)
+            # a maxretry lowered since: the most recent failures that do not ban by themselves
+            limit = max(self.settings.maxretry - 1, 0)
+            times = [t for t in item.times if t >= horizon][-limit:] if limit else []
+            keep = len(item.times) - len(times)
+            if not times or address in self._bans or self.ignore.contains(address) is not None:
+                self._changed.add(address)
+                continue
+            if address not in self._failed and len(self._failed) >= self._max_pending:
+                self._forget_one()
+            lines = list(item.lines[keep:]) + [()] * (len(times) - len(item.lines[keep:]))
+            self._failed.pop(address, None)
+            self._failed[address] = _Failed(times, lines[: len(times)])
+            if len(times) == 1:
+                self._singles[address] = None
+            taken += 1
+        return taken
 
     # -- status ---------------------------------------------------------------------------
 
@@ -231,6 +323,7 @@ class Jail:
             ignored=self._ignored,
             invalid=self._invalid,
             last_ignored=self._last_ignored,
+            forgotten=self._forgotten,
         )
 
     # -- internals ------------------------------------------------------------------------
@@ -256,6 +349,20 @@ class Jail:
             failures=failures,
             matches=matches[-maxmatches:] if maxmatches > 0 else (),
         )
+
+    def _drop_pending(self, address: Address) -> None:
+        if self._failed.pop(address, None) is not None:
+            self._singles.pop(address, None)
+            self._changed.add(address)
+
+    def _forget_one(self) -> None:
+        """Make room for one more pending address (see the module docstring)."""
+        if self._singles:
+            victim, _ = self._singles.popitem(last=False)
+        else:
+            victim = next(iter(self._failed))  # rare: every address failed more than once
+        self._drop_pending(victim)
+        self._forgotten += 1
 
     def _earlier_bans(self, address: Address) -> int:
         known = self._ban_counts.get(address, 0)

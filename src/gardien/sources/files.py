@@ -16,20 +16,42 @@ not look for rotated names; and copytruncate itself loses what was written betwe
 copy and its truncation.
 
 The first line identifies a file across restarts (inodes are reused): a saved
-:class:`FilePosition` is resumed only when the file's first line hashes the same.
+:class:`FilePosition` is resumed only when the file's first line hashes the same. When the file
+at the path is another one (it was rotated while gardien was not running, or before the position
+of what was read was stored), the rotated file is looked for beside it (``NAME.1``,
+``NAME-20261203``: the same inode, or for copytruncate the same first line and at least as long),
+read from the saved offset to its end, and then the file at the path from its start: a crash
+around a rotation neither loses nor repeats a line.
+
+:class:`FileSource` is the :class:`~gardien.sources.base.Source` the daemon follows: batches of
+lines, each with its :class:`~gardien.model.Checkpoint`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import json
 import os
 import stat
 from dataclasses import dataclass
 from typing import Literal
 
 from gardien.matching.scan import decode
+from gardien.model import Checkpoint
+from gardien.sources.base import Batch
 
-__all__ = ["MAX_LINE_BYTES", "READ_SIZE", "FilePosition", "FileTail", "StartMode"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "READ_SIZE",
+    "FilePosition",
+    "FileSource",
+    "FileTail",
+    "StartMode",
+    "position_from_state",
+    "position_state",
+]
 
 MAX_LINE_BYTES = 1 << 20
 """Lines longer than this are cut to their first ``MAX_LINE_BYTES`` bytes."""
@@ -96,7 +118,7 @@ class FileTail:
         if fd is None:
             return
         if isinstance(start, FilePosition):
-            if self._resume(fd, start):
+            if self._resume(fd, start) or self._resume_rotated(start):
                 return
             start = if_new
         if start == "tail":
@@ -193,6 +215,47 @@ class FileTail:
             return False
         self._offset = self._read_at = saved.offset
         return True
+
+    def _resume_rotated(self, saved: FilePosition) -> bool:
+        """Continue from ``saved`` in the file it describes, found rotated beside the path
+        (see the module docstring); whether it was found. The file at the path is read next."""
+        if not saved.first_line_hash:
+            return False
+        directory, name = os.path.split(self.path)
+        try:
+            names = sorted(os.listdir(directory or "."))
+        except OSError:
+            return False
+        candidates = [
+            os.path.join(directory, other)
+            for other in names
+            if other != name
+            and other[len(name) : len(name) + 1] in (".", "-", "_")
+            and other.startswith(name)
+            and not other.endswith((".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z"))
+        ]
+        same_inode = [c for c in candidates if _identity_at(c) == (self._identity[0], saved.inode)]
+        for candidate in same_inode + [c for c in candidates if c not in same_inode]:
+            try:
+                fd = os.open(candidate, os.O_RDONLY)
+            except OSError:
+                continue
+            info = os.fstat(fd)
+            head = _read_first_line(fd, self.max_line_bytes) if stat.S_ISREG(info.st_mode) else None
+            if (
+                head is not None
+                and hashlib.sha256(head).hexdigest() == saved.first_line_hash
+                and info.st_size >= saved.offset
+            ):
+                if self._fd is not None:
+                    os.close(self._fd)
+                self._fd = fd
+                self._identity = (info.st_dev, info.st_ino)
+                self._reset(saved.offset)
+                self._first = (saved.first_line_hash, len(head))
+                return True
+            os.close(fd)
+        return False
 
     def _first_line(self) -> tuple[str, int] | None:
         """Hash and length of the open file's first line, or None while it is incomplete."""
@@ -310,3 +373,103 @@ def _read_first_line(fd: int, limit: int) -> bytes | None:
             return data + block[:newline]
         data += block
     return data[:limit]
+
+
+def position_state(position: FilePosition) -> str:
+    """The checkpoint text of ``position`` (its path is in the checkpoint's source key)."""
+    return json.dumps(
+        {
+            "inode": position.inode,
+            "offset": position.offset,
+            "first_line_hash": position.first_line_hash,
+        },
+        sort_keys=True,
+    )
+
+
+def position_from_state(path: str, state: str) -> FilePosition | None:
+    """The position a checkpoint text of :func:`position_state` stands for; ``None`` for a
+    text that is not one."""
+    try:
+        fields = json.loads(state)
+        inode, offset = int(fields["inode"]), int(fields["offset"])
+        first_line_hash = str(fields["first_line_hash"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    if offset < 0:
+        return None
+    return FilePosition(path, inode % (1 << 64), offset, first_line_hash)  # stored signed
+
+
+class FileSource:
+    """One log file as a :class:`~gardien.sources.base.Source` of lines (texts without their
+    newline). ``start`` and ``if_new`` are :class:`FileTail`'s, for a file without a checkpoint
+    and a file the checkpoint does not describe. Call :meth:`notify` when the file may have
+    changed (the watcher says so); :meth:`wait` returns then, or after its timeout.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        start: StartMode = "head",
+        *,
+        if_new: StartMode = "head",
+        checkpoint: Checkpoint | None = None,
+        max_bytes: int = 4 << 20,
+    ) -> None:
+        self.path = path
+        self.start: StartMode = start
+        self.if_new: StartMode = if_new
+        self.max_bytes = max_bytes
+        self._changed = asyncio.Event()
+        self.tail = FileTail(path, self._start_of(checkpoint), if_new=if_new)
+        # the last checkpoint a batch carried (the stored one at first): a position the store
+        # lacks (a first start at the file's end) is stored by the first read
+        self._given = checkpoint
+
+    def _start_of(self, checkpoint: Checkpoint | None) -> FilePosition | StartMode:
+        position = None if checkpoint is None else position_from_state(self.path, checkpoint.state)
+        return position or self.start
+
+    @property
+    def key(self) -> str:
+        return f"file:{self.path}"
+
+    @property
+    def description(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"FileSource({self.path!r})"
+
+    def resume(self, checkpoint: Checkpoint | None) -> None:
+        tail = FileTail(self.path, self._start_of(checkpoint), if_new=self.if_new)
+        self.tail.close()
+        self.tail = tail
+        self._given = checkpoint
+
+    def checkpoint(self) -> Checkpoint:
+        """Where reading stands now."""
+        return Checkpoint(self.key, position_state(self.tail.position()))
+
+    async def read(self) -> Batch[str] | None:
+        lines = self.tail.read_lines(max_bytes=self.max_bytes)
+        checkpoint = self.checkpoint()
+        if not lines and checkpoint == self._given:
+            return None
+        # no lines but another file (rotated to an empty one): its checkpoint all the same
+        self._given = checkpoint
+        return Batch([line for line, _offset in lines], checkpoint)
+
+    def notify(self) -> None:
+        """The file may have changed: a :meth:`wait` returns."""
+        self._changed.set()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        self._changed.clear()
+
+    def close(self) -> None:
+        self.tail.close()

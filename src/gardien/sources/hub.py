@@ -7,9 +7,10 @@
     bantime = 1d
 
 Such a jail reads no log and has no filter. :class:`HubFeed` asks the hub for its whole list
-once, then every ``every`` seconds for what changed since the cursor of the last answer, and
-hands each :class:`FeedUpdate` to the daemon, which bans and unbans through the jail (store
-first, then actions) and saves the cursor, so that a restart asks only for the changes.
+once, then every ``every`` seconds for what changed since the cursor of the last answer: it is
+a :class:`~gardien.sources.base.Source` whose records are :class:`FeedUpdate`\\ s and whose
+checkpoint is the hub's cursor. The daemon bans and unbans through the jail and stores the
+cursor with those bans, so that a restart asks only for the changes.
 
 A whole list is asked for again every ``resync`` (default 1h), and when the hub's cursor went
 backwards (a new hub database); the hub also answers with the whole list (a *reset*) when it
@@ -24,34 +25,31 @@ an exponential backoff (capped at 5 minutes); the bans in force stay meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 
 from gardien.config.mail import read_secret
 from gardien.config.values import Spec, parse_duration
-from gardien.errors import ConfigError, GardienError, HubRefused, HubUnavailable
+from gardien.errors import ConfigError, HubRefused, HubUnavailable
 from gardien.hub.client import HubClient, endpoint_url, hub_url
-from gardien.model import Address
+from gardien.model import Address, Checkpoint
 from gardien.retries import backoff_after
+from gardien.sources.base import Batch
 
 __all__ = [
-    "CURSOR_PREFIX",
     "FeedOptions",
     "FeedUpdate",
     "HubFeed",
-    "cursor_from_text",
     "feed_options",
 ]
 
 logger = logging.getLogger("gardien.sources.hub")
 
-#: a feed's cursor is saved as ``hub:<cursor>`` beside the journal cursors of the ban store
-CURSOR_PREFIX = "hub:"
 #: the longest wait between two tries when the hub is away
 MAX_BACKOFF = 300.0
 
@@ -105,15 +103,6 @@ def feed_options(spec: Spec) -> FeedOptions:
     return FeedOptions(url, params["token_file"], **durations)
 
 
-def cursor_from_text(text: str | None) -> int | None:
-    """The feed cursor saved as ``hub:<n>``; ``None`` when none was (or it is something else,
-    such as a journal cursor left by an earlier ``backend``)."""
-    if text is None or not text.startswith(CURSOR_PREFIX):
-        return None
-    number = text[len(CURSOR_PREFIX) :]
-    return int(number) if number.isdigit() else None
-
-
 def _parse(texts: tuple[str, ...]) -> tuple[Address, ...]:
     # the client gives canonical address text: ipaddress alone is enough
     return tuple(ipaddress.ip_address(text) for text in texts)
@@ -149,6 +138,10 @@ class HubFeed:
         hub_url(url)  # a wrong URL is refused now, not when the daemon runs
         self.failures = 0  # failed requests in a row
         self.updates = 0  # updates handed to the daemon
+        self._client: HubClient | None = None
+        self._cursor: int | None = None
+        self._last_full: float | None = None
+        self._due = 0.0  # when to ask next (time.monotonic())
 
     @classmethod
     def from_options(cls, jail: str, options: FeedOptions) -> HubFeed:
@@ -169,70 +162,90 @@ class HubFeed:
             resync=options.resync,
         )
 
-    async def follow(
-        self, cursor: int | None, apply: Callable[[FeedUpdate], Awaitable[None]]
-    ) -> None:
-        """Poll the hub for ever (until cancelled), starting after ``cursor`` (the whole list
-        when ``None``), and ``apply`` each update. An update that ``apply`` fails to carry
-        out (it raises) is asked for again."""
-        client = HubClient(self.url, self._token, timeout=self.timeout, transport=self._transport)
-        last_full = time.monotonic() if cursor is not None else None
+    # the Source protocol
+
+    key = "hub"
+
+    @property
+    def description(self) -> str:
+        return f"the blocklist of hub {self.url}"
+
+    def resume(self, checkpoint: Checkpoint | None) -> None:
+        """Go on after the hub's cursor in ``checkpoint``; the whole list without one."""
+        state = None if checkpoint is None else checkpoint.state
+        self._cursor = int(state) if state is not None and state.isdigit() else None
+        self._last_full = time.monotonic() if self._cursor is not None else None
+        self._due = time.monotonic()
+
+    async def read(self) -> Batch[FeedUpdate] | None:
+        """Ask the hub when it is time to (every ``every`` seconds, later after failures):
+        one update, the whole list when there is no cursor yet or ``resync`` has passed, with
+        the hub's cursor as checkpoint; ``None`` when it is not time yet, or the hub cannot be
+        reached (the bans in force stay)."""
+        if time.monotonic() < self._due:
+            return None
+        if self._client is None:
+            self._client = HubClient(
+                self.url, self._token, timeout=self.timeout, transport=self._transport
+            )
+        cursor = self._cursor
+        full = cursor is None or (
+            self._last_full is not None and time.monotonic() - self._last_full >= self.resync
+        )
         try:
-            while True:
-                full = cursor is None or (
-                    last_full is not None and time.monotonic() - last_full >= self.resync
-                )
-                try:
-                    delta = await client.blocklist_delta(None if full else cursor)
-                except (HubUnavailable, HubRefused) as error:
-                    await asyncio.sleep(self._failed(error))
-                    continue
-                next_cursor = delta.cursor
-                if not full and delta.reset:
-                    logger.info(
-                        "[%s] the hub no longer keeps the changes since cursor %s: "
-                        "replacing the whole list",
-                        self.jail,
-                        cursor,
-                    )
-                    full = True
-                elif not full and cursor is not None and next_cursor < cursor:
-                    logger.warning(
-                        "[%s] the hub's cursor went back (%d < %d): a new hub database? "
-                        "asking for the whole list",
-                        self.jail,
-                        next_cursor,
-                        cursor,
-                    )
-                    cursor = None
-                    continue
-                if self.failures:
-                    logger.warning("[%s] hub %s is back", self.jail, client.where)
-                    self.failures = 0
-                update = FeedUpdate(
-                    full,
-                    await asyncio.to_thread(_parse, delta.added),
-                    await asyncio.to_thread(_parse, delta.removed),
-                    next_cursor,
-                )
-                try:
-                    await apply(update)
-                except GardienError as error:
-                    logger.error("[%s] cannot apply the hub's list: %s", self.jail, error)
-                    await asyncio.sleep(self.every)
-                    continue
-                except Exception:
-                    # a bug must not end the feed: the bans would silently stop following
-                    logger.exception("[%s] cannot apply the hub's list", self.jail)
-                    await asyncio.sleep(self.every)
-                    continue
-                self.updates += 1
-                cursor = next_cursor
-                if full:
-                    last_full = time.monotonic()
-                await asyncio.sleep(self.every)
-        finally:
-            await client.aclose()
+            delta = await self._client.blocklist_delta(None if full else cursor)
+        except (HubUnavailable, HubRefused) as error:
+            self._due = time.monotonic() + self._failed(error)
+            return None
+        next_cursor = delta.cursor
+        if not full and delta.reset:
+            logger.info(
+                "[%s] the hub no longer keeps the changes since cursor %s: "
+                "replacing the whole list",
+                self.jail,
+                cursor,
+            )
+            full = True
+        elif not full and cursor is not None and next_cursor < cursor:
+            logger.warning(
+                "[%s] the hub's cursor went back (%d < %d): a new hub database? "
+                "asking for the whole list",
+                self.jail,
+                next_cursor,
+                cursor,
+            )
+            self._cursor = None
+            return None  # due now: asked again at once
+        if self.failures:
+            logger.warning("[%s] hub %s is back", self.jail, self._client.where)
+            self.failures = 0
+        update = FeedUpdate(
+            full,
+            await asyncio.to_thread(_parse, delta.added),
+            await asyncio.to_thread(_parse, delta.removed),
+            next_cursor,
+        )
+        self.updates += 1
+        self._cursor = next_cursor
+        if full:
+            self._last_full = time.monotonic()
+        self._due = time.monotonic() + self.every
+        return Batch([update], Checkpoint(self.key, str(next_cursor)))
+
+    async def wait(self, timeout: float) -> None:
+        await asyncio.sleep(max(0.0, min(timeout, self._due - time.monotonic())))
+
+    def retry_later(self) -> None:
+        """The last update could not be carried out: ask again in ``every`` seconds (the
+        caller resumes the feed from its last stored checkpoint)."""
+        self._due = time.monotonic() + self.every
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            # the client's connections go with the loop that made them, if it is running
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().create_task(client.aclose())
 
     def _failed(self, error: HubUnavailable | HubRefused) -> float:
         """Count a failed request, log it (the first of a series only, unless the hub refused:

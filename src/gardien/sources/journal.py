@@ -22,6 +22,7 @@ thread at a time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import functools
@@ -29,6 +30,7 @@ import importlib
 import itertools
 import math
 import operator
+import os
 import re
 import select
 import shlex
@@ -36,11 +38,21 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from gardien.errors import ConfigError
+from gardien.model import Checkpoint
+from gardien.sources.base import Batch
 
-__all__ = ["MAX_CLAUSES", "Fields", "JournalLine", "JournalMatch", "JournalSource", "format_entry"]
+__all__ = [
+    "MAX_CLAUSES",
+    "Fields",
+    "JournalEntries",
+    "JournalLine",
+    "JournalMatch",
+    "JournalSource",
+    "format_entry",
+]
 
 Fields = Mapping[str, str | list[str]]
 """A journal entry's fields; a field the entry repeats has the list of its values."""
@@ -331,24 +343,15 @@ class JournalSource:
         if files is not None and (isinstance(files, str) or not files):
             raise ValueError("files must be a non-empty list of journal files")
         self.match = JournalMatch.parse(match)
-        clauses = self.match.clauses()
-        cysystemd = _cysystemd()
-        reader = cysystemd.JournalReader()
+        self._clauses = self.match.clauses()
+        self._files = tuple(files) if files else None
+        self._directory = directory
         where = f"journal files {', '.join(files)}" if files else directory or "the system journal"
-        with _journal_errors(f"cannot open {where}"):
-            if files:
-                reader.open_files(*files)
-            elif directory is not None:
-                reader.open_directory(directory)
-            else:
-                # fail2ban's default: the system's journal files, not every user's
-                reader.open(cysystemd.JournalOpenMode.SYSTEM)
-            for clause in clauses:
-                rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
-                # each term but the last is ORed with the next; the clause is ANDed with the next
-                reader.add_filter(functools.reduce(operator.or_, rules))
-        self._reader: _Reader | None = reader
         self._where = where
+        self._reader: _Reader | None = self._open_reader()
+        # the files given, as (device, inode): journald archives a full or rotated file under
+        # another name and starts a new one at the same path, which must be followed
+        self._identities = self._file_identities()
         self._cursor = cursor
         self._skip: str | None = None  # the saved cursor's entry, when next() finds it again
         self._start(cursor, since)
@@ -376,6 +379,13 @@ class JournalSource:
         cursor of the last entry read or skipped, ``None`` while there is none."""
         return self._cursor
 
+    def seek_after(self, cursor: str | None) -> None:
+        """Go on after the entry of ``cursor`` (as a source opened with it would), or, for
+        ``None``, after the entries there now."""
+        self._skip = None
+        self._cursor = cursor
+        self._start(cursor, None)
+
     def read_entries(self, max_entries: int | None = None) -> list[JournalLine]:
         """The entries added since the last call (at most ``max_entries``), in journal order.
 
@@ -388,7 +398,10 @@ class JournalSource:
             while max_entries is None or len(lines) < max_entries:
                 entry = reader.next()
                 if entry is None:
-                    break
+                    if not self._follow_rotation() or self._reader is None:
+                        break
+                    reader = self._reader  # noqa: PLW2901 - the new file: read on in it
+                    continue
                 cursor = _text(entry.cursor)
                 self._cursor = cursor
                 if self._skip is not None:
@@ -465,6 +478,51 @@ class JournalSource:
         return self.process_events()
 
     # internals
+
+    def _open_reader(self) -> _Reader:
+        cysystemd = _cysystemd()
+        reader = cysystemd.JournalReader()
+        with _journal_errors(f"cannot open {self._where}"):
+            if self._files:
+                reader.open_files(*self._files)
+            elif self._directory is not None:
+                reader.open_directory(self._directory)
+            else:
+                # fail2ban's default: the system's journal files, not every user's
+                reader.open(cysystemd.JournalOpenMode.SYSTEM)
+            for clause in self._clauses:
+                rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
+                # each term but the last is ORed with the next; the clause is ANDed with the next
+                reader.add_filter(functools.reduce(operator.or_, rules))
+        return cast("_Reader", reader)
+
+    def _file_identities(self) -> tuple[tuple[int, int] | None, ...]:
+        identities: list[tuple[int, int] | None] = []
+        for path in self._files or ():
+            try:
+                info = os.stat(path)
+            except OSError:
+                identities.append(None)
+            else:
+                identities.append((info.st_dev, info.st_ino))
+        return tuple(identities)
+
+    def _follow_rotation(self) -> bool:
+        """When a journal file given by path was archived and replaced (``journalctl
+        --rotate``, journald's size limits), open the files now at those paths, from their
+        start: everything in them came after what the old reader read to its end. Whether it
+        did."""
+        if not self._files:
+            return False
+        now = self._file_identities()
+        if now == self._identities or any(identity is None for identity in now):
+            return False
+        self._reader = self._open_reader()
+        self._identities = now
+        self._skip = None
+        with self._errors() as reader:
+            reader.seek_head()
+        return True
 
     def _start(self, cursor: str | None, since: float | None) -> None:
         if cursor is not None:
@@ -544,3 +602,41 @@ def _os_error(error: OSError | SystemError, doing: str) -> OSError:
     if code is None:
         return OSError(f"{doing}: {message}")
     return OSError(code, f"{doing}: {message}")
+
+
+class JournalEntries:
+    """A :class:`JournalSource` as a :class:`~gardien.sources.base.Source` of
+    :class:`JournalLine`: batches of at most ``batch`` entries, read by a thread of its own so
+    that the event loop never waits for the journal; the checkpoint is the cursor."""
+
+    key = "journal"
+
+    def __init__(self, journal: JournalSource, *, batch: int = 1000) -> None:
+        self.journal = journal
+        self.batch = batch
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal")
+
+    @property
+    def description(self) -> str:
+        return self.journal.description
+
+    def __repr__(self) -> str:
+        return f"JournalEntries({self.journal!r})"
+
+    def resume(self, checkpoint: Checkpoint | None) -> None:
+        self.journal.seek_after(None if checkpoint is None else checkpoint.state)
+
+    async def read(self) -> Batch[JournalLine] | None:
+        loop = asyncio.get_running_loop()
+        entries = await loop.run_in_executor(self._reader, self.journal.read_entries, self.batch)
+        if not entries:
+            return None
+        cursor = self.journal.cursor()
+        return Batch(entries, None if cursor is None else Checkpoint(self.key, cursor))
+
+    async def wait(self, timeout: float) -> None:
+        await self.journal.wait_async(timeout)
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=False)
+        self.journal.close()

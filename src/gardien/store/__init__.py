@@ -1,7 +1,8 @@
-"""Where bans and file positions outlive the daemon: the :class:`BanStore` protocol, an SQLite
-store (the default, one writer thread, versioned schema) and an in-memory one for tests."""
+"""Where bans, checkpoints and pending failures outlive the daemon: the :class:`BanStore`
+protocol, an SQLite store (the default, one writer thread, versioned schema) and an in-memory
+one for tests."""
 
-from gardien.store.base import DEFAULT_MAX_MATCHES, BanStore, FilePosition
+from gardien.store.base import DEFAULT_MAX_MATCHES, BanStore, Progress
 from gardien.store.memory import MemoryBanStore
 from gardien.store.migrations import SCHEMA_VERSION
 from gardien.store.sqlite import SQLiteBanStore
@@ -10,7 +11,7 @@ __all__ = [
     "DEFAULT_MAX_MATCHES",
     "SCHEMA_VERSION",
     "BanStore",
-    "FilePosition",
     "MemoryBanStore",
+    "Progress",
     "SQLiteBanStore",
 ]

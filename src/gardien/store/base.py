@@ -7,8 +7,10 @@ A :class:`BanStore` remembers three things across restarts:
 - the *history* of every ban made, one record per jail, address and start time, which
   ``bantime.increment`` counts (:meth:`BanStore.ban_count`) and statistics read
   (:meth:`BanStore.history`), until :meth:`BanStore.purge` forgets the old part (``dbpurgeage``);
-- where reading each log file stopped (:class:`FilePosition`), so a restart neither misses
-  nor repeats lines.
+- where each source of each jail stopped (its :class:`~gardien.model.Checkpoint`), and the
+  failures each jail counts but has not banned for yet (:class:`~gardien.model.PendingFailures`),
+  both written in the transaction of the bans they led to (:meth:`BanStore.save_progress`): a
+  restart, clean or not, neither reads a batch twice nor forgets a failure inside ``findtime``.
 
 Addresses are kept in canonical form: ``::ffff:192.0.2.1`` is ``192.0.2.1``, and a network
 of one host (``192.0.2.1/32``) is that host; a ban reads back with the canonical address.
@@ -17,28 +19,58 @@ of one host (``192.0.2.1/32``) is that host; a ban reads back with the canonical
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
-from collections.abc import Iterable, Iterator
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from gardien.model import Address, Ban, parse_address
-from gardien.sources.files import FilePosition  # one type, shared with the file source
+from gardien.model import Address, Ban, Checkpoint, PendingFailures, parse_address
 
 __all__ = [
     "DEFAULT_MAX_MATCHES",
+    "MAX_PENDING_LINE",
     "BanStore",
-    "FilePosition",
+    "Progress",
     "address_from_text",
     "canonical_address",
+    "pending_from_row",
+    "pending_from_rows",
+    "pending_row",
     "sample_of",
 ]
 
 DEFAULT_MAX_MATCHES = 10
 """How many matched lines a stored ban keeps, the most recent ones (fail2ban's ``dbmaxmatches``)."""
 
+MAX_PENDING_LINE = 4096
+"""Characters kept of each matched line of a pending failure (a ban's sample keeps them whole;
+a pending failure is written again at each failure of its address, so it is kept small)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one batch read from one source of ``jail`` changed, stored all or nothing.
+
+    ``bans`` are made (as :meth:`BanStore.add_bans`), ``lifted`` addresses lose their current
+    ban (as :meth:`BanStore.remove_bans`), ``checkpoint`` becomes where its source resumes,
+    ``pending`` replace the pending failures of their addresses, and ``settled`` addresses have
+    none any more (banned, or their failures left ``findtime``).
+    """
+
+    jail: str
+    bans: Sequence[Ban] = ()
+    lifted: Sequence[Address] = ()
+    checkpoint: Checkpoint | None = None
+    pending: Sequence[PendingFailures] = ()
+    settled: Sequence[Address] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.bans or self.lifted or self.checkpoint or self.pending or self.settled)
+
 
 class BanStore(Protocol):
-    """Bans and file positions that outlive the daemon.
+    """Bans, checkpoints and pending failures that outlive the daemon.
 
     Writes return once the data is stored: a write that has returned survives the process
     being killed. Implementations are safe to use from several threads.
@@ -81,26 +113,27 @@ class BanStore(Protocol):
         that was before its planned end."""
         ...
 
-    def file_position(self, jail: str, path: str) -> FilePosition | None:
-        """Where ``jail`` stopped reading ``path``, or ``None`` if it never saved a position."""
+    def save_progress(self, progress: Progress) -> None:
+        """Store what one batch changed (see :class:`Progress`) in one transaction."""
         ...
 
-    def save_file_position(self, jail: str, position: FilePosition) -> None:
-        """Remember where ``jail`` stopped reading ``position.path``."""
+    def checkpoint(self, jail: str, source: str) -> Checkpoint | None:
+        """Where ``source`` of ``jail`` resumes, or ``None`` if it never saved a checkpoint."""
         ...
 
-    def journal_cursor(self, jail: str) -> str | None:
-        """The cursor of the last journal entry ``jail`` read, or ``None``."""
+    def save_checkpoint(self, jail: str, checkpoint: Checkpoint) -> None:
+        """Remember where ``checkpoint.source`` of ``jail`` resumes."""
         ...
 
-    def save_journal_cursor(self, jail: str, cursor: str) -> None:
-        """Remember where ``jail`` stopped reading the systemd journal."""
+    def pending_failures(self, jail: str) -> list[PendingFailures]:
+        """The failures ``jail`` counted and has not banned for, as :meth:`save_progress` left
+        them, the address whose last failure is the oldest first."""
         ...
 
     def purge(self, older_than: float) -> int:
         """Forget the bans that ended before ``older_than`` (``dbpurgeage`` ago): their history
-        records and stale current bans. A ban not over yet is never forgotten. Returns how
-        many history records were removed."""
+        records and stale current bans; and pending failures all older than that. A ban not
+        over yet is never forgotten. Returns how many history records were removed."""
         ...
 
     def close(self) -> None:
@@ -130,6 +163,54 @@ def address_from_text(text: str) -> Address:
         return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big"))
     except OSError:
         return ipaddress.ip_address(text)
+
+
+def pending_row(pending: PendingFailures, max_matches: int) -> str:
+    """The stored text of ``pending``: JSON ``[[time, [line, ...]], ...]``, only the last
+    ``max_matches`` failures keeping their lines, each cut to :data:`MAX_PENDING_LINE`."""
+    keep_from = len(pending.times) - max(max_matches, 0)
+    rows = [
+        [when, [line[:MAX_PENDING_LINE] for line in lines] if index >= keep_from else []]
+        for index, (when, lines) in enumerate(zip(pending.times, pending.lines, strict=True))
+    ]
+    return json.dumps(rows)  # ASCII: a line read with surrogateescape still encodes
+
+
+def pending_from_row(address: Address, text: str) -> PendingFailures | None:
+    """The :class:`PendingFailures` of a stored row; ``None`` for a row that is not one."""
+    try:
+        return _pending(address, json.loads(text))
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def pending_from_rows(rows: Iterable[Sequence[str]]) -> list[PendingFailures]:
+    """The pending failures of stored rows (address text, stored text), parsed by one
+    ``json.loads`` for all of them (a restart with 100,000 pending addresses notices); a row
+    that is not one is left out."""
+    rows = list(rows)
+    try:
+        parsed = json.loads("[" + ",".join(text for _, text in rows) + "]")
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, list) or len(parsed) != len(rows):  # one is broken: one by one
+        found = (pending_from_row(address_from_text(a), text) for a, text in rows)
+        return [pending for pending in found if pending is not None]
+    pending: list[PendingFailures] = []
+    for (address, _), failures in zip(rows, parsed, strict=True):
+        try:
+            item = _pending(address_from_text(address), failures)
+        except (ValueError, TypeError, IndexError, KeyError):
+            continue
+        if item is not None:
+            pending.append(item)
+    return pending
+
+
+def _pending(address: Address, rows: Any) -> PendingFailures | None:
+    times = tuple(float(row[0]) for row in rows)
+    lines = tuple(tuple(str(line) for line in row[1]) for row in rows)
+    return PendingFailures(address, times, lines) if times else None
 
 
 def sample_of(matches: Iterable[str], max_matches: int) -> tuple[str, ...]:

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 
 from gardien.clock import Clock, SystemClock
 from gardien.errors import StoreError
-from gardien.model import Address, Ban
+from gardien.model import Address, Ban, Checkpoint, PendingFailures
 from gardien.store.base import (
     DEFAULT_MAX_MATCHES,
     BanStore,
-    FilePosition,
+    Progress,
     canonical_address,
+    pending_from_rows,
+    pending_row,
     sample_of,
 )
 
@@ -38,8 +40,9 @@ class MemoryBanStore:
         self._bans: dict[tuple[str, str], Ban] = {}
         # keyed by (jail, address, start); dicts keep insertion order, the tie-breaker
         self._history: dict[tuple[str, str, float], Ban] = {}
-        self._positions: dict[tuple[str, str], FilePosition] = {}
-        self._cursors: dict[str, str] = {}
+        self._checkpoints: dict[tuple[str, str], Checkpoint] = {}
+        # (jail, address) -> (last time, stored text), in the order last written
+        self._pending: dict[tuple[str, str], tuple[float, str]] = {}
 
     def __enter__(self) -> MemoryBanStore:
         return self
@@ -54,27 +57,79 @@ class MemoryBanStore:
         stored = [self._normalised(ban) for ban in bans]
         with self._lock:
             self._check_open()
-            for ban in stored:
-                address = str(ban.address)
-                self._bans[ban.jail, address] = ban
-                self._history[ban.jail, address, ban.start] = dataclasses.replace(ban, matches=())
+            self._add(stored)
+
+    def _add(self, stored: Iterable[Ban]) -> None:
+        for ban in stored:
+            address = str(ban.address)
+            self._bans[ban.jail, address] = ban
+            self._history[ban.jail, address, ban.start] = dataclasses.replace(ban, matches=())
 
     def remove_bans(self, jail: str, addresses: Iterable[Address]) -> int:
-        return sum(self.remove_ban(jail, address) for address in addresses)
-
-    def remove_ban(self, jail: str, address: Address) -> bool:
-        key = (jail, str(canonical_address(address)))
+        keys = [(jail, str(canonical_address(address))) for address in addresses]
         with self._lock:
             self._check_open()
-            ban = self._bans.pop(key, None)
-            if ban is None:
-                return False
-            now = self._clock.now()
-            record_key = (*key, ban.start)
-            record = self._history.get(record_key)
-            if record is not None and (record.end is None or record.end > now):
-                self._history[record_key] = dataclasses.replace(record, end=now)
-            return True
+            return sum(self._remove(key) for key in keys)
+
+    def remove_ban(self, jail: str, address: Address) -> bool:
+        return self.remove_bans(jail, (address,)) == 1
+
+    def _remove(self, key: tuple[str, str]) -> bool:
+        ban = self._bans.pop(key, None)
+        if ban is None:
+            return False
+        now = self._clock.now()
+        record_key = (*key, ban.start)
+        record = self._history.get(record_key)
+        if record is not None and (record.end is None or record.end > now):
+            self._history[record_key] = dataclasses.replace(record, end=now)
+        return True
+
+    def save_progress(self, progress: Progress) -> None:
+        jail = progress.jail
+        stored = [self._normalised(ban) for ban in progress.bans]
+        lifted = [(jail, str(canonical_address(a))) for a in progress.lifted]
+        pending = [
+            (
+                (jail, str(canonical_address(p.address))),
+                (p.times[-1], pending_row(p, self._max_matches)),
+            )
+            for p in progress.pending
+            if p.times
+        ]
+        settled = [(jail, str(canonical_address(a))) for a in progress.settled]
+        with self._lock:
+            self._check_open()
+            self._add(stored)
+            for key in lifted:
+                self._remove(key)
+            for key in settled:
+                self._pending.pop(key, None)
+            for key, row in pending:
+                self._pending.pop(key, None)
+                self._pending[key] = row
+            if progress.checkpoint is not None:
+                self._checkpoints[jail, progress.checkpoint.source] = progress.checkpoint
+
+    def checkpoint(self, jail: str, source: str) -> Checkpoint | None:
+        with self._lock:
+            self._check_open()
+            return self._checkpoints.get((jail, source))
+
+    def save_checkpoint(self, jail: str, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            self._check_open()
+            self._checkpoints[jail, checkpoint.source] = checkpoint
+
+    def pending_failures(self, jail: str) -> list[PendingFailures]:
+        with self._lock:
+            self._check_open()
+            rows = sorted(
+                (last, key[1], text)
+                for key, (last, text) in self._pending.items()
+                if key[0] == jail
+            )
+        return pending_from_rows([(address, text) for _, address, text in rows])
 
     def active_bans(self, now: float, jail: str | None = None) -> list[Ban]:
         with self._lock:
@@ -111,26 +166,6 @@ class MemoryBanStore:
         records.sort(key=lambda item: item[:2])
         return iter([record for _, _, record in records])
 
-    def file_position(self, jail: str, path: str) -> FilePosition | None:
-        with self._lock:
-            self._check_open()
-            return self._positions.get((jail, path))
-
-    def save_file_position(self, jail: str, position: FilePosition) -> None:
-        with self._lock:
-            self._check_open()
-            self._positions[jail, position.path] = position
-
-    def journal_cursor(self, jail: str) -> str | None:
-        with self._lock:
-            self._check_open()
-            return self._cursors.get(jail)
-
-    def save_journal_cursor(self, jail: str, cursor: str) -> None:
-        with self._lock:
-            self._check_open()
-            self._cursors[jail] = cursor
-
     def purge(self, older_than: float) -> int:
         with self._lock:
             self._check_open()
@@ -140,6 +175,8 @@ class MemoryBanStore:
                 del self._history[key]
             for ban_key in [k for k, ban in self._bans.items() if _ended_before(ban, cutoff)]:
                 del self._bans[ban_key]
+            for pending_key in [k for k, (last, _) in self._pending.items() if last < cutoff]:
+                del self._pending[pending_key]
             return len(old)
 
     def close(self) -> None:

@@ -79,7 +79,37 @@ _VERSION_2 = _statements(
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: list[Migration] = [_VERSION_1, _VERSION_2]
+_VERSION_3 = _statements(
+    # one checkpoint per jail and source (file:PATH, journal, hub), the source's own text; the
+    # file positions and journal cursors of version 2 become checkpoints
+    """CREATE TABLE checkpoints (
+        jail TEXT NOT NULL,
+        source TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (jail, source)
+    ) WITHOUT ROWID""",
+    """INSERT INTO checkpoints (jail, source, state)
+        SELECT jail, 'file:' || path,
+            json_object('inode', inode, 'offset', offset, 'first_line_hash', first_line_hash)
+        FROM file_positions""",
+    """INSERT INTO checkpoints (jail, source, state)
+        SELECT jail, CASE WHEN cursor LIKE 'hub:%' THEN 'hub' ELSE 'journal' END,
+            CASE WHEN cursor LIKE 'hub:%' THEN substr(cursor, 5) ELSE cursor END
+        FROM journal_cursors""",
+    "DROP TABLE file_positions",
+    "DROP TABLE journal_cursors",
+    # the failures a jail counts and has not banned for yet: [[time, [line, ...]], ...]; one
+    # B-tree, written at every failure of an address (purge() scans it: it is bounded)
+    """CREATE TABLE pending_failures (
+        jail TEXT NOT NULL,
+        address TEXT NOT NULL,
+        last_time REAL NOT NULL,
+        failures TEXT NOT NULL,
+        PRIMARY KEY (jail, address)
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: list[Migration] = [_VERSION_1, _VERSION_2, _VERSION_3]
 """Step ``i`` takes a database from version ``i`` to version ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -29,13 +29,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gardien.clock import Clock, SystemClock
 from gardien.errors import StoreError
-from gardien.model import Address, Ban
+from gardien.model import Address, Ban, Checkpoint, PendingFailures
 from gardien.store.base import (
     DEFAULT_MAX_MATCHES,
     BanStore,
-    FilePosition,
+    Progress,
     address_from_text,
     canonical_address,
+    pending_from_rows,
+    pending_row,
     sample_of,
 )
 from gardien.store.migrations import migrate
@@ -85,17 +87,16 @@ _IMPORT_HISTORY = """
     SELECT jail, address, start_time, end_time, count, failures FROM temp.import_bans WHERE true
     ON CONFLICT (address, jail, start_time) DO NOTHING
 """
-_UPSERT_CURSOR = """
-    INSERT INTO journal_cursors (jail, cursor) VALUES (?, ?)
-    ON CONFLICT (jail) DO UPDATE SET cursor = excluded.cursor
+_UPSERT_CHECKPOINT = """
+    INSERT INTO checkpoints (jail, source, state) VALUES (?, ?, ?)
+    ON CONFLICT (jail, source) DO UPDATE SET state = excluded.state
 """
-_UPSERT_POSITION = """
-    INSERT INTO file_positions (jail, path, inode, offset, first_line_hash)
-    VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (jail, path) DO UPDATE SET
-        inode = excluded.inode, offset = excluded.offset,
-        first_line_hash = excluded.first_line_hash
+_UPSERT_PENDING = """
+    INSERT INTO pending_failures (jail, address, last_time, failures) VALUES (?, ?, ?, ?)
+    ON CONFLICT (jail, address) DO UPDATE SET
+        last_time = excluded.last_time, failures = excluded.failures
 """
+_DELETE_PENDING = "DELETE FROM pending_failures WHERE jail = ? AND address = ?"
 _BanRow = tuple[str, str, float, float | None, int, int]
 
 
@@ -169,6 +170,19 @@ class SQLiteBanStore:
         self.add_bans((ban,))
 
     def add_bans(self, bans: Iterable[Ban]) -> None:
+        ban_rows, history_rows = self._ban_rows(bans)
+        if not ban_rows:
+            return
+
+        def add(connection: sqlite3.Connection) -> None:
+            connection.executemany(_UPSERT_BAN, ban_rows)
+            connection.executemany(_UPSERT_HISTORY, history_rows)
+
+        self._writer.run(add)
+
+    def _ban_rows(
+        self, bans: Iterable[Ban]
+    ) -> tuple[list[tuple[str, str, float, float | None, int, int, str]], list[_BanRow]]:
         ban_rows: list[tuple[str, str, float, float | None, int, int, str]] = []
         history_rows: list[_BanRow] = []
         for ban in bans:
@@ -183,14 +197,38 @@ class SQLiteBanStore:
             # ASCII JSON: a line read with surrogateescape still encodes
             ban_rows.append((*row, json.dumps(sample_of(ban.matches, self._max_matches))))
             history_rows.append(row)
-        if not ban_rows:
+        return ban_rows, history_rows
+
+    def save_progress(self, progress: Progress) -> None:
+        if not progress:
             return
+        jail = progress.jail
+        ban_rows, history_rows = self._ban_rows(progress.bans)
+        lifted = [(jail, str(canonical_address(a))) for a in progress.lifted]
+        now = self._clock.now()
+        max_matches = self._max_matches
+        pending_rows = [
+            (jail, _address_text(p.address), p.times[-1], pending_row(p, max_matches))
+            for p in progress.pending
+            if p.times
+        ]
+        settled = [(jail, _address_text(a)) for a in progress.settled]
+        checkpoint = progress.checkpoint
 
-        def add(connection: sqlite3.Connection) -> None:
-            connection.executemany(_UPSERT_BAN, ban_rows)
-            connection.executemany(_UPSERT_HISTORY, history_rows)
+        def save(connection: sqlite3.Connection) -> None:
+            if ban_rows:
+                connection.executemany(_UPSERT_BAN, ban_rows)
+                connection.executemany(_UPSERT_HISTORY, history_rows)
+            if lifted:
+                _remove(connection, lifted, now)
+            if settled:
+                connection.executemany(_DELETE_PENDING, settled)
+            if pending_rows:
+                connection.executemany(_UPSERT_PENDING, pending_rows)
+            if checkpoint is not None:
+                connection.execute(_UPSERT_CHECKPOINT, (jail, checkpoint.source, checkpoint.state))
 
-        self._writer.run(add)
+        self._writer.run(save)
 
     def import_bans(self, active: Iterable[Ban], history: Iterable[Ban]) -> tuple[list[Ban], int]:
         """Take in bans made by another tool (fail2ban's, through ``gardien migrate``), all or
@@ -252,34 +290,11 @@ class SQLiteBanStore:
         keys = [(jail, str(canonical_address(address))) for address in addresses]
         now = self._clock.now()
 
-        def remove(connection: sqlite3.Connection) -> int:
-            removed = 0
-            for key in keys:
-                row = connection.execute(
-                    "SELECT start_time FROM bans WHERE jail = ? AND address = ?", key
-                ).fetchone()
-                if row is None:
-                    continue
-                connection.execute("DELETE FROM bans WHERE jail = ? AND address = ?", key)
-                connection.execute(
-                    "UPDATE ban_history SET end_time = ? WHERE jail = ? AND address = ?"
-                    " AND start_time = ? AND (end_time IS NULL OR end_time > ?)",
-                    (now, *key, row[0], now),
-                )
-                removed += 1
-            return removed
+        return self._writer.run(lambda connection: _remove(connection, keys, now))
 
-        return self._writer.run(remove)
-
-    def save_file_position(self, jail: str, position: FilePosition) -> None:
-        row = (
-            jail,
-            position.path,
-            _signed64(position.inode),
-            position.offset,
-            position.first_line_hash,
-        )
-        self._writer.run(lambda connection: connection.execute(_UPSERT_POSITION, row))
+    def save_checkpoint(self, jail: str, checkpoint: Checkpoint) -> None:
+        row = (jail, checkpoint.source, checkpoint.state)
+        self._writer.run(lambda connection: connection.execute(_UPSERT_CHECKPOINT, row))
 
     def purge(self, older_than: float) -> int:
         cutoff = min(older_than, self._clock.now())  # never what is not over yet
@@ -289,6 +304,7 @@ class SQLiteBanStore:
                 "DELETE FROM ban_history WHERE end_time < ?", (cutoff,)
             ).rowcount
             connection.execute("DELETE FROM bans WHERE end_time < ?", (cutoff,))
+            connection.execute("DELETE FROM pending_failures WHERE last_time < ?", (cutoff,))
             return int(removed)
 
         return self._writer.run(purge)
@@ -336,23 +352,19 @@ class SQLiteBanStore:
                 return
             after = (rows[-1][2], rows[-1][-1])
 
-    def journal_cursor(self, jail: str) -> str | None:
-        rows = self._query("SELECT cursor FROM journal_cursors WHERE jail = ?", (jail,))
-        return str(rows[0][0]) if rows else None
-
-    def save_journal_cursor(self, jail: str, cursor: str) -> None:
-        row = (jail, cursor)
-        self._writer.run(lambda connection: connection.execute(_UPSERT_CURSOR, row))
-
-    def file_position(self, jail: str, path: str) -> FilePosition | None:
+    def checkpoint(self, jail: str, source: str) -> Checkpoint | None:
         rows = self._query(
-            "SELECT inode, offset, first_line_hash FROM file_positions WHERE jail = ? AND path = ?",
-            (jail, path),
+            "SELECT state FROM checkpoints WHERE jail = ? AND source = ?", (jail, source)
         )
-        if not rows:
-            return None
-        inode, offset, first_line_hash = rows[0]
-        return FilePosition(path, _unsigned64(inode), offset, first_line_hash)
+        return Checkpoint(source, str(rows[0][0])) if rows else None
+
+    def pending_failures(self, jail: str) -> list[PendingFailures]:
+        rows = self._query(
+            "SELECT address, failures FROM pending_failures WHERE jail = ?"
+            " ORDER BY last_time, address",
+            (jail,),
+        )
+        return pending_from_rows(rows)
 
     def close(self) -> None:
         with self._read_lock:
@@ -479,6 +491,32 @@ def history_keys(path: str | os.PathLike[str]) -> set[tuple[str, str, float]]:
         raise StoreError(f"{file}: cannot read the ban store: {exc}") from exc
 
 
+def _address_text(address: Address) -> str:
+    """The stored text of ``address``: an IPv4 address prints in canonical form already, so
+    the round trip through :func:`canonical_address` is skipped for the common case."""
+    return str(address) if type(address) is IPv4Address else str(canonical_address(address))
+
+
+def _remove(connection: sqlite3.Connection, keys: Iterable[tuple[str, str]], now: float) -> int:
+    """Forget the current bans of ``keys`` (jail, address), ending their history records now;
+    how many there were."""
+    removed = 0
+    for key in keys:
+        row = connection.execute(
+            "SELECT start_time FROM bans WHERE jail = ? AND address = ?", key
+        ).fetchone()
+        if row is None:
+            continue
+        connection.execute("DELETE FROM bans WHERE jail = ? AND address = ?", key)
+        connection.execute(
+            "UPDATE ban_history SET end_time = ? WHERE jail = ? AND address = ?"
+            " AND start_time = ? AND (end_time IS NULL OR end_time > ?)",
+            (now, *key, row[0], now),
+        )
+        removed += 1
+    return removed
+
+
 def _create_file(path: Path) -> None:
     """Create ``path`` with mode 0600, and its missing directories with mode 0700."""
     missing = [parent for parent in path.parents if not parent.exists()]
@@ -495,15 +533,6 @@ def _create_file(path: Path) -> None:
                 os.close(descriptor)
     except OSError as exc:
         raise StoreError(f"{path}: cannot create the ban store: {exc.strerror or exc}") from exc
-
-
-def _signed64(value: int) -> int:
-    """``value`` (an inode, up to 2**64 - 1) as the signed 64-bit integer SQLite keeps."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _unsigned64(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value
 
 
 if TYPE_CHECKING:  # mypy checks that the protocol is met
