@@ -8,18 +8,12 @@ from typing import Any
 
 import click
 
-from gardien.actions import FirewallRegistry, build_actions
-from gardien.backends import MemoryFirewall
 from gardien.config.daemon import load_daemon_settings
-from gardien.config.jails import feed_options, jail_filter, load_jails
-from gardien.config.mail import load_mail_relay
-from gardien.config.values import parse_spec
-from gardien.errors import ConfigError, GardienError
+from gardien.config.jails import jail_filter, load_jails
+from gardien.daemon.assembly import assemble, pretend_firewalls
+from gardien.errors import ConfigError
 from gardien.matching.filter import Filter
 from gardien.settings import DaemonSettings, JailSettings
-
-#: backends that only remember, to check actions without touching the firewall
-_PRETEND = FirewallRegistry(dict.fromkeys(("nftables", "ipset", "iptables"), MemoryFirewall))
 
 
 @click.group()
@@ -42,29 +36,6 @@ def _filter_of(jail: JailSettings, config_dir: Path) -> Filter:
         raise error.located(section=jail.name, option="filter") from None
 
 
-def _check_hub_feed(jail: JailSettings) -> None:
-    """The ``backend = hub[...]`` of ``jail`` (errors say which jail)."""
-    from gardien.sources.hub import HubFeed
-
-    try:
-        HubFeed.from_options(jail.name, feed_options(parse_spec(jail.backend)))
-    except ConfigError as error:
-        raise error.located(
-            path=jail.path, line=jail.line, section=jail.name, option="backend"
-        ) from None
-
-
-def _check_source(jail: JailSettings, compiled: Filter) -> None:
-    """The jail's backend and journalmatch, as the daemon checks them before it starts (whether
-    this host can read the source is only known when the daemon opens it)."""
-    from gardien.daemon.jailsources import check_source, journalmatch_of
-
-    try:
-        check_source(jail, journalmatch_of(jail, compiled.spec))
-    except ConfigError as error:
-        raise error.located(path=jail.path, line=jail.line, section=jail.name) from None
-
-
 @config.command()
 @click.option("--all", "all_jails", is_flag=True, help="Also check the jails that are disabled.")
 @click.pass_obj
@@ -76,40 +47,24 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
     file:line) and exits with status 1.
     """
     config_dir: Path = obj["config_dir"]
-    load_daemon_settings(config_dir)
-    mail_relay = load_mail_relay(config_dir)
-    jails = load_jails(config_dir)
-    problems: list[str] = []
-    checked = 0
-    for jail in jails:
-        if not (jail.enabled or all_jails):
-            continue
-        checked += 1
-        try:
-            if jail.hub_feed:  # no filter: check the feed (reads its token file)
-                _check_hub_feed(jail)
-            else:
-                _check_source(jail, _filter_of(jail, config_dir))
-        except GardienError as error:
-            problems.append(str(error))
-        try:  # action names and parameters, without touching the firewall
-            build_actions(jail.actions, jail.name, firewalls=_PRETEND, mail_relay=mail_relay)
-        except ConfigError as error:
-            problems.append(
-                str(
-                    error.located(
-                        path=jail.path, line=jail.line, section=jail.name, option="action"
-                    )
-                )
-            )
-    enabled = sum(1 for jail in jails if jail.enabled)
+    problems: list[ConfigError] = []
+    try:
+        load_daemon_settings(config_dir)
+    except ConfigError as error:
+        problems.append(error)
+    # action names and parameters are checked without touching the firewall
+    assembly = assemble(config_dir, firewalls=pretend_firewalls(), include_disabled=all_jails)
+    problems += assembly.problems
     if problems:
         for problem in problems:
             click.echo(f"gardien: error: {problem}", err=True)
         click.echo(f"{len(problems)} problem(s) in {config_dir}", err=True)
         raise click.exceptions.Exit(1)
+    jails = assembly.jails
+    enabled = sum(1 for jail in jails if jail.enabled)
     click.echo(
-        f"OK: {config_dir}: {len(jails)} jails ({enabled} enabled), {checked} filters compiled"
+        f"OK: {config_dir}: {len(jails)} jails ({enabled} enabled), "
+        f"{len(assembly.plans)} filters compiled"
     )
 
 

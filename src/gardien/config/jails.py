@@ -37,7 +37,14 @@ from gardien.settings import (  # BanTimeIncrement, JailSettings: re-exported (d
     is_hub_backend,
 )
 
-__all__ = ["BanTimeIncrement", "JailSettings", "feed_options", "jail_filter", "load_jails"]
+__all__ = [
+    "BanTimeIncrement",
+    "JailSettings",
+    "feed_options",
+    "jail_filter",
+    "load_jails",
+    "read_jails",
+]
 
 NOT_JAILS = frozenset({"INCLUDES", "DEFAULT"})
 #: the fail2ban version whose configuration language gardien follows
@@ -84,8 +91,24 @@ READ_OPTIONS = (
 def load_jails(
     config_dir: str | os.PathLike[str], *, only_enabled: bool = False
 ) -> list[JailSettings]:
-    """The jails configured under ``config_dir``, in file order."""
-    config = ConfigSet.read_resource(Path(config_dir), "jail")
+    """The jails configured under ``config_dir``, in file order; the first problem of
+    :func:`read_jails` is raised."""
+    jails, problems = read_jails(config_dir)
+    if problems:
+        raise problems[0]
+    return [jail for jail in jails if jail.enabled or not only_enabled]
+
+
+def read_jails(
+    config_dir: str | os.PathLike[str],
+) -> tuple[list[JailSettings], list[ConfigError]]:
+    """Every jail configured under ``config_dir`` (enabled or not, in file order), and the
+    problem of each section that cannot be read: one broken jail does not hide the others.
+    A file that cannot be read at all is the one problem, with no jails."""
+    try:
+        config = ConfigSet.read_resource(Path(config_dir), "jail")
+    except ConfigError as error:
+        return [], [error]
     # what fail2ban provides to its jail files (e.g. ignorecommand paths)
     for key, value in (
         ("fail2ban_confpath", str(config_dir)),
@@ -93,14 +116,16 @@ def load_jails(
         ("gardien_confpath", str(config_dir)),
     ):
         config.defaults[key] = Located(value, "<built-in>", 0)
-    jails = []
+    jails: list[JailSettings] = []
+    problems: list[ConfigError] = []
     for name in config.sections:
         if name in NOT_JAILS:
             continue
-        jail = _jail(config, name)
-        if jail.enabled or not only_enabled:
-            jails.append(jail)
-    return jails
+        try:
+            jails.append(_jail(config, name))
+        except ConfigError as error:
+            problems.append(error)
+    return jails, problems
 
 
 class _Reader:

@@ -5,40 +5,39 @@ fail2ban-client's names) does to a running :class:`~gardien.daemon.server.Daemon
 
 :class:`Commands` is the :class:`~gardien.daemon.control.ControlHandler` the daemon gives its
 control socket; the socket, the wire format and the checks on a request's shape are in
-:mod:`gardien.daemon.control`. A command that changes state takes the daemon's lock, so it never
-interleaves with the pipeline or a reload.
+:mod:`gardien.daemon.control`. It sees the daemon through
+:class:`~gardien.daemon.interface.DaemonControl` only; a command that changes state holds the
+daemon's ``changes()``, so it never interleaves with the pipeline or a reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gardien._version import __version__
 from gardien.daemon.control import Request
+from gardien.daemon.interface import DaemonControl
 from gardien.daemon.logs import reopen_log_files
 from gardien.daemon.options import Options, parse_addresses
 from gardien.errors import ConfigError, JailError, UnknownJailError
 
 if TYPE_CHECKING:
-    from gardien.daemon.server import Daemon, JailRuntime
+    from gardien.daemon.server import JailRuntime
 
 __all__ = ["Commands"]
 
 
 class Commands:
-    """Answers the control socket's requests for ``daemon``; a companion of the daemon, it
-    uses the daemon's lock and its ``_apply``/``_lift``/``_reload`` so that a ban or unban
-    asked for here goes through the same path (store first, then actions) as one decided by
-    the pipeline."""
+    """Answers the control socket's requests for ``daemon``: a ban or unban asked for here
+    goes through the same path (store first, then actions) as one decided by the pipeline."""
 
     #: the status flavors of fail2ban-client (``status JAIL short``); cymru needs whois
     #: lookups at Team Cymru, which gardien does not make
     FLAVORS = ("basic", "short", "stats")
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonControl) -> None:
         self._daemon = daemon
         self._options = Options(daemon)
 
@@ -63,7 +62,7 @@ class Commands:
             return self._options.get(args)
         if command == "flushlogs":
             return self._flush_logs()
-        async with daemon._lock:
+        async with daemon.changes():
             if command == "set":
                 return await self._options.set(args)
             if command == "banned":
@@ -114,7 +113,7 @@ class Commands:
             "jail": name,
             "currently_failed": status.currently_failed,
             "total_failed": status.total_failed,
-            "files": list(runtime.tails),
+            "files": self._daemon.log_files(name),
             "currently_banned": status.currently_banned,
             "total_banned": status.total_banned,
             "banned": [str(address) for address in status.banned],
@@ -163,35 +162,29 @@ class Commands:
             for runtime in list(daemon.jails.values()):
                 if only is None or runtime.name == only:
                     await self._lift_all(runtime)
-        return await daemon._reload(only)
+        return await daemon.reconfigure(only)
 
     async def _reload_one(self, name: str) -> str:
         try:
-            return await self._daemon._reload(name)
+            return await self._daemon.reconfigure(name)
         except ConfigError as error:
             if "unknown jail" in str(error):
                 raise UnknownJailError(f"unknown jail {name!r} in the configuration") from None
             raise
 
     async def _lift_all(self, runtime: JailRuntime) -> int:
-        unbans = [runtime.jail.unban(ban.address) for ban in runtime.jail.active_bans()]
-        lifted = [replace(u, reason="manual") for u in unbans if u is not None]
-        if lifted:
-            await self._daemon._lift(runtime, lifted)
-        return len(lifted)
+        addresses = [ban.address for ban in runtime.jail.active_bans()]
+        return await self._daemon.unban_addresses(runtime.name, addresses)
 
     async def _unban_everywhere(self, args: Sequence[str]) -> int:
         everything = list(args) == ["--all"]
         addresses = None if everything else set(parse_addresses(args))
         total = 0
-        for runtime in self._daemon.jails.values():
+        for runtime in list(self._daemon.jails.values()):
             targets = [
                 b.address
                 for b in runtime.jail.active_bans()
                 if addresses is None or b.address in addresses
             ]
-            unbans = [u for u in (runtime.jail.unban(a) for a in targets) if u is not None]
-            if unbans:
-                await self._daemon._lift(runtime, [replace(u, reason="manual") for u in unbans])
-            total += len(unbans)
+            total += await self._daemon.unban_addresses(runtime.name, targets)
         return total

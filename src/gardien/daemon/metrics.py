@@ -34,7 +34,7 @@ from gardien._version import __version__
 from gardien.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gardien.daemon.server import Daemon
+    from gardien.daemon.interface import DaemonControl
 
 __all__ = ["SNAPSHOT_TIMEOUT", "DaemonCollector", "JailSample", "MetricsEndpoint", "jail_samples"]
 
@@ -59,7 +59,7 @@ class JailSample:
     files: int  # log files followed
 
 
-def jail_samples(daemon: Daemon) -> list[JailSample]:
+def jail_samples(daemon: DaemonControl) -> list[JailSample]:
     """A snapshot of every running jail. Call it in the event loop's thread."""
     now = daemon.clock.now()
     samples: list[JailSample] = []
@@ -76,7 +76,7 @@ def jail_samples(daemon: Daemon) -> list[JailSample]:
                 failing=status.currently_failed,
                 bans=status.total_banned,
                 banned=status.currently_banned,
-                files=len(runtime.tails) + (runtime.journal is not None),
+                files=daemon.log_sources(runtime.name),
             )
         )
     return samples
@@ -190,7 +190,7 @@ class DaemonCollector:
 class MetricsEndpoint:
     """The HTTP endpoint (``GET /metrics``), served by a thread of prometheus_client."""
 
-    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
+    def __init__(self, daemon: DaemonControl, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self.registry = CollectorRegistry()
         self.registry.register(

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from gardien.config.jails import jail_filter
 from gardien.config.values import parse_duration
+from gardien.daemon.interface import DaemonControl
 from gardien.errors import ConfigError, JailError, UnknownJailError
-from gardien.jails import Jail
 from gardien.model import Address, parse_address
 
 if TYPE_CHECKING:
-    from gardien.daemon.server import Daemon, JailRuntime
+    from gardien.daemon.server import JailRuntime
 
 __all__ = ["CHECK", "FIXED_AT_START", "Options"]
 
@@ -74,7 +74,7 @@ def parse_addresses(texts: Sequence[str]) -> list[Address]:
 class Options:
     """Reads and changes the options of ``daemon`` and its jails."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonControl) -> None:
         self._daemon = daemon
 
     def jail(self, name: str) -> JailRuntime:
@@ -122,7 +122,7 @@ class Options:
             "ignoreip": list(runtime.jail.ignore.entries),
             "ignoreself": settings.ignoreself,
             "ignorecommand": settings.ignorecommand or False,
-            "logpath": list(runtime.tails),
+            "logpath": self._daemon.log_files(runtime.name),
             "logencoding": "UTF-8"
             if settings.logencoding.lower() == "auto"
             else settings.logencoding,
@@ -210,8 +210,7 @@ class Options:
     def _set_daemon(self, option: str, value: str) -> Any:
         daemon = self._daemon
         if option == "dbpurgeage":
-            daemon.settings = replace(daemon.settings, dbpurgeage=parse_duration(value))
-            return daemon.settings.dbpurgeage
+            return daemon.set_dbpurgeage(parse_duration(value))
         if option == "loglevel":
             return daemon.set_loglevel(value)
         if option == "logtarget":
@@ -237,9 +236,7 @@ class Options:
         fresh = list(dict.fromkeys(fresh))
         if check:
             return len(fresh)
-        bans = [jail.ban(address) for address in fresh]
-        if bans:
-            await self._daemon._apply(runtime, bans)
+        bans = await self._daemon.ban_addresses(runtime.name, fresh)
         return len(bans)
 
     async def _unban(self, runtime: JailRuntime, values: list[str]) -> int:
@@ -253,10 +250,7 @@ class Options:
             raise JailError(f"not banned in {runtime.name}: {', '.join(absent)}")
         if check:
             return len(addresses) - len(absent)
-        unbans = [u for u in (runtime.jail.unban(a) for a in addresses) if u is not None]
-        if unbans:
-            await self._daemon._lift(runtime, [replace(u, reason="manual") for u in unbans])
-        return len(unbans)
+        return await self._daemon.unban_addresses(runtime.name, addresses)
 
     def _retune(self, runtime: JailRuntime, option: str, value: str) -> Any:
         """Change bantime/findtime/maxretry/maxmatches of a running jail, keeping its bans."""
@@ -282,13 +276,7 @@ class Options:
         else:
             number = parse_duration(value)
             settings = replace(settings, bantime=number)
-        daemon = self._daemon
-        jail = Jail(
-            settings, clock=daemon.clock, history=daemon._history, ignore=runtime.jail.ignore
-        )
-        jail.restore(runtime.jail.active_bans(), now=daemon.clock.now())
-        jail.take_over_pending(runtime.jail)
-        runtime.settings, runtime.jail = settings, jail
+        self._daemon.retune_jail(runtime.name, settings)
         return number
 
 

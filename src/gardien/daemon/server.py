@@ -31,42 +31,34 @@ and STOPPING through ``$NOTIFY_SOCKET`` (:mod:`gardien.daemon.notify`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from gardien._version import __version__
-from gardien.actions import Action, FirewallRegistry, build_actions
+from gardien.actions import Action, FirewallRegistry
 from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import load_daemon_settings
-from gardien.config.jails import feed_options, jail_filter, load_jails
-from gardien.config.mail import load_mail_relay
-from gardien.config.values import parse_spec
+from gardien.daemon.assembly import FeedPlan, assemble
 from gardien.daemon.commands import Commands
 from gardien.daemon.control import ControlServer
-from gardien.daemon.host import own_addresses, resolve
-from gardien.daemon.jailsources import (
-    check_source,
-    journalmatch_of,
-    open_file,
-    open_journal,
-    uses_journal,
-)
+from gardien.daemon.jailsources import open_file, open_journal, uses_journal
 from gardien.daemon.logs import set_log_level, switch_log_target
 from gardien.daemon.notify import Notifier
 from gardien.errors import ConfigError, GardienError, SourceError, StoreError
-from gardien.jails import IgnoreList, Jail
-from gardien.matching.filter import Filter, LineMatcher, LineResult
+from gardien.jails import Jail
+from gardien.matching.filter import LineMatcher, LineResult
 from gardien.model import Address, Ban, Checkpoint, Unban
-from gardien.settings import DaemonSettings, FilterSpec, JailSettings
+from gardien.settings import DaemonSettings, JailSettings
 from gardien.sources.base import Batch, Source
 from gardien.sources.files import FileSource, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
@@ -160,44 +152,30 @@ class Daemon:
 
     # ---- building ------------------------------------------------------------------------
     def _build(self) -> dict[str, JailRuntime]:
-        """Every enabled jail, fully checked; raises before anything runs. A jail with
-        ``backend = hub[...]`` has no filter and no log: its bans come from the hub."""
+        """Every enabled jail, fully checked (:func:`~gardien.daemon.assembly.assemble`);
+        raises the first problem before anything runs. A jail with ``backend = hub[...]`` has
+        no filter and no log: its bans come from the hub."""
+        assembly = assemble(
+            self.config_dir,
+            firewalls=self.firewalls,
+            clock=self.clock,
+            keep_bans=self.settings.keepbans,
+        )
+        assembly.raise_first_problem()
         built: dict[str, JailRuntime] = {}
-        mail_relay = load_mail_relay(self.config_dir)
-        for settings in load_jails(self.config_dir, only_enabled=True):
-            feed: HubFeed | None = None
-            spec: FilterSpec | None = None
-            try:
-                if settings.hub_feed:
-                    options = feed_options(parse_spec(settings.backend))
-                    feed = HubFeed.from_options(settings.name, options)
-                else:
-                    spec = jail_filter(settings, self.config_dir)
-                    compiled = Filter(spec)
-                    check_source(settings, journalmatch_of(settings, spec))
-                actions = build_actions(
-                    settings.actions,
-                    settings.name,
-                    firewalls=self.firewalls,
-                    clock=self.clock,
-                    keep_bans=self.settings.keepbans,
-                    mail_relay=mail_relay,
-                )
-            except ConfigError as error:
-                raise error.located(section=settings.name) from None
-            ignore = IgnoreList.from_settings(
-                settings, clock=self.clock, own_addresses=own_addresses, resolve=resolve
-            )
-            jail = Jail(settings, clock=self.clock, history=self._history, ignore=ignore)
-            if spec is None:
-                built[settings.name] = JailRuntime(settings, jail, None, actions, feed=feed)
-                continue
-            built[settings.name] = JailRuntime(
+        for name, plan in assembly.plans.items():
+            settings = plan.settings
+            jail = Jail(settings, clock=self.clock, history=self._history, ignore=plan.ignore)
+            matcher = None
+            if plan.filter is not None:
+                matcher = plan.filter.matcher(clock=self.clock, log_timezone=settings.logtimezone)
+            built[name] = JailRuntime(
                 settings,
                 jail,
-                compiled.matcher(clock=self.clock, log_timezone=settings.logtimezone),
-                actions,
-                journalmatch=journalmatch_of(settings, spec),
+                matcher,
+                list(plan.actions),
+                journalmatch=plan.journalmatch,
+                feed=plan.source.feed if isinstance(plan.source, FeedPlan) else None,
             )
         return built
 
@@ -601,6 +579,65 @@ class Daemon:
                 await self._lift(runtime, unbans)
 
     # ---- changes asked for on the control socket ------------------------------------------
+    # (with the attributes config_dir, settings, socket_path, clock, jails and failed, this is
+    # the daemon's side of :class:`~gardien.daemon.interface.DaemonControl`)
+    @contextlib.asynccontextmanager
+    async def changes(self) -> AsyncIterator[None]:
+        """Hold the daemon's state still around a command that changes it: one change at a
+        time (the pipeline, a reload, a command). Methods that say *inside changes()* expect
+        it held."""
+        async with self._lock:
+            yield
+
+    def log_files(self, name: str) -> list[str]:
+        """The log files running jail ``name`` follows now."""
+        return list(self.jails[name].tails)
+
+    def log_sources(self, name: str) -> int:
+        """How many log files or journals running jail ``name`` reads."""
+        runtime = self.jails[name]
+        return len(runtime.tails) + (runtime.journal is not None)
+
+    async def ban_addresses(self, name: str, addresses: Sequence[Address]) -> list[Ban]:
+        """Ban ``addresses`` in jail ``name`` (``set JAIL banip``), the way the pipeline bans:
+        store first, then actions. The caller has checked them (none ignored nor banned
+        already). Inside changes()."""
+        runtime = self.jails[name]
+        bans = [runtime.jail.ban(address) for address in addresses]
+        if bans:
+            await self._apply(runtime, bans)
+        return bans
+
+    async def unban_addresses(
+        self, name: str, addresses: Sequence[Address], *, reason: str = "manual"
+    ) -> int:
+        """Lift the bans of ``addresses`` in jail ``name`` (``unban``, ``set JAIL unbanip``),
+        store first, then actions; those not banned are passed over. How many were lifted.
+        Inside changes()."""
+        runtime = self.jails[name]
+        unbans = [unban for unban in map(runtime.jail.unban, addresses) if unban is not None]
+        if unbans:
+            await self._lift(runtime, [replace(unban, reason=reason) for unban in unbans])
+        return len(unbans)
+
+    async def reconfigure(self, only: str | None) -> str:
+        """:meth:`reload` for a caller that holds :meth:`changes` already."""
+        return await self._reload(only)
+
+    def retune_jail(self, name: str, settings: JailSettings) -> None:
+        """Give running jail ``name`` new settings (``set JAIL bantime|findtime|maxretry|
+        maxmatches``): its bans, ignore list and pending failures are kept. Inside changes()."""
+        runtime = self.jails[name]
+        jail = Jail(settings, clock=self.clock, history=self._history, ignore=runtime.jail.ignore)
+        jail.restore(runtime.jail.active_bans(), now=self.clock.now())
+        jail.take_over_pending(runtime.jail)
+        runtime.settings, runtime.jail = settings, jail
+
+    def set_dbpurgeage(self, seconds: float) -> float:
+        """Keep ban history for ``seconds`` from now on (``set dbpurgeage``)."""
+        self.settings = replace(self.settings, dbpurgeage=seconds)
+        return seconds
+
     async def stop_jail(self, name: str) -> None:
         """Stop one jail (fail2ban's ``stop JAIL``): its sources close, its actions stop (their
         firewall objects go, unless keepbans); its bans stay in the store, so ``start JAIL``

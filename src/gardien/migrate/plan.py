@@ -25,14 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gardien.actions import FirewallRegistry, build_actions
-from gardien.backends import MemoryFirewall
 from gardien.config.daemon import load_daemon_settings
-from gardien.config.jails import jail_filter, load_jails
-from gardien.config.mail import load_mail_relay
+from gardien.daemon.assembly import assemble, pretend_firewalls
 from gardien.daemon.control import ControlClient
-from gardien.errors import ConfigError, GardienError, MigrateError
-from gardien.matching.filter import Filter
+from gardien.errors import ConfigError, MigrateError
 from gardien.migrate import system
 from gardien.migrate.fail2ban_db import Fail2banBans, read_fail2ban_db
 from gardien.migrate.translate import (
@@ -49,7 +45,6 @@ from gardien.store.sqlite import SQLiteBanStore, active_ban_counts, history_keys
 
 __all__ = ["FileWrite", "Plan", "build_plan", "execute"]
 
-_PRETEND = FirewallRegistry(dict.fromkeys(("nftables", "ipset", "iptables"), MemoryFirewall))
 _BANIP_BATCH = 500  # addresses per control request when banning in a running daemon
 
 
@@ -297,20 +292,9 @@ def _check_staged(target: Path, writes: list[FileWrite]) -> DaemonSettings:
 
 def check_configuration(config_dir: Path) -> list[str]:
     """The problems ``gardien config check`` would report for ``config_dir``."""
-    from gardien.daemon.jailsources import check_source, journalmatch_of
-
     load_daemon_settings(config_dir)
-    mail_relay = load_mail_relay(config_dir)
-    problems = []
-    for jail in load_jails(config_dir, only_enabled=True):
-        try:
-            spec = jail_filter(jail, config_dir)
-            Filter(spec)
-            check_source(jail, journalmatch_of(jail, spec))
-            build_actions(jail.actions, jail.name, firewalls=_PRETEND, mail_relay=mail_relay)
-        except GardienError as error:
-            problems.append(f"[{jail.name}] {error}")
-    return problems
+    assembly = assemble(config_dir, firewalls=pretend_firewalls())
+    return [str(problem) for problem in assembly.problems]
 
 
 # ---- execution ----------------------------------------------------------------------------
