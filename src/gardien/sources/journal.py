@@ -29,6 +29,7 @@ import importlib
 import itertools
 import math
 import operator
+import os
 import re
 import select
 import shlex
@@ -40,7 +41,15 @@ from typing import Any, Protocol
 
 from gardien.errors import ConfigError
 
-__all__ = ["MAX_CLAUSES", "Fields", "JournalLine", "JournalMatch", "JournalSource", "format_entry"]
+__all__ = [
+    "MAX_CLAUSES",
+    "REPLACED_CHECK_SECONDS",
+    "Fields",
+    "JournalLine",
+    "JournalMatch",
+    "JournalSource",
+    "format_entry",
+]
 
 Fields = Mapping[str, str | list[str]]
 """A journal entry's fields; a field the entry repeats has the list of its values."""
@@ -54,6 +63,10 @@ number of distinct fields of each alternative, which real journalmatches keep sm
 
 # journald's own rule for field names; fail2ban hands terms to libsystemd unchecked
 _FIELD = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+REPLACED_CHECK_SECONDS = 1.0
+"""How often, at most, a :class:`JournalSource` reading given files looks whether one was
+replaced (rotated) while it waits: libsystemd may not tell."""
+
 _NO_TIMEOUT = (1 << 64) - 1  # sd_journal_get_timeout(): "no timeout"
 _INVALIDATE = 2  # sd_journal_process(): journal files were added or removed
 
@@ -309,6 +322,13 @@ class JournalSource:
     Without a cursor, or with a text that is not one, reading starts at the first entry at or
     after ``since`` (seconds since the epoch), or else after the entries there now.
 
+    Given files are followed across rotation, as a directory is: when journald archives
+    ``NAME.journal`` (renames it ``NAME@SEQNUM_ID-SEQNUM-TIME.journal``) and starts a new
+    ``NAME.journal``, the archived file is read to its end, then the new one from its start.
+    Started with a cursor, the source also reads the files archived from a given file since the
+    cursor's entry was written (those named as journald names them), so a restart across a
+    rotation misses nothing either.
+
     To follow the journal, read until nothing comes back, then wait: :meth:`wait` blocks,
     :meth:`wait_async` awaits; or watch :meth:`fileno` yourself (readable: call
     :meth:`process_events`), looking at the journal anyway after :meth:`poll_timeout` seconds.
@@ -331,24 +351,20 @@ class JournalSource:
         if files is not None and (isinstance(files, str) or not files):
             raise ValueError("files must be a non-empty list of journal files")
         self.match = JournalMatch.parse(match)
-        clauses = self.match.clauses()
-        cysystemd = _cysystemd()
-        reader = cysystemd.JournalReader()
+        self._clauses = self.match.clauses()
+        self._cysystemd = _cysystemd()
+        self._files = tuple(files) if files else None
+        self._directory = directory
         where = f"journal files {', '.join(files)}" if files else directory or "the system journal"
-        with _journal_errors(f"cannot open {where}"):
-            if files:
-                reader.open_files(*files)
-            elif directory is not None:
-                reader.open_directory(directory)
-            else:
-                # fail2ban's default: the system's journal files, not every user's
-                reader.open(cysystemd.JournalOpenMode.SYSTEM)
-            for clause in clauses:
-                rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
-                # each term but the last is ORed with the next; the clause is ANDed with the next
-                reader.add_filter(functools.reduce(operator.or_, rules))
-        self._reader: _Reader | None = reader
         self._where = where
+        # the given files as they were when opened, to notice that one was replaced
+        self._opened = _identities(self._files or ())
+        self._replaced_before_end = False  # seen replaced before the reader last found no entry
+        self._since = since
+        archives = _archived_since(self._files, cursor) if cursor else []
+        with _journal_errors(f"cannot open {where}"):
+            reader = self._open(archives)
+        self._reader: _Reader | None = reader
         self._cursor = cursor
         self._skip: str | None = None  # the saved cursor's entry, when next() finds it again
         self._start(cursor, since)
@@ -379,37 +395,46 @@ class JournalSource:
     def read_entries(self, max_entries: int | None = None) -> list[JournalLine]:
         """The entries added since the last call (at most ``max_entries``), in journal order.
 
-        A backlog is read in bounded chunks by calling again until nothing comes back.
+        A backlog is read in bounded chunks by calling again until nothing comes back. Given
+        files that were replaced (rotated) are reopened here, once the files read before are
+        read to their end (so :meth:`fileno` may change).
         """
         if max_entries is not None and max_entries < 1:
             raise ValueError("max_entries must be positive")
         lines: list[JournalLine] = []
-        with self._errors() as reader:
-            while max_entries is None or len(lines) < max_entries:
+        while max_entries is None or len(lines) < max_entries:
+            with self._errors() as reader:
                 entry = reader.next()
-                if entry is None:
+            if entry is None:
+                if self._replaced_before_end and self._reopen():
+                    continue  # every entry of the replaced files is read: go on in the new ones
+                if self._replaced_before_end or not self._replaced():
                     break
-                cursor = _text(entry.cursor)
-                self._cursor = cursor
-                if self._skip is not None:
-                    skip, self._skip = self._skip, None
-                    if cursor == skip:
-                        continue  # read before the restart
-                lines.append(
-                    format_entry(
-                        entry.data,
-                        realtime_usec=entry.get_realtime_usec(),
-                        monotonic_usec=entry.get_monotonic_usec(),
-                        cursor=cursor,
-                    )
+                # journald wrote the file's last entries before renaming it: read them first
+                self._replaced_before_end = True
+                continue
+            cursor = _text(entry.cursor)
+            self._cursor = cursor
+            if self._skip is not None:
+                skip, self._skip = self._skip, None
+                if cursor == skip:
+                    continue  # read before the restart
+            lines.append(
+                format_entry(
+                    entry.data,
+                    realtime_usec=entry.get_realtime_usec(),
+                    monotonic_usec=entry.get_monotonic_usec(),
+                    cursor=cursor,
                 )
+            )
         return lines
 
     # waiting
 
     def fileno(self) -> int:
         """A descriptor that becomes readable when the journal may have changed; then call
-        :meth:`process_events`."""
+        :meth:`process_events`. It changes when :meth:`read_entries` reopens given files that
+        were rotated: ask for it again after reading."""
         with self._errors() as reader:
             return reader.fd
 
@@ -426,7 +451,12 @@ class JournalSource:
 
     def poll_timeout(self) -> float | None:
         """Seconds after which to look at the journal even without a notification (journal
-        files on a network file system), ``None`` when notifications are enough."""
+        files on a network file system), ``None`` when notifications are enough.
+
+        Watching given files, libsystemd watches their directories, so a rotation makes
+        :meth:`fileno` readable too; :meth:`wait` and :meth:`wait_async` look at the files at
+        least every :data:`REPLACED_CHECK_SECONDS` seconds anyway.
+        """
         self.fileno()  # libsystemd knows only once it watches the files
         with self._errors() as reader:
             deadline = reader.timeout
@@ -436,35 +466,109 @@ class JournalSource:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the journal changes, or for ``timeout`` seconds (``None``: no limit);
-        whether it may have new entries (``False`` on a timeout or an unrelated change)."""
-        poller = select.poll()
-        poller.register(self.fileno(), select.POLLIN)
-        limit, journal_due = self._limit(timeout)
-        ready = poller.poll(None if limit is None else math.ceil(limit * 1000))
-        return self.process_events() or (journal_due and not ready)
+        whether it may have new entries (``False`` on a timeout or an unrelated change).
+        Given files that were replaced count as a change, noticed within
+        :data:`REPLACED_CHECK_SECONDS` seconds."""
+        for step in self._steps(timeout):
+            poller = select.poll()
+            poller.register(self.fileno(), select.POLLIN)
+            limit, journal_due = self._limit(step)
+            ready = poller.poll(None if limit is None else math.ceil(limit * 1000))
+            if self.process_events() or (journal_due and not ready) or self._replaced():
+                return True
+        return False
 
     async def wait_async(self, timeout: float | None = None) -> bool:
         """:meth:`wait`, without blocking the event loop."""
         loop = asyncio.get_running_loop()
-        fd = self.fileno()
-        changed: asyncio.Future[None] = loop.create_future()
+        for step in self._steps(timeout):
+            fd = self.fileno()
+            changed: asyncio.Future[None] = loop.create_future()
 
-        def wake() -> None:
-            if not changed.done():
-                changed.set_result(None)
+            def wake(changed: asyncio.Future[None] = changed) -> None:
+                if not changed.done():
+                    changed.set_result(None)
 
-        limit, journal_due = self._limit(timeout)
-        loop.add_reader(fd, wake)
-        try:
-            async with asyncio.timeout(limit):
-                await changed
-        except TimeoutError:
-            return self.process_events() or journal_due
-        finally:
-            loop.remove_reader(fd)
-        return self.process_events()
+            limit, journal_due = self._limit(step)
+            loop.add_reader(fd, wake)
+            try:
+                async with asyncio.timeout(limit):
+                    await changed
+            except TimeoutError:
+                if self.process_events() or journal_due or self._replaced():
+                    return True
+            else:
+                if self.process_events() or self._replaced():
+                    return True
+            finally:
+                loop.remove_reader(fd)
+        return False
 
     # internals
+
+    def _open(self, archives: Sequence[str] = ()) -> _Reader:
+        """A reader on the journal with the match's filters: the given files (after
+        ``archives``, older files to read with them), the directory or the system journal."""
+        cysystemd = self._cysystemd
+        reader: _Reader = cysystemd.JournalReader()
+        opening: Any = reader
+        if self._files:
+            opening.open_files(*archives, *self._files)
+        elif self._directory is not None:
+            opening.open_directory(self._directory)
+        else:
+            # fail2ban's default: the system's journal files, not every user's
+            opening.open(cysystemd.JournalOpenMode.SYSTEM)
+        for clause in self._clauses:
+            rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
+            # each term but the last is ORed with the next; the clause is ANDed with the next
+            opening.add_filter(functools.reduce(operator.or_, rules))
+        return reader
+
+    def _replaced(self) -> bool:
+        """Whether a given file is now another file than the one opened (journald archived it
+        and started a new one); a file that is missing for now is not replaced yet."""
+        if self._files is None:
+            return False
+        now = _identities(self._files)
+        return any(
+            identity is not None and identity != self._opened.get(path)
+            for path, identity in now.items()
+        )
+
+    def _reopen(self) -> bool:
+        """Open the given files again, now that every entry of the files read until now is
+        read, and go on after the last entry read; ``False`` when they cannot be opened yet
+        (a file journald is still creating): the old reader stays, to try again later."""
+        files = self._files or ()
+        identities = _identities(files)  # before opening: a later rotation is then seen
+        archives: list[str] = []
+        if self._cursor is not None:
+            archives = _archived_since(files, self._cursor)
+            # the replaced files themselves, wherever they went: the cursor's entry is there
+            known = set(_identities(archives).values())
+            for path, was in self._opened.items():
+                moved = _find_moved(path, was) if identities.get(path) != was else None
+                if moved is not None and _identity(moved) not in known:
+                    archives.append(moved)
+        try:
+            with _journal_errors(f"cannot open {self._where} again"):
+                reader = self._open(archives)
+        except OSError:
+            return False
+        self._reader = reader
+        self._opened = identities
+        self._replaced_before_end = False
+        if self._cursor is not None:
+            self._start(self._cursor, None)
+        else:
+            # nothing matched in the files read to their end: what matches now is new
+            with self._errors() as reopened:
+                if self._since is not None:
+                    reopened.seek_realtime_usec(max(0, int(self._since * 1_000_000)))
+                else:
+                    reopened.seek_head()
+        return True
 
     def _start(self, cursor: str | None, since: float | None) -> None:
         if cursor is not None:
@@ -491,6 +595,20 @@ class JournalSource:
             while (entry := reader.next()) is not None:
                 self._cursor = _text(entry.cursor)
 
+    def _steps(self, timeout: float | None) -> Iterator[float | None]:
+        """How long each wait of :meth:`wait` lasts: all of ``timeout``, or with given files
+        (whose replacement no notification may announce) slices of at most
+        :data:`REPLACED_CHECK_SECONDS` until ``timeout`` has passed."""
+        if self._files is None:
+            yield None if timeout is None else max(0.0, timeout)
+            return
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            yield REPLACED_CHECK_SECONDS if left is None else min(left, REPLACED_CHECK_SECONDS)
+            if left is not None and left <= REPLACED_CHECK_SECONDS:
+                return
+
     def _limit(self, timeout: float | None) -> tuple[float | None, bool]:
         """How long to wait, and whether it is the journal that asks to be looked at then."""
         journal = self.poll_timeout()
@@ -505,6 +623,75 @@ class JournalSource:
             raise ValueError(f"{self!r} is closed")
         with _journal_errors(f"cannot read {self._where}"):
             yield self._reader
+
+
+# rotation of given files
+
+_Identity = tuple[int, int]
+"""A file as (device, inode): what stays when journald renames it."""
+
+# journald's name for a file it archived: NAME@SEQNUM_ID-FIRST_SEQNUM-FIRST_REALTIME.journal
+_ARCHIVED = re.compile(r"(?P<id>[0-9a-f]{32})-(?P<head>[0-9a-f]{16})-[0-9a-f]{16}\.journal")
+
+
+def _identity(path: str) -> _Identity | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _identities(paths: Sequence[str]) -> dict[str, _Identity | None]:
+    return {path: _identity(path) for path in paths}
+
+
+def _find_moved(path: str, identity: _Identity | None) -> str | None:
+    """Where the file once at ``path`` is now, when it is still in the same directory."""
+    if identity is None:
+        return None
+    directory = os.path.dirname(path) or "."
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.endswith(".journal") and entry.inode() == identity[1]:
+                    found = os.path.join(directory, entry.name)
+                    if _identity(found) == identity:
+                        return found
+    except OSError:
+        pass
+    return None
+
+
+def _archived_since(files: Sequence[str] | None, cursor: str) -> list[str]:
+    """The files journald archived from ``files`` that hold the entry of ``cursor`` or later
+    ones, oldest first: ``NAME@ID-HEAD-TIME.journal`` beside ``NAME.journal`` with the cursor's
+    sequence number ID, the last one starting at or before its entry and those after it."""
+    fields = dict(part.partition("=")[::2] for part in cursor.split(";"))
+    seqnum_id = fields.get("s", "")
+    try:
+        seqnum = int(fields.get("i", ""), 16)
+    except ValueError:
+        return []
+    found: list[str] = []
+    for path in files or ():
+        directory, name = os.path.split(path)
+        stem = name.removesuffix(".journal")
+        if stem == name:
+            continue  # not named as journald names its files
+        try:
+            names = os.listdir(directory or ".")
+        except OSError:
+            continue
+        heads: list[tuple[int, str]] = []
+        for other in names:
+            archived = _ARCHIVED.fullmatch(other, len(stem) + 1)
+            if other.startswith(stem + "@") and archived and archived["id"] == seqnum_id:
+                heads.append((int(archived["head"], 16), os.path.join(directory, other)))
+        heads.sort()
+        before = [archive for head, archive in heads if head <= seqnum]
+        found += before[-1:] + [archive for head, archive in heads if head > seqnum]
+    return found
 
 
 def _text(cursor: bytes) -> str:
