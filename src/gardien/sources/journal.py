@@ -361,7 +361,13 @@ class JournalSource:
         self._opened = _identities(self._files or ())
         self._replaced_before_end = False  # seen replaced before the reader last found no entry
         self._since = since
-        archives = _archived_since(self._files, cursor) if cursor else []
+        place = _place_of_cursor(cursor) if cursor else None
+        archives = [
+            archive
+            for path in self._files or ()
+            if place is not None
+            for archive in _archived_since(path, place)
+        ]
         with _journal_errors(f"cannot open {where}"):
             reader = self._open(archives)
         self._reader: _Reader | None = reader
@@ -537,20 +543,24 @@ class JournalSource:
         )
 
     def _reopen(self) -> bool:
-        """Open the given files again, now that every entry of the files read until now is
-        read, and go on after the last entry read; ``False`` when they cannot be opened yet
-        (a file journald is still creating): the old reader stays, to try again later."""
+        """Open the given files again, with the files archived from them that may hold entries
+        not read yet, and go on after the last entry read; ``False`` when they cannot be opened
+        yet (a file journald is still creating): the old reader stays, to try again later."""
         files = self._files or ()
         identities = _identities(files)  # before opening: a later rotation is then seen
         archives: list[str] = []
-        if self._cursor is not None:
-            archives = _archived_since(files, self._cursor)
-            # the replaced files themselves, wherever they went: the cursor's entry is there
-            known = set(_identities(archives).values())
-            for path, was in self._opened.items():
-                moved = _find_moved(path, was) if identities.get(path) != was else None
-                if moved is not None and _identity(moved) not in known:
-                    archives.append(moved)
+        for path in files:
+            was = self._opened.get(path)
+            # libsystemd drops a file renamed away from the files it reads, maybe before its
+            # last entries were read: open it again, and those archived after it
+            moved = _find_moved(path, was) if identities.get(path) != was else None
+            place = _place_of_cursor(self._cursor) if self._cursor is not None else None
+            if place is None and moved is not None:
+                place = _place_of_archive(moved)
+            found = _archived_since(path, place) if place is not None else []
+            if moved is not None and was not in _identities(found).values():
+                found.insert(0, moved)
+            archives += found
         try:
             with _journal_errors(f"cannot open {self._where} again"):
                 reader = self._open(archives)
@@ -663,35 +673,43 @@ def _find_moved(path: str, identity: _Identity | None) -> str | None:
     return None
 
 
-def _archived_since(files: Sequence[str] | None, cursor: str) -> list[str]:
-    """The files journald archived from ``files`` that hold the entry of ``cursor`` or later
-    ones, oldest first: ``NAME@ID-HEAD-TIME.journal`` beside ``NAME.journal`` with the cursor's
-    sequence number ID, the last one starting at or before its entry and those after it."""
+def _place_of_cursor(cursor: str) -> tuple[str, int] | None:
+    """The sequence number ID and number of a cursor's entry (``s=`` and ``i=``)."""
     fields = dict(part.partition("=")[::2] for part in cursor.split(";"))
-    seqnum_id = fields.get("s", "")
     try:
-        seqnum = int(fields.get("i", ""), 16)
-    except ValueError:
+        return fields["s"], int(fields["i"], 16)
+    except (KeyError, ValueError):
+        return None
+
+
+def _place_of_archive(path: str) -> tuple[str, int] | None:
+    """The sequence number ID and first number of a file journald archived, from its name."""
+    archived = _ARCHIVED.fullmatch(os.path.basename(path).partition("@")[2])
+    return (archived["id"], int(archived["head"], 16)) if archived else None
+
+
+def _archived_since(path: str, place: tuple[str, int]) -> list[str]:
+    """The files journald archived from ``path`` that hold the entry at ``place`` (a sequence
+    number ID and number) or later ones, oldest first: the ``NAME@ID-HEAD-TIME.journal``
+    beside ``NAME.journal`` with that ID, the last one whose first entry (``HEAD``) is at or
+    before ``place`` and those after it."""
+    seqnum_id, seqnum = place
+    directory, name = os.path.split(path)
+    stem = name.removesuffix(".journal")
+    if stem == name:
+        return []  # not named as journald names its files
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
         return []
-    found: list[str] = []
-    for path in files or ():
-        directory, name = os.path.split(path)
-        stem = name.removesuffix(".journal")
-        if stem == name:
-            continue  # not named as journald names its files
-        try:
-            names = os.listdir(directory or ".")
-        except OSError:
-            continue
-        heads: list[tuple[int, str]] = []
-        for other in names:
-            archived = _ARCHIVED.fullmatch(other, len(stem) + 1)
-            if other.startswith(stem + "@") and archived and archived["id"] == seqnum_id:
-                heads.append((int(archived["head"], 16), os.path.join(directory, other)))
-        heads.sort()
-        before = [archive for head, archive in heads if head <= seqnum]
-        found += before[-1:] + [archive for head, archive in heads if head > seqnum]
-    return found
+    heads: list[tuple[int, str]] = []
+    for other in names:
+        archived = _ARCHIVED.fullmatch(other, len(stem) + 1)
+        if other.startswith(stem + "@") and archived and archived["id"] == seqnum_id:
+            heads.append((int(archived["head"], 16), os.path.join(directory, other)))
+    heads.sort()
+    before = [archive for head, archive in heads if head <= seqnum]
+    return before[-1:] + [archive for head, archive in heads if head > seqnum]
 
 
 def _text(cursor: bytes) -> str:
