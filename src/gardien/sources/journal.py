@@ -29,7 +29,6 @@ import importlib
 import itertools
 import math
 import operator
-import os
 import re
 import select
 import shlex
@@ -37,9 +36,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from gardien.errors import ConfigError
+from gardien.sources.journalfiles import Entry, FileChain, Reader, journal_order, latest
 
 __all__ = [
     "MAX_CLAUSES",
@@ -275,44 +275,6 @@ def _usec(fields: Fields, name: str, default: int) -> int:
 # reading
 
 
-class _Entry(Protocol):
-    """What is used of cysystemd's ``JournalEntry``."""
-
-    @property
-    def cursor(self) -> bytes: ...
-
-    @property
-    def data(self) -> Fields: ...
-
-    def get_realtime_usec(self) -> int: ...
-
-    def get_monotonic_usec(self) -> int: ...
-
-
-class _Reader(Protocol):
-    """What is used of cysystemd's ``JournalReader``."""
-
-    @property
-    def fd(self) -> int: ...
-
-    @property
-    def timeout(self) -> int: ...
-
-    def next(self) -> _Entry | None: ...
-
-    def previous(self) -> _Entry | None: ...
-
-    def seek_head(self) -> bool: ...
-
-    def seek_tail(self) -> bool: ...
-
-    def seek_cursor(self, cursor: bytes) -> bool: ...
-
-    def seek_realtime_usec(self, usec: int) -> bool: ...
-
-    def process_events(self) -> int: ...
-
-
 class JournalSource:
     """The entries of the systemd journal that ``match`` (a ``journalmatch``) selects, as lines.
 
@@ -325,9 +287,10 @@ class JournalSource:
     Given files are followed across rotation, as a directory is: when journald archives
     ``NAME.journal`` (renames it ``NAME@SEQNUM_ID-SEQNUM-TIME.journal``) and starts a new
     ``NAME.journal``, the archived file is read to its end, then the new one from its start.
-    Started with a cursor, the source also reads the files archived from a given file since the
-    cursor's entry was written (those named as journald names them), so a restart across a
-    rotation misses nothing either.
+    Started from a cursor, the source first reads the files archived from a given file since
+    the cursor's entry was written (those named as journald names them), so a restart across a
+    rotation misses nothing either. Several given files are read in journal order (details in
+    :mod:`gardien.sources.journalfiles`).
 
     To follow the journal, read until nothing comes back, then wait: :meth:`wait` blocks,
     :meth:`wait_async` awaits; or watch :meth:`fileno` yourself (readable: call
@@ -354,23 +317,20 @@ class JournalSource:
         self._clauses = self.match.clauses()
         self._cysystemd = _cysystemd()
         self._files = tuple(files) if files else None
-        self._directory = directory
         where = f"journal files {', '.join(files)}" if files else directory or "the system journal"
         self._where = where
-        # the given files as they were when opened, to notice that one was replaced
-        self._opened = _identities(self._files or ())
-        self._replaced_before_end = False  # seen replaced before the reader last found no entry
-        self._since = since
-        place = _place_of_cursor(cursor) if cursor else None
-        archives = [
-            archive
-            for path in self._files or ()
-            if place is not None
-            for archive in _archived_since(path, place)
-        ]
+        self._closed = False
+        # given files: one chain each; else one reader on the directory or the system journal
+        self._chains: list[FileChain] = []
+        self._heads: dict[int, Entry] = {}  # an entry read ahead from each chain, when merging
+        self._reader: Reader | None = None
+        self._merged: select.epoll | None = None  # the chains' descriptors, as one
+        self._merged_readers: tuple[int, ...] = ()
         with _journal_errors(f"cannot open {where}"):
-            reader = self._open(archives)
-        self._reader: _Reader | None = reader
+            if self._files:
+                self._chains = [FileChain(path, self._open_file) for path in self._files]
+            else:
+                self._reader = self._open_journal(directory)
         self._cursor = cursor
         self._skip: str | None = None  # the saved cursor's entry, when next() finds it again
         self._start(cursor, since)
@@ -391,7 +351,14 @@ class JournalSource:
 
     def close(self) -> None:
         """Release the journal; the source cannot be read any more (its cursor still can)."""
-        self._reader = None  # cysystemd closes the journal when its reader is freed
+        self._closed = True
+        # cysystemd closes the journal when its reader is freed
+        self._reader = None
+        self._chains = []
+        self._heads.clear()
+        if self._merged is not None:
+            self._merged.close()
+            self._merged = None
 
     def cursor(self) -> str | None:
         """Where reading stands, to be saved and given back as ``cursor`` after a restart: the
@@ -402,53 +369,55 @@ class JournalSource:
         """The entries added since the last call (at most ``max_entries``), in journal order.
 
         A backlog is read in bounded chunks by calling again until nothing comes back. Given
-        files that were replaced (rotated) are reopened here, once the files read before are
-        read to their end (so :meth:`fileno` may change).
+        files that were replaced (rotated) are opened again here (so :meth:`fileno` may
+        change).
         """
         if max_entries is not None and max_entries < 1:
             raise ValueError("max_entries must be positive")
         lines: list[JournalLine] = []
-        while max_entries is None or len(lines) < max_entries:
-            with self._errors() as reader:
-                entry = reader.next()
-            if entry is None:
-                if self._replaced_before_end and self._reopen():
-                    continue  # every entry of the replaced files is read: go on in the new ones
-                if self._replaced_before_end or not self._replaced():
+        with self._errors():
+            while max_entries is None or len(lines) < max_entries:
+                entry = self._next()
+                if entry is None:
                     break
-                # journald wrote the file's last entries before renaming it: read them first
-                self._replaced_before_end = True
-                continue
-            cursor = _text(entry.cursor)
-            self._cursor = cursor
-            if self._skip is not None:
-                skip, self._skip = self._skip, None
-                if cursor == skip:
-                    continue  # read before the restart
-            lines.append(
-                format_entry(
-                    entry.data,
-                    realtime_usec=entry.get_realtime_usec(),
-                    monotonic_usec=entry.get_monotonic_usec(),
-                    cursor=cursor,
+                cursor = _text(entry.cursor)
+                self._cursor = cursor
+                if self._skip is not None:
+                    skip, self._skip = self._skip, None
+                    if cursor == skip:
+                        continue  # read before the restart
+                lines.append(
+                    format_entry(
+                        entry.data,
+                        realtime_usec=entry.get_realtime_usec(),
+                        monotonic_usec=entry.get_monotonic_usec(),
+                        cursor=cursor,
+                    )
                 )
-            )
         return lines
 
     # waiting
 
     def fileno(self) -> int:
         """A descriptor that becomes readable when the journal may have changed; then call
-        :meth:`process_events`. It changes when :meth:`read_entries` reopens given files that
-        were rotated: ask for it again after reading."""
-        with self._errors() as reader:
-            return reader.fd
+        :meth:`process_events`. It changes when :meth:`read_entries` opens given files again
+        after a rotation: ask for it again after reading."""
+        with self._errors():
+            if self._reader is not None:
+                return self._reader.fd
+            if len(self._chains) == 1:
+                return self._chains[0].reader.fd
+            return self._merged_fd()
 
     def process_events(self) -> bool:
         """Take in the journal's change notifications (without it :meth:`fileno` stays
         readable); whether entries may have been added or journal files changed."""
-        with self._errors() as reader:
-            event = reader.process_events()
+        with self._errors():
+            if self._reader is None:
+                # every chain takes its notifications in: no stopping at the first
+                events = [chain.reader.process_events() for chain in self._chains]
+                return any(events)
+            event = self._reader.process_events()
         if event == _INVALIDATE and self._cursor is not None and self._skip is None:
             # journal files were added or removed (rotation, vacuuming): where next() goes
             # from may be gone, so find the last entry read again, as a restart would
@@ -464,11 +433,12 @@ class JournalSource:
         least every :data:`REPLACED_CHECK_SECONDS` seconds anyway.
         """
         self.fileno()  # libsystemd knows only once it watches the files
-        with self._errors() as reader:
-            deadline = reader.timeout
-        if deadline == _NO_TIMEOUT:
+        with self._errors():
+            deadlines = [reader.timeout for reader in self._readers()]
+        deadlines = [deadline for deadline in deadlines if deadline != _NO_TIMEOUT]
+        if not deadlines:
             return None
-        return max(0.0, deadline / 1_000_000 - time.monotonic())
+        return max(0.0, min(deadlines) / 1_000_000 - time.monotonic())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the journal changes, or for ``timeout`` seconds (``None``: no limit);
@@ -512,88 +482,97 @@ class JournalSource:
 
     # internals
 
-    def _open(self, archives: Sequence[str] = ()) -> _Reader:
-        """A reader on the journal with the match's filters: the given files (after
-        ``archives``, older files to read with them), the directory or the system journal."""
-        cysystemd = self._cysystemd
-        reader: _Reader = cysystemd.JournalReader()
-        opening: Any = reader
-        if self._files:
-            opening.open_files(*archives, *self._files)
-        elif self._directory is not None:
-            opening.open_directory(self._directory)
+    def _open_journal(self, directory: str | None) -> Reader:
+        """A reader on the directory or the system journal, with the match's filters."""
+        reader: Any = self._cysystemd.JournalReader()
+        if directory is not None:
+            reader.open_directory(directory)
         else:
             # fail2ban's default: the system's journal files, not every user's
-            opening.open(cysystemd.JournalOpenMode.SYSTEM)
+            reader.open(self._cysystemd.JournalOpenMode.SYSTEM)
+        return self._filtered(reader)
+
+    def _open_file(self, path: str) -> Reader:
+        """A reader on one journal file (see :mod:`gardien.sources.journalfiles` for why one),
+        with the match's filters."""
+        reader: Any = self._cysystemd.JournalReader()
+        reader.open_files(path)
+        return self._filtered(reader)
+
+    def _filtered(self, reader: Any) -> Reader:
         for clause in self._clauses:
-            rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
+            rules = [self._cysystemd.Rule(*term.split("=", 1)) for term in clause]
             # each term but the last is ORed with the next; the clause is ANDed with the next
-            opening.add_filter(functools.reduce(operator.or_, rules))
-        return reader
+            reader.add_filter(functools.reduce(operator.or_, rules))
+        filtered: Reader = reader
+        return filtered
+
+    def _readers(self) -> list[Reader]:
+        if self._reader is not None:
+            return [self._reader]
+        return [chain.reader for chain in self._chains]
+
+    def _next(self) -> Entry | None:
+        """The next entry: of the one reader, or the first in journal order of the chains'."""
+        if self._reader is not None:
+            return self._reader.next()
+        if len(self._chains) == 1:
+            return self._chains[0].next()
+        first: tuple[FileChain, Entry, str] | None = None
+        for chain in self._chains:
+            entry = self._heads.get(id(chain)) or chain.next()
+            if entry is None:
+                continue
+            self._heads[id(chain)] = entry
+            cursor = _text(entry.cursor)
+            if first is None or journal_order(cursor, first[2]) < 0:
+                first = (chain, entry, cursor)
+        if first is None:
+            return None
+        del self._heads[id(first[0])]
+        return first[1]
+
+    def _merged_fd(self) -> int:
+        """One descriptor readable when any chain's is (the chains' readers change)."""
+        readers = tuple(id(chain.reader) for chain in self._chains)
+        if self._merged is None or readers != self._merged_readers:
+            if self._merged is not None:
+                self._merged.close()
+            self._merged = select.epoll()
+            for chain in self._chains:
+                self._merged.register(chain.reader.fd, select.EPOLLIN)
+            self._merged_readers = readers
+        return self._merged.fileno()
 
     def _replaced(self) -> bool:
-        """Whether a given file is now another file than the one opened (journald archived it
-        and started a new one); a file that is missing for now is not replaced yet."""
-        if self._files is None:
-            return False
-        now = _identities(self._files)
-        return any(
-            identity is not None and identity != self._opened.get(path)
-            for path, identity in now.items()
-        )
-
-    def _reopen(self) -> bool:
-        """Open the given files again, with the files archived from them that may hold entries
-        not read yet, and go on after the last entry read; ``False`` when they cannot be opened
-        yet (a file journald is still creating): the old reader stays, to try again later."""
-        files = self._files or ()
-        identities = _identities(files)  # before opening: a later rotation is then seen
-        archives: list[str] = []
-        for path in files:
-            was = self._opened.get(path)
-            # libsystemd drops a file renamed away from the files it reads, maybe before its
-            # last entries were read: open it again, and those archived after it
-            moved = _find_moved(path, was) if identities.get(path) != was else None
-            place = _place_of_cursor(self._cursor) if self._cursor is not None else None
-            if place is None and moved is not None:
-                place = _place_of_archive(moved)
-            found = _archived_since(path, place) if place is not None else []
-            if moved is not None and was not in _identities(found).values():
-                found.insert(0, moved)
-            archives += found
-        try:
-            with _journal_errors(f"cannot open {self._where} again"):
-                reader = self._open(archives)
-        except OSError:
-            return False
-        self._reader = reader
-        self._opened = identities
-        self._replaced_before_end = False
-        if self._cursor is not None:
-            self._start(self._cursor, None)
-        else:
-            # nothing matched in the files read to their end: what matches now is new
-            with self._errors() as reopened:
-                if self._since is not None:
-                    reopened.seek_realtime_usec(max(0, int(self._since * 1_000_000)))
-                else:
-                    reopened.seek_head()
-        return True
+        """Whether a given file is now another file than the one read (rotated)."""
+        with self._errors():
+            return any(chain.replaced() for chain in self._chains)
 
     def _start(self, cursor: str | None, since: float | None) -> None:
         if cursor is not None:
             try:
-                with self._errors() as reader:
-                    reader.seek_cursor(cursor.encode("ascii"))
+                with self._errors():
+                    if self._reader is not None:
+                        self._reader.seek_cursor(cursor.encode("ascii"))
+                        self._skip = cursor
+                    for chain in self._chains:
+                        chain.start_at_cursor(cursor)
             except (OSError, UnicodeEncodeError):
                 self._cursor = None  # not a cursor at all: start as if none was saved
             else:
-                self._skip = cursor
                 return
-        with self._errors() as reader:
+        with self._errors():
             if since is not None:
-                reader.seek_realtime_usec(max(0, int(since * 1_000_000)))
+                if self._reader is not None:
+                    self._reader.seek_realtime_usec(max(0, int(since * 1_000_000)))
+                for chain in self._chains:
+                    chain.start_at(since)
                 return
+            if self._reader is None:
+                self._cursor = latest([chain.start_at_end() for chain in self._chains])
+                return
+            reader = self._reader
             # libsystemd versions disagree on where next() goes after seek_tail(), and some
             # step back two entries in previous(): go near the end, then read to it
             reader.seek_tail()
@@ -627,89 +606,12 @@ class JournalSource:
         return (None if timeout is None else max(0.0, timeout)), False
 
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[_Reader]:
-        """The open reader, its errors raised as OSError."""
-        if self._reader is None:
+    def _errors(self) -> Iterator[None]:
+        """Raise ValueError when closed; the journal's errors as OSError."""
+        if self._closed:
             raise ValueError(f"{self!r} is closed")
         with _journal_errors(f"cannot read {self._where}"):
-            yield self._reader
-
-
-# rotation of given files
-
-_Identity = tuple[int, int]
-"""A file as (device, inode): what stays when journald renames it."""
-
-# journald's name for a file it archived: NAME@SEQNUM_ID-FIRST_SEQNUM-FIRST_REALTIME.journal
-_ARCHIVED = re.compile(r"(?P<id>[0-9a-f]{32})-(?P<head>[0-9a-f]{16})-[0-9a-f]{16}\.journal")
-
-
-def _identity(path: str) -> _Identity | None:
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
-
-
-def _identities(paths: Sequence[str]) -> dict[str, _Identity | None]:
-    return {path: _identity(path) for path in paths}
-
-
-def _find_moved(path: str, identity: _Identity | None) -> str | None:
-    """Where the file once at ``path`` is now, when it is still in the same directory."""
-    if identity is None:
-        return None
-    directory = os.path.dirname(path) or "."
-    try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name.endswith(".journal") and entry.inode() == identity[1]:
-                    found = os.path.join(directory, entry.name)
-                    if _identity(found) == identity:
-                        return found
-    except OSError:
-        pass
-    return None
-
-
-def _place_of_cursor(cursor: str) -> tuple[str, int] | None:
-    """The sequence number ID and number of a cursor's entry (``s=`` and ``i=``)."""
-    fields = dict(part.partition("=")[::2] for part in cursor.split(";"))
-    try:
-        return fields["s"], int(fields["i"], 16)
-    except (KeyError, ValueError):
-        return None
-
-
-def _place_of_archive(path: str) -> tuple[str, int] | None:
-    """The sequence number ID and first number of a file journald archived, from its name."""
-    archived = _ARCHIVED.fullmatch(os.path.basename(path).partition("@")[2])
-    return (archived["id"], int(archived["head"], 16)) if archived else None
-
-
-def _archived_since(path: str, place: tuple[str, int]) -> list[str]:
-    """The files journald archived from ``path`` that hold the entry at ``place`` (a sequence
-    number ID and number) or later ones, oldest first: the ``NAME@ID-HEAD-TIME.journal``
-    beside ``NAME.journal`` with that ID, the last one whose first entry (``HEAD``) is at or
-    before ``place`` and those after it."""
-    seqnum_id, seqnum = place
-    directory, name = os.path.split(path)
-    stem = name.removesuffix(".journal")
-    if stem == name:
-        return []  # not named as journald names its files
-    try:
-        names = os.listdir(directory or ".")
-    except OSError:
-        return []
-    heads: list[tuple[int, str]] = []
-    for other in names:
-        archived = _ARCHIVED.fullmatch(other, len(stem) + 1)
-        if other.startswith(stem + "@") and archived and archived["id"] == seqnum_id:
-            heads.append((int(archived["head"], 16), os.path.join(directory, other)))
-    heads.sort()
-    before = [archive for head, archive in heads if head <= seqnum]
-    return before[-1:] + [archive for head, archive in heads if head > seqnum]
+            yield
 
 
 def _text(cursor: bytes) -> str:
