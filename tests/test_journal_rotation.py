@@ -12,8 +12,10 @@ where they are; ``journalctl`` runs inside the namespace through ``nsenter``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -27,8 +29,10 @@ from pathlib import Path
 import pytest
 
 from conftest import require
-from gardien.sources.journal import JournalSource
+from gardien.sources.journal import REPLACED_CHECK_SECONDS, JournalSource
+from gardien.sources.journalfiles import journal_order, latest
 from test_daemon import Running
+from test_journal import SSHD, Writer, sshd
 
 JOURNALD = "/lib/systemd/systemd-journald"
 IDENTIFIER = "gardien-rotation"
@@ -129,7 +133,9 @@ class Journald:
     def output(self) -> str:
         return (self.root / "journald.out").read_text(errors="replace")
 
-    def inside(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def inside(
+        self, *argv: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command in journald's mount namespace."""
         assert self.process is not None
         return subprocess.run(
@@ -138,6 +144,7 @@ class Journald:
             text=True,
             timeout=60,
             check=check,
+            input=input,
         )
 
     def journalctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -158,9 +165,18 @@ class Journald:
             datagram = f"MESSAGE={message}\nSYSLOG_IDENTIFIER={identifier}\n{extra}"
             self._socket.sendto(datagram.encode(), str(self.run / "socket"))
 
-    def archives(self) -> list[str]:
+    def send_as(self, uid: int, message: str) -> None:
+        """One entry from a process of user ``uid`` (``logger --journald``): journald writes
+        it to ``user-UID.journal``."""
+        self.inside(
+            *("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"),
+            *("logger", "--journald"),
+            input=f"MESSAGE={message}\nSYSLOG_IDENTIFIER={IDENTIFIER}\n",
+        )
+
+    def archives(self, name: str = "system") -> list[str]:
         """The files journald archived (``system@...journal``)."""
-        return sorted(path.name for path in self.directory.glob("system@*.journal"))
+        return sorted(path.name for path in self.directory.glob(f"{name}@*.journal"))
 
 
 @pytest.fixture
@@ -335,6 +351,118 @@ def test_a_source_reopened_from_a_cursor_in_the_current_file_reads_no_archive_tw
     journald.sync()
     with open_source(journald, "journalfiles", cursor=saved) as source:
         assert follow(source, 1) == ["later"]
+        assert messages(source) == []
+
+
+# several given files
+
+
+def test_several_given_files_are_followed_across_rotation_in_journal_order(
+    journald: Journald,
+) -> None:
+    """journalfiles="system.journal user-1000.journal": both rotate at once."""
+    journald.send_as(1000, "user 0")
+    journald.sync()
+    user = journald.directory / "user-1000.journal"
+    assert user.exists()
+    files = [str(journald.system_journal), str(user)]
+    expected: list[str] = []
+
+    def log(round: int) -> None:
+        for n in range(2):
+            journald.send(f"system {round}.{n}")
+            journald.send_as(1000, f"user {round}.{n}")
+            expected.extend([f"system {round}.{n}", f"user {round}.{n}"])
+        journald.sync()
+
+    with JournalSource([MATCH], files=files) as source:
+        log(0)
+        assert follow(source, 4) == expected
+        saved = source.cursor()
+        for round in (1, 2):
+            journald.rotate()
+            log(round)
+            assert follow(source, 4) == expected[-4:]
+        assert messages(source) == []
+    assert len(journald.archives("user-1000")) == 2
+    journald.rotate()
+    log(3)
+    with JournalSource([MATCH], files=files, cursor=saved) as source:
+        assert follow(source, 12) == expected[4:]
+
+
+def test_several_given_files_with_long_paths_are_read_in_journal_order(
+    tmp_path: Path, write_journal: Writer
+) -> None:
+    """cysystemd hands libsystemd freed paths when given several files at once (opening failed
+    for paths of common lengths, as /var/log/journal/ID/system.journal): each is opened
+    alone, and their entries merged."""
+    directory = tmp_path / ("d" * 40)
+    directory.mkdir()
+    first, second = directory / "system.journal", directory / "user-1000.journal"
+    write_journal(first, [sshd(n, f"entry {n}") for n in (0, 2, 3)])
+    write_journal(second, [sshd(n, f"entry {n}") for n in (1, 4)])
+    with JournalSource([SSHD], files=[str(first), str(second)], since=0) as source:
+        assert messages(source) == [f"entry {n}" for n in range(5)]
+        write_journal(second, [sshd(5, "entry 5")])
+        write_journal(first, [sshd(6, "entry 6")])
+        assert follow(source, 2) == ["entry 5", "entry 6"]
+        saved = source.cursor()
+    write_journal(first, [sshd(7, "entry 7")])
+    with JournalSource([SSHD], files=[str(first), str(second)], cursor=saved) as source:
+        assert messages(source) == ["entry 7"]
+
+
+def test_cursors_are_ordered_as_libsystemd_orders_entries() -> None:
+    def cursor(seqnum_id: str, seqnum: int, boot: str, monotonic: int, realtime: int) -> str:
+        return f"s={seqnum_id};i={seqnum:x};b={boot};m={monotonic:x};t={realtime:x};x=0"
+
+    # one sequence-number ID: by sequence number, whatever the times say
+    assert journal_order(cursor("a", 2, "b", 1, 1), cursor("a", 10, "b", 0, 0)) < 0
+    # another ID, the same boot: by monotonic time
+    assert journal_order(cursor("a", 2, "b", 5, 1), cursor("c", 1, "b", 3, 9)) > 0
+    # another boot: by real time
+    assert journal_order(cursor("a", 2, "b", 5, 1), cursor("c", 1, "d", 3, 9)) < 0
+    assert journal_order(cursor("a", 2, "b", 5, 1), cursor("a", 2, "b", 5, 1)) == 0
+    assert latest([None, cursor("a", 3, "b", 0, 0), cursor("a", 12, "b", 0, 0)]) == cursor(
+        "a", 12, "b", 0, 0
+    )
+    assert latest([None]) is None
+
+
+# waiting on given files
+
+
+@pytest.mark.parametrize("waiting", ["wait", "wait_async"])
+def test_a_file_replaced_without_a_notification_is_noticed_within_the_check_time(
+    tmp_path: Path, write_journal: Writer, waiting: str
+) -> None:
+    """The file is renamed (to a name journald does not give: found by its inode) and a new
+    one written at its path; once the notifications are taken, only looking at the path shows
+    it. systemd-journal-remote writes the files here."""
+    journal = tmp_path / "system.journal"
+    write_journal(journal, [sshd(0, "one")])
+
+    def wait(source: JournalSource, timeout: float) -> bool:
+        if waiting == "wait":
+            return source.wait(timeout)
+        return asyncio.run(source.wait_async(timeout))
+
+    with JournalSource([SSHD], files=[str(journal)], since=0) as source:
+        assert messages(source) == ["one"]
+        started = time.monotonic()
+        assert wait(source, REPLACED_CHECK_SECONDS + 0.5) is False  # sliced, not cut short
+        assert time.monotonic() - started >= REPLACED_CHECK_SECONDS + 0.4
+        write_journal(journal, [sshd(1, "two")])
+        journal.rename(tmp_path / "system-old.journal")
+        write_journal(journal, [sshd(2, "three")])
+        while source.process_events():
+            pass  # libsystemd has taken the rename in (and dropped the renamed file)
+        assert not select.select([source.fileno()], [], [], 0)[0]
+        started = time.monotonic()
+        assert wait(source, 30) is True
+        assert time.monotonic() - started < REPLACED_CHECK_SECONDS + 0.5
+        assert messages(source) == ["two", "three"]
         assert messages(source) == []
 
 
