@@ -520,7 +520,9 @@ class JournalSource:
             return self._chains[0].next()
         first: tuple[FileChain, Entry, str] | None = None
         for chain in self._chains:
-            entry = self._heads.get(id(chain)) or chain.next()
+            entry = self._heads.get(id(chain))
+            if entry is None:
+                entry = chain.next()
             if entry is None:
                 continue
             self._heads[id(chain)] = entry
