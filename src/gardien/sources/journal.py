@@ -30,7 +30,6 @@ import importlib
 import itertools
 import math
 import operator
-import os
 import re
 import select
 import shlex
@@ -38,14 +37,16 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any
 
 from gardien.errors import ConfigError
 from gardien.model import Checkpoint
 from gardien.sources.base import Batch
+from gardien.sources.journalfiles import Entry, FileChain, Reader, journal_order, latest
 
 __all__ = [
     "MAX_CLAUSES",
+    "REPLACED_CHECK_SECONDS",
     "Fields",
     "JournalEntries",
     "JournalLine",
@@ -66,6 +67,10 @@ number of distinct fields of each alternative, which real journalmatches keep sm
 
 # journald's own rule for field names; fail2ban hands terms to libsystemd unchecked
 _FIELD = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+REPLACED_CHECK_SECONDS = 1.0
+"""How often, at most, a :class:`JournalSource` reading given files looks whether one was
+replaced (rotated) while it waits: libsystemd may not tell."""
+
 _NO_TIMEOUT = (1 << 64) - 1  # sd_journal_get_timeout(): "no timeout"
 _INVALIDATE = 2  # sd_journal_process(): journal files were added or removed
 
@@ -274,44 +279,6 @@ def _usec(fields: Fields, name: str, default: int) -> int:
 # reading
 
 
-class _Entry(Protocol):
-    """What is used of cysystemd's ``JournalEntry``."""
-
-    @property
-    def cursor(self) -> bytes: ...
-
-    @property
-    def data(self) -> Fields: ...
-
-    def get_realtime_usec(self) -> int: ...
-
-    def get_monotonic_usec(self) -> int: ...
-
-
-class _Reader(Protocol):
-    """What is used of cysystemd's ``JournalReader``."""
-
-    @property
-    def fd(self) -> int: ...
-
-    @property
-    def timeout(self) -> int: ...
-
-    def next(self) -> _Entry | None: ...
-
-    def previous(self) -> _Entry | None: ...
-
-    def seek_head(self) -> bool: ...
-
-    def seek_tail(self) -> bool: ...
-
-    def seek_cursor(self, cursor: bytes) -> bool: ...
-
-    def seek_realtime_usec(self, usec: int) -> bool: ...
-
-    def process_events(self) -> int: ...
-
-
 class JournalSource:
     """The entries of the systemd journal that ``match`` (a ``journalmatch``) selects, as lines.
 
@@ -320,6 +287,14 @@ class JournalSource:
     twice across a restart (when that entry is gone, libsystemd starts at the nearest one).
     Without a cursor, or with a text that is not one, reading starts at the first entry at or
     after ``since`` (seconds since the epoch), or else after the entries there now.
+
+    Given files are followed across rotation, as a directory is: when journald archives
+    ``NAME.journal`` (renames it ``NAME@SEQNUM_ID-SEQNUM-TIME.journal``) and starts a new
+    ``NAME.journal``, the archived file is read to its end, then the new one from its start.
+    Started from a cursor, the source first reads the files archived from a given file since
+    the cursor's entry was written (those named as journald names them), so a restart across a
+    rotation misses nothing either. Several given files are read in journal order (details in
+    :mod:`gardien.sources.journalfiles`).
 
     To follow the journal, read until nothing comes back, then wait: :meth:`wait` blocks,
     :meth:`wait_async` awaits; or watch :meth:`fileno` yourself (readable: call
@@ -344,14 +319,22 @@ class JournalSource:
             raise ValueError("files must be a non-empty list of journal files")
         self.match = JournalMatch.parse(match)
         self._clauses = self.match.clauses()
+        self._cysystemd = _cysystemd()
         self._files = tuple(files) if files else None
-        self._directory = directory
         where = f"journal files {', '.join(files)}" if files else directory or "the system journal"
         self._where = where
-        self._reader: _Reader | None = self._open_reader()
-        # the files given, as (device, inode): journald archives a full or rotated file under
-        # another name and starts a new one at the same path, which must be followed
-        self._identities = self._file_identities()
+        self._closed = False
+        # given files: one chain each; else one reader on the directory or the system journal
+        self._chains: list[FileChain] = []
+        self._heads: dict[int, Entry] = {}  # an entry read ahead from each chain, when merging
+        self._reader: Reader | None = None
+        self._merged: select.epoll | None = None  # the chains' descriptors, as one
+        self._merged_readers: tuple[int, ...] = ()
+        with _journal_errors(f"cannot open {where}"):
+            if self._files:
+                self._chains = [FileChain(path, self._open_file) for path in self._files]
+            else:
+                self._reader = self._open_journal(directory)
         self._cursor = cursor
         self._skip: str | None = None  # the saved cursor's entry, when next() finds it again
         self._start(cursor, since)
@@ -372,7 +355,14 @@ class JournalSource:
 
     def close(self) -> None:
         """Release the journal; the source cannot be read any more (its cursor still can)."""
-        self._reader = None  # cysystemd closes the journal when its reader is freed
+        self._closed = True
+        # cysystemd closes the journal when its reader is freed
+        self._reader = None
+        self._chains = []
+        self._heads.clear()
+        if self._merged is not None:
+            self._merged.close()
+            self._merged = None
 
     def cursor(self) -> str | None:
         """Where reading stands, to be saved and given back as ``cursor`` after a restart: the
@@ -383,25 +373,30 @@ class JournalSource:
         """Go on after the entry of ``cursor`` (as a source opened with it would), or, for
         ``None``, after the entries there now."""
         self._skip = None
+        self._heads.clear()
         self._cursor = cursor
+        if self._files:
+            # the chains start again from their paths: one may be reading an archived file
+            with _journal_errors(f"cannot open {self._where}"):
+                self._chains = [FileChain(path, self._open_file) for path in self._files]
+            self._merged_readers = ()
         self._start(cursor, None)
 
     def read_entries(self, max_entries: int | None = None) -> list[JournalLine]:
         """The entries added since the last call (at most ``max_entries``), in journal order.
 
-        A backlog is read in bounded chunks by calling again until nothing comes back.
+        A backlog is read in bounded chunks by calling again until nothing comes back. Given
+        files that were replaced (rotated) are opened again here (so :meth:`fileno` may
+        change).
         """
         if max_entries is not None and max_entries < 1:
             raise ValueError("max_entries must be positive")
         lines: list[JournalLine] = []
-        with self._errors() as reader:
+        with self._errors():
             while max_entries is None or len(lines) < max_entries:
-                entry = reader.next()
+                entry = self._next()
                 if entry is None:
-                    if not self._follow_rotation() or self._reader is None:
-                        break
-                    reader = self._reader  # noqa: PLW2901 - the new file: read on in it
-                    continue
+                    break
                 cursor = _text(entry.cursor)
                 self._cursor = cursor
                 if self._skip is not None:
@@ -422,15 +417,24 @@ class JournalSource:
 
     def fileno(self) -> int:
         """A descriptor that becomes readable when the journal may have changed; then call
-        :meth:`process_events`."""
-        with self._errors() as reader:
-            return reader.fd
+        :meth:`process_events`. It changes when :meth:`read_entries` opens given files again
+        after a rotation: ask for it again after reading."""
+        with self._errors():
+            if self._reader is not None:
+                return self._reader.fd
+            if len(self._chains) == 1:
+                return self._chains[0].reader.fd
+            return self._merged_fd()
 
     def process_events(self) -> bool:
         """Take in the journal's change notifications (without it :meth:`fileno` stays
         readable); whether entries may have been added or journal files changed."""
-        with self._errors() as reader:
-            event = reader.process_events()
+        with self._errors():
+            if self._reader is None:
+                # every chain takes its notifications in: no stopping at the first
+                events = [chain.reader.process_events() for chain in self._chains]
+                return any(events)
+            event = self._reader.process_events()
         if event == _INVALIDATE and self._cursor is not None and self._skip is None:
             # journal files were added or removed (rotation, vacuuming): where next() goes
             # from may be gone, so find the last entry read again, as a restart would
@@ -439,105 +443,155 @@ class JournalSource:
 
     def poll_timeout(self) -> float | None:
         """Seconds after which to look at the journal even without a notification (journal
-        files on a network file system), ``None`` when notifications are enough."""
+        files on a network file system), ``None`` when notifications are enough.
+
+        Watching given files, libsystemd watches their directories, so a rotation makes
+        :meth:`fileno` readable too; :meth:`wait` and :meth:`wait_async` look at the files at
+        least every :data:`REPLACED_CHECK_SECONDS` seconds anyway.
+        """
         self.fileno()  # libsystemd knows only once it watches the files
-        with self._errors() as reader:
-            deadline = reader.timeout
-        if deadline == _NO_TIMEOUT:
+        with self._errors():
+            deadlines = [reader.timeout for reader in self._readers()]
+        deadlines = [deadline for deadline in deadlines if deadline != _NO_TIMEOUT]
+        if not deadlines:
             return None
-        return max(0.0, deadline / 1_000_000 - time.monotonic())
+        return max(0.0, min(deadlines) / 1_000_000 - time.monotonic())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the journal changes, or for ``timeout`` seconds (``None``: no limit);
-        whether it may have new entries (``False`` on a timeout or an unrelated change)."""
-        poller = select.poll()
-        poller.register(self.fileno(), select.POLLIN)
-        limit, journal_due = self._limit(timeout)
-        ready = poller.poll(None if limit is None else math.ceil(limit * 1000))
-        return self.process_events() or (journal_due and not ready)
+        whether it may have new entries (``False`` on a timeout or an unrelated change).
+        Given files that were replaced count as a change, noticed within
+        :data:`REPLACED_CHECK_SECONDS` seconds."""
+        for step in self._steps(timeout):
+            poller = select.poll()
+            poller.register(self.fileno(), select.POLLIN)
+            limit, journal_due = self._limit(step)
+            ready = poller.poll(None if limit is None else math.ceil(limit * 1000))
+            if self.process_events() or (journal_due and not ready) or self._replaced():
+                return True
+        return False
 
     async def wait_async(self, timeout: float | None = None) -> bool:
         """:meth:`wait`, without blocking the event loop."""
         loop = asyncio.get_running_loop()
-        fd = self.fileno()
-        changed: asyncio.Future[None] = loop.create_future()
+        for step in self._steps(timeout):
+            fd = self.fileno()
+            changed: asyncio.Future[None] = loop.create_future()
 
-        def wake() -> None:
-            if not changed.done():
-                changed.set_result(None)
+            def wake(changed: asyncio.Future[None] = changed) -> None:
+                if not changed.done():
+                    changed.set_result(None)
 
-        limit, journal_due = self._limit(timeout)
-        loop.add_reader(fd, wake)
-        try:
-            async with asyncio.timeout(limit):
-                await changed
-        except TimeoutError:
-            return self.process_events() or journal_due
-        finally:
-            loop.remove_reader(fd)
-        return self.process_events()
+            limit, journal_due = self._limit(step)
+            loop.add_reader(fd, wake)
+            try:
+                async with asyncio.timeout(limit):
+                    await changed
+            except TimeoutError:
+                if self.process_events() or journal_due or self._replaced():
+                    return True
+            else:
+                if self.process_events() or self._replaced():
+                    return True
+            finally:
+                loop.remove_reader(fd)
+        return False
 
     # internals
 
-    def _open_reader(self) -> _Reader:
-        cysystemd = _cysystemd()
-        reader = cysystemd.JournalReader()
-        with _journal_errors(f"cannot open {self._where}"):
-            if self._files:
-                reader.open_files(*self._files)
-            elif self._directory is not None:
-                reader.open_directory(self._directory)
-            else:
-                # fail2ban's default: the system's journal files, not every user's
-                reader.open(cysystemd.JournalOpenMode.SYSTEM)
-            for clause in self._clauses:
-                rules = [cysystemd.Rule(*term.split("=", 1)) for term in clause]
-                # each term but the last is ORed with the next; the clause is ANDed with the next
-                reader.add_filter(functools.reduce(operator.or_, rules))
-        return cast("_Reader", reader)
+    def _open_journal(self, directory: str | None) -> Reader:
+        """A reader on the directory or the system journal, with the match's filters."""
+        reader: Any = self._cysystemd.JournalReader()
+        if directory is not None:
+            reader.open_directory(directory)
+        else:
+            # fail2ban's default: the system's journal files, not every user's
+            reader.open(self._cysystemd.JournalOpenMode.SYSTEM)
+        return self._filtered(reader)
 
-    def _file_identities(self) -> tuple[tuple[int, int] | None, ...]:
-        identities: list[tuple[int, int] | None] = []
-        for path in self._files or ():
-            try:
-                info = os.stat(path)
-            except OSError:
-                identities.append(None)
-            else:
-                identities.append((info.st_dev, info.st_ino))
-        return tuple(identities)
+    def _open_file(self, path: str) -> Reader:
+        """A reader on one journal file (see :mod:`gardien.sources.journalfiles` for why one),
+        with the match's filters."""
+        reader: Any = self._cysystemd.JournalReader()
+        reader.open_files(path)
+        return self._filtered(reader)
 
-    def _follow_rotation(self) -> bool:
-        """When a journal file given by path was archived and replaced (``journalctl
-        --rotate``, journald's size limits), open the files now at those paths, from their
-        start: everything in them came after what the old reader read to its end. Whether it
-        did."""
-        if not self._files:
-            return False
-        now = self._file_identities()
-        if now == self._identities or any(identity is None for identity in now):
-            return False
-        self._reader = self._open_reader()
-        self._identities = now
-        self._skip = None
-        with self._errors() as reader:
-            reader.seek_head()
-        return True
+    def _filtered(self, reader: Any) -> Reader:
+        for clause in self._clauses:
+            rules = [self._cysystemd.Rule(*term.split("=", 1)) for term in clause]
+            # each term but the last is ORed with the next; the clause is ANDed with the next
+            reader.add_filter(functools.reduce(operator.or_, rules))
+        filtered: Reader = reader
+        return filtered
+
+    def _readers(self) -> list[Reader]:
+        if self._reader is not None:
+            return [self._reader]
+        return [chain.reader for chain in self._chains]
+
+    def _next(self) -> Entry | None:
+        """The next entry: of the one reader, or the first in journal order of the chains'."""
+        if self._reader is not None:
+            return self._reader.next()
+        if len(self._chains) == 1:
+            return self._chains[0].next()
+        first: tuple[FileChain, Entry, str] | None = None
+        for chain in self._chains:
+            entry = self._heads.get(id(chain))
+            if entry is None:
+                entry = chain.next()
+            if entry is None:
+                continue
+            self._heads[id(chain)] = entry
+            cursor = _text(entry.cursor)
+            if first is None or journal_order(cursor, first[2]) < 0:
+                first = (chain, entry, cursor)
+        if first is None:
+            return None
+        del self._heads[id(first[0])]
+        return first[1]
+
+    def _merged_fd(self) -> int:
+        """One descriptor readable when any chain's is (the chains' readers change)."""
+        readers = tuple(id(chain.reader) for chain in self._chains)
+        if self._merged is None or readers != self._merged_readers:
+            if self._merged is not None:
+                self._merged.close()
+            self._merged = select.epoll()
+            for chain in self._chains:
+                self._merged.register(chain.reader.fd, select.EPOLLIN)
+            self._merged_readers = readers
+        return self._merged.fileno()
+
+    def _replaced(self) -> bool:
+        """Whether a given file is now another file than the one read (rotated)."""
+        with self._errors():
+            return any(chain.replaced() for chain in self._chains)
 
     def _start(self, cursor: str | None, since: float | None) -> None:
         if cursor is not None:
             try:
-                with self._errors() as reader:
-                    reader.seek_cursor(cursor.encode("ascii"))
+                with self._errors():
+                    if self._reader is not None:
+                        self._reader.seek_cursor(cursor.encode("ascii"))
+                        self._skip = cursor
+                    for chain in self._chains:
+                        chain.start_at_cursor(cursor)
             except (OSError, UnicodeEncodeError):
                 self._cursor = None  # not a cursor at all: start as if none was saved
             else:
-                self._skip = cursor
                 return
-        with self._errors() as reader:
+        with self._errors():
             if since is not None:
-                reader.seek_realtime_usec(max(0, int(since * 1_000_000)))
+                if self._reader is not None:
+                    self._reader.seek_realtime_usec(max(0, int(since * 1_000_000)))
+                for chain in self._chains:
+                    chain.start_at(since)
                 return
+            if self._reader is None:
+                self._cursor = latest([chain.start_at_end() for chain in self._chains])
+                return
+            reader = self._reader
             # libsystemd versions disagree on where next() goes after seek_tail(), and some
             # step back two entries in previous(): go near the end, then read to it
             reader.seek_tail()
@@ -549,6 +603,20 @@ class JournalSource:
             while (entry := reader.next()) is not None:
                 self._cursor = _text(entry.cursor)
 
+    def _steps(self, timeout: float | None) -> Iterator[float | None]:
+        """How long each wait of :meth:`wait` lasts: all of ``timeout``, or with given files
+        (whose replacement no notification may announce) slices of at most
+        :data:`REPLACED_CHECK_SECONDS` until ``timeout`` has passed."""
+        if self._files is None:
+            yield None if timeout is None else max(0.0, timeout)
+            return
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            yield REPLACED_CHECK_SECONDS if left is None else min(left, REPLACED_CHECK_SECONDS)
+            if left is not None and left <= REPLACED_CHECK_SECONDS:
+                return
+
     def _limit(self, timeout: float | None) -> tuple[float | None, bool]:
         """How long to wait, and whether it is the journal that asks to be looked at then."""
         journal = self.poll_timeout()
@@ -557,12 +625,12 @@ class JournalSource:
         return (None if timeout is None else max(0.0, timeout)), False
 
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[_Reader]:
-        """The open reader, its errors raised as OSError."""
-        if self._reader is None:
+    def _errors(self) -> Iterator[None]:
+        """Raise ValueError when closed; the journal's errors as OSError."""
+        if self._closed:
             raise ValueError(f"{self!r} is closed")
         with _journal_errors(f"cannot read {self._where}"):
-            yield self._reader
+            yield
 
 
 def _text(cursor: bytes) -> str:
