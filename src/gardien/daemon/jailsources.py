@@ -105,15 +105,14 @@ def uses_journal(settings: JailSettings, journalmatch: Sequence[str]) -> bool:
 
 
 def open_journal(
-    settings: JailSettings,
+    options: JournalOptions,
     journalmatch: Sequence[str],
     *,
     cursor: str | None,
     since: float | None,
 ) -> JournalSource:
-    """The jail's journal, read from ``cursor`` (else from ``since``); :class:`SourceError`
-    saying why and what to do when it cannot be opened."""
-    options = JournalOptions.of(_backend(settings))
+    """The journal ``options`` name (the jail's backend), read from ``cursor`` (else from
+    ``since``); :class:`SourceError` saying why and what to do when it cannot be opened."""
     fix = (
         "check journalfiles/journalpath of its backend"
         if options.files or options.directory

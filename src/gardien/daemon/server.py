@@ -48,10 +48,11 @@ from gardien.actions.firewall import kernel_place
 from gardien.backends.base import Firewall
 from gardien.clock import Clock, SystemClock
 from gardien.config.daemon import load_daemon_settings
-from gardien.daemon.assembly import FeedPlan, assemble
+from gardien.daemon.assembly import FeedPlan, FilesPlan, JournalPlan, assemble
+from gardien.daemon.assembly import Source as SourcePlan
 from gardien.daemon.commands import Commands
 from gardien.daemon.control import ControlServer
-from gardien.daemon.jailsources import open_file, open_journal, uses_journal
+from gardien.daemon.jailsources import open_file, open_journal
 from gardien.daemon.logs import set_log_level, switch_log_target
 from gardien.daemon.notify import Notifier
 from gardien.errors import ConfigError, GardienError, SourceError, StoreError
@@ -61,7 +62,7 @@ from gardien.model import Address, Ban, Checkpoint, Unban
 from gardien.settings import DaemonSettings, JailSettings
 from gardien.sources.base import Batch, Source
 from gardien.sources.files import FileSource, StartMode
-from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
+from gardien.sources.globs import expand_logpaths
 from gardien.sources.hub import FeedUpdate, HubFeed
 from gardien.sources.journal import JournalEntries, JournalLine
 from gardien.sources.watch import FileWatcher
@@ -92,8 +93,9 @@ class JailRuntime:
     sources: dict[str, Source[object]] = field(default_factory=dict)
     #: glob patterns of logpath, so that files created later are followed too
     patterns: dict[str, StartMode] = field(default_factory=dict)
+    #: what the assembly planned it to read: files, the journal, or a hub feed
+    plan: SourcePlan = field(default_factory=lambda: FilesPlan(()))
     journalmatch: tuple[str, ...] = ()
-    feed: HubFeed | None = None  # the hub feed of a jail fed by a hub, before it is opened
     #: the last checkpoint stored of each source: where a source resumes after a failed batch
     checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict)
     #: for the metrics endpoint; added once per batch, not per line, to keep matching fast
@@ -174,8 +176,8 @@ class Daemon:
                 jail,
                 matcher,
                 list(plan.actions),
+                plan=plan.source,
                 journalmatch=plan.journalmatch,
-                feed=plan.source.feed if isinstance(plan.source, FeedPlan) else None,
             )
         return built
 
@@ -257,19 +259,20 @@ class Daemon:
         return True
 
     async def _open_sources(self, runtime: JailRuntime, now: float) -> None:
-        """The jail's hub feed, journal, or log files (missing ones are waited for), each from
-        its stored checkpoint."""
+        """What the jail's plan says it reads (a hub feed, the journal, or log files: missing
+        ones are waited for), each from its stored checkpoint."""
         name = runtime.name
-        if runtime.feed is not None:
+        plan = runtime.plan
+        if isinstance(plan, FeedPlan):
             checkpoint = await asyncio.to_thread(self.store.checkpoint, name, HubFeed.key)
-            runtime.feed.resume(checkpoint)
-            self._add_source(runtime, runtime.feed, checkpoint)
+            plan.feed.resume(checkpoint)
+            self._add_source(runtime, plan.feed, checkpoint)
             return
-        if uses_journal(runtime.settings, runtime.journalmatch):
+        if isinstance(plan, JournalPlan):
             checkpoint = await asyncio.to_thread(self.store.checkpoint, name, JournalEntries.key)
             journal = open_journal(
-                runtime.settings,
-                runtime.journalmatch,
+                plan.options,
+                plan.journalmatch,
                 cursor=None if checkpoint is None else checkpoint.state,
                 since=None if checkpoint else now - runtime.settings.findtime,
             )
@@ -277,14 +280,17 @@ class Daemon:
             self._add_source(runtime, source, checkpoint)
             logger.info("[%s] reading %s", name, source.description)
             return
-        for entry in runtime.settings.logpath:
-            pattern, mode = parse_logpath_entry(entry)
-            if has_glob(pattern):
-                runtime.patterns[pattern] = mode
-            for path in expand_logpaths([pattern]):
+        for logpath in plan.paths:
+            if logpath.glob:
+                runtime.patterns[logpath.pattern] = logpath.start
+            for path in expand_logpaths([logpath.pattern]):
                 checkpoint = await asyncio.to_thread(self.store.checkpoint, name, f"file:{path}")
                 tail = open_file(
-                    runtime.settings, runtime.journalmatch, path, mode, checkpoint=checkpoint
+                    runtime.settings,
+                    runtime.journalmatch,
+                    path,
+                    logpath.start,
+                    checkpoint=checkpoint,
                 )
                 self._add_source(runtime, tail, checkpoint)
                 if not os.path.exists(path):
