@@ -1,8 +1,8 @@
 """Benchmark failure line written -> attacker's packets stopped, gardien beside fail2ban.
 
 Both tools run, one after the other, inside the server namespace of the same network lab
-(``tests/netns.py``: a server namespace with a UDP echo listener on 5060 and a TCP listener on
-22, two client namespaces), each with one jail that bans on the first asterisk failure
+(``tests/support/netns.py``: a server namespace with a UDP echo listener on 5060 and a TCP
+listener on 22, two client namespaces), each with one jail that bans on the first asterisk failure
 (``filter = asterisk``, ``maxretry = 1``, ``findtime = 10m``, ``bantime = 1h``) and blocks
 every port of the banned address:
 
@@ -67,7 +67,7 @@ from gardien.daemon.control import ControlClient
 from gardien.errors import ControlError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from netns import Lab, netns_available  # type: ignore[import-not-found]
+from support.netns import Lab, netns_available  # type: ignore[import-not-found]
 
 JAIL = "bench"
 TARGET_P99_MS = 50.0

@@ -51,7 +51,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from hubserver import hub_server  # noqa: E402 (tests/ on the path first)
+from support.hubserver import hub_server  # noqa: E402 (tests/ on the path first)
 
 FORMATS = ("plain", "cidr", "nft", "ipset", "json")
 

@@ -27,7 +27,7 @@ from gardien.hub.model import Consensus, Report
 from gardien.hub.store import HubStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hubdb import PostgresServer
+from support.hubdb import PostgresServer
 
 TARGETS = {"sqlite": 5_000.0, "postgresql": 10_000.0}
 JAILS = (("sshd", "ssh"), ("asterisk", "sip"), ("postfix-sasl", "smtp-auth"))

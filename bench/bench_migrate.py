@@ -1,7 +1,7 @@
 """``gardien migrate`` with 100,000 active fail2ban bans: how long the switch takes, and the
 longest time a banned address was not dropped during it.
 
-Setting, in network namespaces (tests/netns.py), one trial at a time:
+Setting, in network namespaces (tests/support/netns.py), one trial at a time:
 
 - fail2ban 1.0.2 from Debian runs in the server namespace (``fail2ban-server -f -x -c CONF``, a
   copy of /etc/fail2ban with four jails: sshd, nginx-http-auth, postfix-sasl, recidive, with
@@ -46,12 +46,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from fail2ban_lab import (  # type: ignore[import-not-found]
+from support.fail2ban_lab import (  # type: ignore[import-not-found]
     make_fail2ban,
     make_gardien_etc,
     write_bans,
 )
-from netns import Lab, netns_available  # type: ignore[import-not-found]
+from support.netns import Lab, netns_available  # type: ignore[import-not-found]
 
 TARGET_SECONDS = 10.0
 VERBOSE = False

@@ -5,10 +5,10 @@ ban, beside Debian's fail2ban package in the same setting.
     python bench/bench_package.py [--runs 5] [--deb dist/gardien_0.1.0_amd64.deb]
 
 Without ``--deb`` it runs ``make deb`` first and times it. Then it makes two fresh Debian 12
-roots (tests/debroot.py: debootstrap, cached), installs OpenSSH's server in both, gardien's
+roots (tests/support/debroot.py: debootstrap, cached), installs OpenSSH's server in both, gardien's
 package in one and Debian's ``fail2ban`` (with ``python3-systemd`` and ``iptables``) in the
 other, and boots both with systemd-nspawn, each in the server namespace of a network lab
-(tests/netns.py). Neither root has rsyslog, as a stock Debian 12: sshd logs to the journal
+(tests/support/netns.py). Neither root has rsyslog, as a stock Debian 12: sshd logs to the journal
 only. gardien's package reads it out of the box; fail2ban's sshd jail reads
 ``/var/log/auth.log`` and does not start without it, so its jail gets ``backend = systemd``
 in ``jail.local`` (the fix Debian 12's users apply).
@@ -38,8 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from debroot import Container, fresh_root, setup  # noqa: E402
-from netns import Client, Lab  # noqa: E402
+from support.debroot import Container, fresh_root, setup  # noqa: E402
+from support.netns import Client, Lab  # noqa: E402
 
 
 @dataclass

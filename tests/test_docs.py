@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pytest
+from click.testing import CliRunner
 
 from gardien.cli import _register, cli
 
@@ -45,3 +47,26 @@ def test_readme_quick_start_scripts_exist() -> None:
     assert "./scripts/demo" in README and (root / "scripts" / "demo").is_file()
     assert "./scripts/run" in README and (root / "scripts" / "run").is_file()
     assert "scripts/test" in (root / ".ci" / "run").read_text()
+
+
+def test_the_readme_command_reference_is_what_help_prints() -> None:
+    """The reference is generated; a command or option changed without regenerating it fails
+    here (python -m gardien.cli._reference README.md regenerates it)."""
+    from gardien.cli._reference import render_reference
+
+    assert render_reference() in README, (
+        "the README's command reference is out of date: "
+        "run .venv/bin/python -m gardien.cli._reference README.md"
+    )
+
+
+@pytest.mark.parametrize("path", ["gardien", "gardien regex", "gardien hub serve", "gardien set"])
+def test_the_reference_shows_each_commands_own_help(path: str) -> None:
+    """What the reference holds for a command is what ``gardien COMMAND --help`` prints."""
+    from gardien.cli._reference import WIDTH, help_text
+
+    words = path.split()[1:]
+    printed = CliRunner().invoke(cli, [*words, "--help"], prog_name="gardien", terminal_width=WIDTH)
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout == help_text(path)
+    assert f"```text\n{help_text(path)}```" in README
