@@ -26,7 +26,9 @@ def _commands() -> list[tuple[str, click.Command, click.Context]]:
     from gardien.cli import _register, cli
 
     _register()  # the commands are imported when first used: all of them, here
-    root = click.Context(cli, info_name="gardien", terminal_width=WIDTH, max_content_width=WIDTH)
+    # the settings the real command line starts with (-h as well as --help, GARDIEN_ variables)
+    settings = {**cli.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    root = click.Context(cli, info_name="gardien", **settings)
     found: list[tuple[str, click.Command, click.Context]] = [("gardien", cli, root)]
 
     def walk(group: click.Command, ctx: click.Context, path: str) -> None:
