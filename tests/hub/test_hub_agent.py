@@ -39,8 +39,11 @@ def ban(ip: str, jail: str = "sshd", failures: int = 5) -> Ban:
 
 
 def queued(path: Path) -> list[str]:
+    """The addresses in the agent's queue (none while the daemon is still creating it: the
+    file exists a moment before its table)."""
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT ip FROM reports ORDER BY id").fetchall()
+        made = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reports'").fetchone()
+        rows = db.execute("SELECT ip FROM reports ORDER BY id").fetchall() if made else []
     db.close()
     return [row[0] for row in rows]
 

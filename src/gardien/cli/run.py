@@ -81,20 +81,22 @@ async def _serve(config_dir: Path, settings: Any, socket: str | None, inotify: b
     store = SQLiteBanStore(settings.dbfile)
     daemon = Daemon(config_dir, store, settings=settings, socket_path=socket, use_inotify=inotify)
     pidfile = Path(settings.pidfile)
-    try:
-        try:
-            await daemon.start()
-        except GardienError:
-            await daemon.abort()
-            raise
+
+    def write_pidfile() -> None:
         try:
             pidfile.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             pidfile.write_text(f"{os.getpid()}\n")
         except OSError as exc:
-            await daemon.abort()
             raise ConfigError(
                 f"cannot write the pid file: {exc.strerror}", path=str(pidfile)
             ) from None
+
+    try:
+        try:
+            await daemon.start(listening=write_pidfile)
+        except GardienError:
+            await daemon.abort()
+            raise
         install_signal_handlers(daemon, asyncio.get_running_loop())
         await daemon.run()
     finally:

@@ -185,12 +185,19 @@ class Daemon:
         return self.store.ban_count(address, None if overall else jail)
 
     # ---- lifecycle -------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, listening: Callable[[], None] | None = None) -> None:
         """Build, listen, start the jails, watch. Raises (and leaves nothing behind) on a bad
-        start; a jail whose source cannot be read is left out (:attr:`failed`)."""
+        start; a jail whose source cannot be read is left out (:attr:`failed`).
+
+        ``listening`` is called once the control socket is this daemon's, before any jail
+        starts (``gardien run`` writes its pid file there, so that a daemon that answers
+        ``ping`` has its pid file, and a second daemon, refused the socket, never writes it);
+        an exception from it stops the start."""
         built = self._build()
         self._control = ControlServer(self.socket_path, Commands(self))
         await self._control.start()
+        if listening is not None:
+            listening()
         async with self._lock:  # commands wait until every jail has started
             for name, runtime in built.items():
                 try:
