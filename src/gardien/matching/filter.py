@@ -102,7 +102,14 @@ class CompiledRegex:
 
     def fields(self, match: re.Match[str]) -> dict[str, Any]:
         """The named captures of ``match``, with alternative and tuple captures folded in."""
-        groups: dict[str, Any] = match.groupdict()
+        return self._fold(match.groupdict())
+
+    def fields_from(self, values: Sequence[str | None]) -> dict[str, Any]:
+        """:meth:`fields` from the values of the groups in order (group 1 first), as the
+        native core gives them."""
+        return self._fold({name: values[i - 1] for name, i in self.regex.groupindex.items()})
+
+    def _fold(self, groups: dict[str, Any]) -> dict[str, Any]:
         for name, target in self._alt:
             value = groups.get(name)
             if value and not groups.get(target):
@@ -378,6 +385,75 @@ class LineMatcher:
         result.time = date
         result.time_text = parts[1]
         result.date_format = date_format
+        return result
+
+    # ---- what the native core needs (gardien.matching.native) ---------------------------
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def date_context(self) -> DateContext:
+        return self._context
+
+    @property
+    def check_all(self) -> bool:
+        return self._check_all
+
+    @property
+    def skip_undated(self) -> bool:
+        return self._skip_undated
+
+    @property
+    def ignore_first(self) -> bool:
+        return self._ignore_first
+
+    max_line_length = MAX_LINE_LENGTH
+
+    def last_date(self) -> tuple[float | None, str]:
+        """The date an undated line takes (if recent) and its text."""
+        return self._last_date, self._last_text
+
+    def set_last_date(self, date: float | None, text: str) -> None:
+        self._last_date, self._last_text = date, text
+
+    def native_result(self, entry: Sequence[Any], names: Sequence[str]) -> LineResult:
+        """The result of a line the native core matched (its entry of kind 0), made as
+        :meth:`process` makes it from the same matches."""
+        (_, _line, parts, date, template, _no_date, pref_matched, prefix_values, hits,
+         ignore_hits, ignored) = entry  # fmt: skip
+        before, date_text, after = parts
+        flt = self.filter
+        self._buffer = [parts]
+        result = LineResult()
+        prefix: dict[str, Any] = {}
+        if prefix_values is not None and flt.prefregex is not None:
+            prefix = flt.prefregex.fields_from(prefix_values)
+            prefix.pop("content", None)
+        lines = [before + date_text + after]
+        if self._check_all:
+            found: list[int] = []
+            result.hits = found
+            result.ignore_hits = list(ignore_hits)
+            result.ignored = ignored
+            result.prefregex_matched = pref_matched
+            for index, values in hits:
+                groups = flt.failregex[index].fields_from(values)
+                if prefix:
+                    groups = {**prefix, **groups}
+                found.append(index)
+                self._conclude_all(result, groups, index, date, lines)
+        elif ignored:
+            result.ignored = True
+        elif hits:
+            index, values = hits[0]
+            groups = flt.failregex[index].fields_from(values)
+            if prefix:
+                groups = {**prefix, **groups}
+            self._conclude_first(result, groups, index, date, lines)
+        result.time = date
+        result.time_text = date_text
+        result.date_format = names[template] if template >= 0 else None
         return result
 
     @property

@@ -1,0 +1,279 @@
+"""The native matching core as an accelerator of :class:`~gardien.matching.filter.LineMatcher`.
+
+The core (the ``gardien_core`` extension, Rust, in ``native/``) takes whole blocks of a log and
+does the per-line work (lines, candidate words, the date's place, ``prefregex``,
+``failregex``, ``ignoreregex``) without coming back to Python; Python receives only the lines
+that gave something and turns them into the same :class:`~gardien.matching.filter.LineResult`
+as the pure-Python engine, through the same code (``_conclude_first``/``_conclude_all``: the
+connections of ``<F-MLFID>``, failures, hosts). It is optional: without the extension
+(``pip install ./native`` needs a Rust compiler), or with ``GARDIEN_NO_NATIVE=1``, or for a
+filter it cannot match exactly (:func:`unsupported`), the pure-Python engine, the reference,
+does everything, with the same results.
+
+Every regex of the core has a step budget (:data:`BACKTRACK_LIMIT`); the linear-time parts
+need none. A line over it is a miss, counted in :attr:`NativeScanner.over_budget` and logged
+once a minute per filter at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from gardien.matching.translate import Untranslatable, translate
+
+if TYPE_CHECKING:
+    from gardien.matching.filter import Filter, LineMatcher, LineResult
+
+__all__ = [
+    "BACKTRACK_LIMIT",
+    "NativeCounts",
+    "NativeScanner",
+    "available",
+    "core",
+    "scanner_for",
+    "unsupported",
+]
+
+log = logging.getLogger("gardien.matching")
+
+#: steps of backtracking one regex may take on one line (the automaton parts take none)
+BACKTRACK_LIMIT = 100_000
+#: at most one log line per filter about lines over budget, per this many seconds
+BUDGET_LOG_EVERY = 60.0
+
+#: the loaded core (``None``: not there, or turned off), once looked for
+_state: dict[str, ModuleType | None] = {}
+
+
+def core() -> ModuleType | None:
+    """The ``gardien_core`` module, or ``None`` when it is not installed or turned off
+    (``GARDIEN_NO_NATIVE`` set to anything but ``0`` or nothing)."""
+    if "core" not in _state:
+        found: ModuleType | None = None
+        if os.environ.get("GARDIEN_NO_NATIVE", "0") in ("", "0"):
+            try:
+                import gardien_core  # type: ignore[import-untyped]
+
+                found = gardien_core
+            except ImportError:
+                found = None
+        _state["core"] = found
+    return _state["core"]
+
+
+def available() -> bool:
+    return core() is not None
+
+
+def _reset_for_tests(module: ModuleType | bool | None = True) -> None:
+    """Look for the core again (``True``), or use ``module`` (``None``: no core)."""
+    _state.clear()
+    if module is not True:
+        _state["core"] = module if isinstance(module, ModuleType) else None
+
+
+def unsupported(compiled: Filter) -> str | None:
+    """Why the core cannot match ``compiled`` exactly (then the Python engine does), or
+    ``None``. Names the regex and its file:line."""
+    spec = compiled.spec
+    if spec.maxlines > 1:
+        return f"maxlines = {spec.maxlines} (lines matched together)"
+    if compiled.failjson or compiled.ignorejson:
+        return "JSON rules (failjson)"
+    try:
+        _translated(compiled)
+    except _Refused as refused:
+        return str(refused)
+    return None
+
+
+def scanner_for(matcher: LineMatcher, words: Iterable[bytes] | None) -> NativeScanner | None:
+    """A :class:`NativeScanner` for ``matcher`` (looking only at lines holding one of
+    ``words``, when given), or ``None`` when the core is not there or cannot match its filter
+    exactly: the caller then matches line by line in Python."""
+    if core() is None or unsupported(matcher.filter) is not None:
+        return None
+    return NativeScanner(matcher, words)
+
+
+class _Refused(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    dates: list[str]
+    anchored: list[bool]
+    prefregex: str | None
+    failregex: list[str]
+    ignoreregex: list[str]
+
+
+def _translated(compiled: Filter) -> _Patterns:
+    cached = getattr(compiled, "_native_patterns", None)
+    if isinstance(cached, _Patterns):
+        return cached
+
+    def one(regex: Any, kind: str) -> str:
+        try:
+            return translate(regex.regex.pattern, regex.regex.flags)
+        except Untranslatable as exc:
+            source = regex.source
+            where = f"{source.path}:{source.line}: " if source.path else ""
+            raise _Refused(f"{where}{kind} uses {exc}") from None
+
+    dates: list[str] = []
+    for template in compiled.date_templates:
+        try:
+            dates.append(translate(template.regex.pattern, template.regex.flags))
+        except Untranslatable as exc:
+            raise _Refused(f"date pattern {template.name!r} uses {exc}") from None
+    patterns = _Patterns(
+        dates=dates,
+        anchored=[t.anchored for t in compiled.date_templates],
+        prefregex=one(compiled.prefregex, "prefregex") if compiled.prefregex else None,
+        failregex=[one(r, "failregex") for r in compiled.failregex],
+        ignoreregex=[one(r, "ignoreregex") for r in compiled.ignoreregex],
+    )
+    object.__setattr__(compiled, "_native_patterns", patterns)
+    return patterns
+
+
+@dataclass
+class NativeCounts:
+    """What the core counted without handing lines over: lines matched that gave nothing,
+    their date templates (by name) and prefregex matches."""
+
+    examined: int = 0
+    date_templates: dict[str, int] = field(default_factory=dict)
+    prefregex_matched: int = 0
+
+
+class NativeScanner:
+    """Feeds blocks of one log through the core for ``matcher`` (which keeps the state the
+    lines' results depend on: connections, the last date)."""
+
+    def __init__(self, matcher: LineMatcher, words: Iterable[bytes] | None) -> None:
+        module = core()
+        if module is None:
+            raise RuntimeError("the native core is not available")
+        compiled = matcher.filter
+        patterns = _translated(compiled)
+        self.matcher = matcher
+        self.counts = NativeCounts()
+        #: lines that count (neither empty nor starting with ``#``), as fail2ban-regex counts
+        self.lines = 0
+        #: lines over the step budget (missed)
+        self.over_budget = 0
+        self._last_budget_log = -BUDGET_LOG_EVERY
+        templates = compiled.date_templates
+        context = matcher.date_context
+
+        def read_date(index: int, line: str) -> float | None:
+            template = templates[index]
+            match = template.regex.search(line)
+            return template.read(match, context) if match is not None else None
+
+        content = compiled.prefregex.regex.groupindex.get("content") if compiled.prefregex else None
+        self._engine = module.Engine(
+            patterns.dates,
+            patterns.anchored,
+            patterns.prefregex,
+            content,
+            patterns.failregex,
+            patterns.ignoreregex,
+            ignore_first=matcher.ignore_first,
+            check_all=matcher.check_all,
+            skip_undated=matcher.skip_undated,
+            words=list(words) if words is not None else None,
+            read_date=read_date,
+            backtrack_limit=BACKTRACK_LIMIT,
+            max_line=matcher.max_line_length,
+        )
+        pref, fails, ignores = self._engine.group_counts()
+        expected = (
+            compiled.prefregex.regex.groups if compiled.prefregex else -1,
+            [r.regex.groups for r in compiled.failregex],
+            [r.regex.groups for r in compiled.ignoreregex],
+        )
+        if (pref, fails, ignores) != expected:  # pragma: no cover - a translation bug
+            raise RuntimeError(f"native groups {(pref, fails, ignores)} != {expected}")
+        self._names = [t.name for t in templates]
+
+    def results(
+        self,
+        blocks: Iterable[bytes],
+        *,
+        missed: int = 0,
+        skipped: Callable[[str], bool] | None = None,
+    ) -> Iterator[tuple[str, LineResult]]:
+        """``(line, result)`` for each line that gave something, in log order; and, while
+        ``missed`` is not used up, for missed lines too (those the word search left out go to
+        ``skipped`` instead, as :func:`~gardien.matching.scan.scan_lines` does). Lines that
+        count are added to :attr:`lines`."""
+        from gardien.matching.filter import LineResult
+        from gardien.matching.scan import decode
+
+        matcher = self.matcher
+        engine = self._engine
+        counts = self.counts
+        names = self._names
+        clock = matcher.clock
+        for block in blocks:
+            start = 0
+            size = len(block)
+            while start < size:
+                now = clock.now()
+                matcher.date_context.now = now
+                start, counted, examined, date_hits, pref, entries = engine.scan(
+                    block, start, now, missed
+                )
+                self.lines += counted
+                counts.examined += examined
+                counts.prefregex_matched += pref
+                for index, hits in enumerate(date_hits):
+                    if hits:
+                        name = names[index]
+                        counts.date_templates[name] = counts.date_templates.get(name, 0) + hits
+                for entry in entries:
+                    kind = entry[0]
+                    if kind == 0:
+                        if not (entry[8] or entry[9] or entry[10]):
+                            missed = max(missed - 1, 0)  # a missed line, as asked
+                        result = matcher.native_result(entry, names)
+                        yield entry[1], result
+                    elif kind == 1:
+                        line = decode(entry[1])
+                        matcher.set_last_date(*engine.last_date())
+                        result = matcher.process(line)
+                        engine.set_last_date(*matcher.last_date())
+                        yield line, result
+                    elif kind == 2:
+                        missed = max(missed - 1, 0)
+                        if skipped is not None and not skipped(decode(entry[1])):
+                            skipped = None
+                    else:
+                        self._budget(entry[1], entry[2], entry[3])
+                        missed = max(missed - 1, 0)
+                        yield entry[1], LineResult()
+
+    def _budget(self, line: str, kind: str, index: int) -> None:
+        self.over_budget += 1
+        now = time.monotonic()
+        if now - self._last_budget_log >= BUDGET_LOG_EVERY:
+            self._last_budget_log = now
+            log.warning(
+                "filter %s: a line took more than its budget in %s %d and was not matched "
+                "(%d such lines so far): %.120s",
+                self.matcher.filter.name,
+                kind,
+                index,
+                self.over_budget,
+                line,
+            )

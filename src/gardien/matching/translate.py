@@ -1,0 +1,277 @@
+"""Python regexes rewritten for the native core's engine, for text that is ASCII only.
+
+The native core (:mod:`gardien.matching.native`) matches with Rust's ``fancy-regex``: a
+linear-time automaton (the ``regex`` crate) for the parts of a pattern that allow one, a
+backtracking machine with a step budget for lookaround, back-references and conditionals.
+Its syntax and its character classes are not Python's, so a pattern is not handed over as
+written: it is parsed by Python's own parser (``re._parser``, the one ``re.compile`` uses, so
+every quirk of Python's syntax is read as Python reads it) and written out again from the parse
+tree in the syntax the native engine reads, construct by construct.
+
+The native core only ever matches lines that are pure ASCII (it hands the others to the Python
+engine), and the rewrite relies on that: each class is written as the ASCII characters Python's
+class holds (``\\s`` is Python's, with ``\\x1c``-``\\x1f``, not Rust's), every literal as a
+hexadecimal escape, ``$`` as "before the one final newline", which the core guarantees is the
+only one. What cannot be written exactly is refused with the reason
+(:class:`Untranslatable`), and the filter then stays with the Python engine:
+non-ASCII literals (Python's case folding maps some onto ASCII letters), case-insensitive
+back-references, the ``LOCALE`` flag, and a pattern Python itself refuses.
+"""
+
+from __future__ import annotations
+
+import re
+
+# the parser of the re module (Python 3.11+): the tree re.compile itself compiles
+from re import _constants as C  # type: ignore[attr-defined]
+from re import _parser as P  # type: ignore[attr-defined]
+from typing import Any
+
+__all__ = ["Untranslatable", "translate"]
+
+MAXREPEAT = C.MAXREPEAT
+#: the ASCII characters of Python's (Unicode) \s: \t \n \v \f \r, \x1c-\x1f and the space
+_SPACE = r"\x09-\x0d\x1c-\x20"
+_DIGIT = r"0-9"
+_WORD = r"0-9A-Za-z_"
+_CATEGORIES = {
+    C.CATEGORY_DIGIT: (_DIGIT, False),
+    C.CATEGORY_NOT_DIGIT: (_DIGIT, True),
+    C.CATEGORY_SPACE: (_SPACE, False),
+    C.CATEGORY_NOT_SPACE: (_SPACE, True),
+    C.CATEGORY_WORD: (_WORD, False),
+    C.CATEGORY_NOT_WORD: (_WORD, True),
+}
+
+
+class Untranslatable(ValueError):
+    """A pattern the native engine cannot match exactly as Python does."""
+
+
+def translate(pattern: str, flags: int = 0) -> str:
+    """``pattern`` (with ``re`` ``flags``) in the native engine's syntax, with the same groups
+    in the same order (so group numbers carry over), for ASCII text whose only newline, if
+    any, is its last character. Raises :class:`Untranslatable`."""
+    try:
+        parsed = P.parse(pattern, flags)
+    except re.error as exc:
+        raise Untranslatable(f"not a valid regex: {exc}") from None
+    state_flags = parsed.state.flags
+    if state_flags & re.LOCALE:
+        raise Untranslatable("the LOCALE flag")
+    writer = _Writer(_letter_free_groups(parsed.data))
+    return writer.sequence(
+        parsed.data,
+        bool(state_flags & re.IGNORECASE),
+        bool(state_flags & re.MULTILINE),
+        bool(state_flags & re.DOTALL),
+    )
+
+
+def _hex(code: int) -> str:
+    return f"\\x{{{code:x}}}"
+
+
+def _can_match_letter(items: Any) -> bool:
+    """Whether the parsed ``items`` may match an ASCII letter (conservatively: ``True`` when
+    unsure)."""
+    for op, av in items:
+        if op is C.LITERAL:
+            if chr(av).isalpha():
+                return True
+        elif op is C.IN:
+            for kind, value in av:
+                if kind is C.NEGATE or kind is C.CATEGORY:
+                    return True
+                if kind is C.LITERAL and chr(value).isalpha():
+                    return True
+                if kind is C.RANGE and any(
+                    chr(c).isalpha() for c in range(value[0], min(value[1], 0x7F) + 1)
+                ):
+                    return True
+        elif op is C.SUBPATTERN:
+            if _can_match_letter(av[3].data):
+                return True
+        elif op is C.BRANCH:
+            if any(_can_match_letter(b.data) for b in av[1]):
+                return True
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT) or op is getattr(C, "POSSESSIVE_REPEAT", None):
+            if _can_match_letter(av[2].data):
+                return True
+        elif op is C.AT:
+            continue
+        else:
+            return True
+    return False
+
+
+def _letter_free_groups(items: Any) -> set[int]:
+    """The groups of a parsed pattern that can match no letter: a case-insensitive
+    back-reference to one is an exact, case-sensitive one (``(?P<_sep>[-/])`` of the dates)."""
+    found: set[int] = set()
+
+    def walk(items: Any) -> None:
+        for op, av in items:
+            if op is C.SUBPATTERN:
+                if av[0] is not None and not _can_match_letter(av[3].data):
+                    found.add(av[0])
+                walk(av[3].data)
+            elif op is C.BRANCH:
+                for branch in av[1]:
+                    walk(branch.data)
+            elif op in (C.MAX_REPEAT, C.MIN_REPEAT) or op is getattr(C, "POSSESSIVE_REPEAT", None):
+                walk(av[2].data)
+            elif op in (C.ASSERT, C.ASSERT_NOT):
+                walk(av[1].data)
+            elif op is C.GROUPREF_EXISTS:
+                walk(av[1].data)
+                if av[2] is not None:
+                    walk(av[2].data)
+            elif op is getattr(C, "ATOMIC_GROUP", None):
+                walk(av.data)
+
+    walk(items)
+    return found
+
+
+class _Writer:
+    def __init__(self, letter_free: set[int]) -> None:
+        self.letter_free = letter_free
+
+    def sequence(self, items: Any, icase: bool, multiline: bool, dotall: bool) -> str:
+        return "".join(self.item(op, av, icase, multiline, dotall) for op, av in items)
+
+    def atom(self, items: Any, icase: bool, multiline: bool, dotall: bool) -> str:
+        """``items`` as something a quantifier may follow."""
+        text = self.sequence(items, icase, multiline, dotall)
+        if len(items) == 1 and items[0][0] in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN):
+            return text
+        if len(items) == 1 and items[0][0] == C.SUBPATTERN:
+            return text
+        return f"(?:{text})"
+
+    def literal(self, code: int, icase: bool) -> str:
+        if code > 0x7F:
+            raise Untranslatable(f"a non-ASCII character ({chr(code)!r})")
+        text = _hex(code)
+        if icase and chr(code).isalpha():
+            return f"(?i:{text})"
+        return text
+
+    def item(self, op: Any, av: Any, icase: bool, multiline: bool, dotall: bool) -> str:
+        if op is C.LITERAL:
+            return self.literal(av, icase)
+        if op is C.NOT_LITERAL:
+            self.literal(av, False)  # refuses a non-ASCII one
+            return f"(?i:[^{_hex(av)}])" if icase and chr(av).isalpha() else f"[^{_hex(av)}]"
+        if op is C.ANY:
+            return "(?s:.)" if dotall else "[^\\n]"
+        if op is C.IN:
+            return self.klass(av, icase)
+        if op is C.BRANCH:
+            _, branches = av
+            return (
+                "(?:"
+                + "|".join(self.sequence(b.data, icase, multiline, dotall) for b in branches)
+                + ")"
+            )
+        if op is C.SUBPATTERN:
+            group, add, delete, sub = av
+            if (add | delete) & re.LOCALE:
+                raise Untranslatable("the LOCALE flag")
+            if add & re.IGNORECASE:
+                icase = True
+            if delete & re.IGNORECASE:
+                icase = False
+            if add & re.MULTILINE:
+                multiline = True
+            if delete & re.MULTILINE:
+                multiline = False
+            if add & re.DOTALL:
+                dotall = True
+            if delete & re.DOTALL:
+                dotall = False
+            inner = self.sequence(sub.data, icase, multiline, dotall)
+            return f"({inner})" if group is not None else f"(?:{inner})"
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT) or op is getattr(C, "POSSESSIVE_REPEAT", None):
+            low, high, sub = av
+            inner = self.atom(sub.data, icase, multiline, dotall)
+            if high is MAXREPEAT or high == MAXREPEAT:
+                quantifier = {0: "*", 1: "+"}.get(low, f"{{{low},}}")
+            elif (low, high) == (0, 1):
+                quantifier = "?"
+            elif low == high:
+                quantifier = f"{{{low}}}"
+            else:
+                quantifier = f"{{{low},{high}}}"
+            if op is C.MIN_REPEAT:
+                quantifier += "?"
+            elif op is not C.MAX_REPEAT:
+                quantifier += "+"
+            return inner + quantifier
+        if op is C.AT:
+            return self.at(av, multiline)
+        if op is C.GROUPREF:
+            if icase and av not in self.letter_free:
+                raise Untranslatable("a case-insensitive back-reference")
+            return f"(?:\\{av})"
+        if op is C.GROUPREF_EXISTS:
+            group, yes, no = av
+            yes_text = self.sequence(yes.data, icase, multiline, dotall)
+            no_text = self.sequence(no.data, icase, multiline, dotall) if no else ""
+            return f"(?({group}){yes_text}|{no_text})"
+        if op in (C.ASSERT, C.ASSERT_NOT):
+            direction, sub = av
+            inner = self.sequence(sub.data, icase, multiline, dotall)
+            kind = "=" if op is C.ASSERT else "!"
+            return f"(?<{kind}{inner})" if direction < 0 else f"(?{kind}{inner})"
+        if op is getattr(C, "ATOMIC_GROUP", None):
+            return f"(?>{self.sequence(av.data, icase, multiline, dotall)})"
+        raise Untranslatable(f"the construct {op}")
+
+    def at(self, where: Any, multiline: bool) -> str:
+        if where is C.AT_BEGINNING:
+            return "(?m:^)" if multiline else "\\A"
+        if where is C.AT_BEGINNING_STRING:
+            return "\\A"
+        if where is C.AT_END:
+            # not multi-line: the end, or before a newline at the end; the core's texts have
+            # no other newline, so "before a newline or at the end" is the same
+            return "(?m:$)"
+        if where is C.AT_END_STRING:
+            return "\\z"
+        if where is C.AT_BOUNDARY:
+            return "\\b"
+        if where is C.AT_NON_BOUNDARY:
+            return "\\B"
+        raise Untranslatable(f"the anchor {where}")  # pragma: no cover - all are above
+
+    def klass(self, items: Any, icase: bool) -> str:
+        negate = False
+        parts: list[str] = []
+        for op, av in items:
+            if op is C.NEGATE:
+                negate = True
+            elif op is C.LITERAL:
+                self.literal(av, False)
+                parts.append(_hex(av))
+            elif op is C.RANGE:
+                low, high = av
+                if low > 0x7F:
+                    continue  # no ASCII character in it
+                parts.append(f"{_hex(low)}-{_hex(min(high, 0x7F))}")
+                if high > 0x7F and icase:
+                    # Python folds some non-ASCII letters onto ASCII ones (K, s)
+                    raise Untranslatable("a case-insensitive class reaching past ASCII")
+            elif op is C.CATEGORY:
+                chars, negated = _CATEGORIES[av]
+                parts.append(f"[^{chars}]" if negated else f"[{chars}]")
+            else:  # pragma: no cover - the parser makes no other class items
+                raise Untranslatable(f"the class item {op}")
+        if not parts:
+            # an empty class matches nothing; negated, any character (the newline too)
+            return "(?s:.)" if negate else "[^\\x{0}-\\x{10ffff}]"
+        body = "".join(parts)
+        text = f"[^{body}]" if negate else f"[{body}]"
+        return f"(?i:{text})" if icase else text
+
