@@ -46,3 +46,25 @@ make_venv() {
   fi
   echo "gardien$1" >> "$stamp"
 }
+
+make_native() {
+  # make_native : the optional native matching core (native/, Rust) into .venv, built again
+  # when its sources changed. Without a Rust toolchain gardien runs on its pure-Python engine;
+  # under CI the core is required (its tests compare it with the Python engine).
+  local stamp=.venv/.native
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if [ -f "$stamp" ] && [ -z "$(find native/Cargo.toml native/Cargo.lock native/pyproject.toml \
+      native/src -newer "$stamp" 2>/dev/null)" ]; then
+    return 0
+  fi
+  if ! command -v cargo >/dev/null; then
+    if [ -n "${CI:-}" ]; then
+      echo "the native core needs a Rust toolchain (cargo), which CI must have" >&2
+      return 1
+    fi
+    echo "no Rust toolchain: the native core is not built (the Python engine does everything)" >&2
+    return 0
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check ./native
+  touch "$stamp"
+}

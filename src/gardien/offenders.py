@@ -30,6 +30,7 @@ from gardien.clock import Clock, FakeClock
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.jails import IgnoreList, Jail
+from gardien.matching import native
 from gardien.matching.filter import Filter
 from gardien.matching.scan import Prefilter, ScanCounts, iter_blocks, scan_lines
 from gardien.model import Address, Failure, parse_address
@@ -162,6 +163,7 @@ def read_failures(
     matcher = compiled.matcher(clock=clock)
     counts = ScanCounts()
     prefilter: Prefilter | None = None
+    scanner: native.NativeScanner | None = None  # the native core, when it can match
     addresses: dict[str, Address | None] = {}  # parse each host once
     times = found.times
     for path in found.files:
@@ -170,6 +172,15 @@ def read_failures(
             first = next(blocks, b"")
             prefilter = Prefilter.for_filter(compiled, sample=first[:SAMPLE_SIZE])
             blocks = itertools.chain([first], blocks)
+        if scanner is None and compiled.spec.maxlines <= 1:
+            scanner = native.scanner_for(matcher, prefilter.words if prefilter else None)
+        if scanner is not None:
+            before = scanner.lines
+            for _line, result in scanner.results(blocks):
+                for failure in result.failures:
+                    _keep(failure, addresses, times, found)
+            counts.lines += scanner.lines - before
+            continue
         for line in scan_lines(blocks, prefilter, counts):
             result = matcher.process(line)
             for failure in result.failures:

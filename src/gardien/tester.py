@@ -27,6 +27,7 @@ from gardien.clock import Clock, SystemClock
 from gardien.config.filters import load_filter, load_filter_file
 from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, FilterError
+from gardien.matching import native
 from gardien.matching.filter import Filter, LineMatcher, LineResult
 from gardien.matching.scan import Prefilter, ScanCounts, decode, iter_blocks, scan_lines
 from gardien.model import Failure
@@ -78,6 +79,7 @@ class RegexReport:
     ignored_lines: list[str] = field(default_factory=list)
     missed_lines: list[str] = field(default_factory=list)
     examined: int = 0
+    over_budget: int = 0  # lines whose matching spent its step budget (counted as missed)
     elapsed: float = 0.0
 
     @property
@@ -326,8 +328,20 @@ def test_log(
         prefilter = Prefilter.for_filter(compiled, sample=first[:SAMPLE_SIZE])
         blocks = itertools.chain([first], blocks)
     counts = ScanCounts()
+    # the native core, when there, matches whole blocks (only the prefilter's candidate lines,
+    # when there is a prefilter); it cannot call back for every line
+    scanner = None
+    if every_line is None:
+        scanner = native.scanner_for(matcher, prefilter.words if prefilter else None)
     try:
-        if needs_all or prefilter is None:
+        if scanner is not None:
+            missed = _EVERY if keep_missed else first_lines
+            skipped = tally.skipped if missed else None
+            for line, result in scanner.results(blocks, missed=missed, skipped=skipped):
+                tally.line(line, result)
+            _add_native(report, scanner)
+            counts.lines = scanner.lines
+        elif needs_all or prefilter is None:
             _every_line(blocks, matcher, tally, every_line)
             counts.lines = report.lines
         else:
@@ -341,6 +355,19 @@ def test_log(
     report.lines = counts.lines
     report.elapsed = time.perf_counter() - started
     return report
+
+
+#: "all of them", as a count of missed lines the native core is to hand over
+_EVERY = 1 << 62
+
+
+def _add_native(report: RegexReport, scanner: native.NativeScanner) -> None:
+    """Add what the native core counted without handing the lines over."""
+    counts = scanner.counts
+    report.examined += counts.examined
+    report.prefregex_matched += counts.prefregex_matched
+    report.date_templates.update(counts.date_templates)
+    report.over_budget += scanner.over_budget
 
 
 class _Tally:

@@ -36,7 +36,8 @@ from gardien.clock import FakeClock
 from gardien.config.filters import bundled_config_dir, load_filter
 from gardien.errors import GardienError
 from gardien.matching.dates import DateDetector
-from gardien.matching.filter import Filter, LineMatcher
+from gardien.matching.filter import Filter, LineMatcher, LineResult
+from gardien.matching.native import NativeScanner, scanner_for
 from gardien.model import parse_address
 
 TEST_TZ = "CET-01CEST-02,M3.5.0,M10.5.0"
@@ -73,6 +74,7 @@ class Outcome:
     passed: int = 0
     failures: list[str] = field(default_factory=list)
     error: str | None = None
+    native: int = 0  # lines the native core matched
     #: per option set: the failregexes of the filter and the indexes that matched some line
     coverage: dict[str, tuple[tuple[str, ...], set[int]]] = field(default_factory=dict)
 
@@ -145,6 +147,8 @@ class _Variant:
     options: dict[str, Any]
     matcher: LineMatcher | None
     error: str | None = None
+    #: the native core matching for ``matcher`` (engine "native" and a filter it takes)
+    scanner: NativeScanner | None = None
 
 
 def run_sample(
@@ -152,8 +156,14 @@ def run_sample(
     filter_name: str,
     config_dir: str | os.PathLike[str] | None,
     now: float,
+    *,
+    engine: str = "python",
 ) -> Outcome:
-    """Check every expectation of ``sample`` (and the files it adds) with filter_name."""
+    """Check every expectation of ``sample`` (and the files it adds) with filter_name.
+
+    ``engine="native"`` matches the lines of a log file through the native core (for the
+    filters it takes; the others, and journal lines, go through Python as in gardien);
+    :attr:`Outcome.native` then counts the lines it matched."""
     outcome = Outcome(filter_name)
     clock = FakeClock(now)
     variants: list[_Variant] = []
@@ -169,11 +179,13 @@ def run_sample(
                 spec = load_filter(
                     filter_name, config_dir, parameters=params, fallback_to_bundled=False
                 )
-                cache[key] = _Variant(label, options, Filter(spec).matcher(clock=clock))
+                matcher = Filter(spec).matcher(clock=clock)
+                scanner = scanner_for(matcher, None) if engine == "native" else None
+                cache[key] = _Variant(label, options, matcher, scanner=scanner)
             except GardienError as error:
                 cache[key] = _Variant(label, options, None, str(error))
         found = cache[key]
-        return _Variant(found.label, options, found.matcher, found.error)
+        return _Variant(found.label, options, found.matcher, found.error, found.scanner)
 
     files = [sample]
     index = 0
@@ -238,6 +250,11 @@ def _check(current: _Variant, line: str, expected: dict[str, Any], outcome: Outc
             date=FAIL2BAN_NOW,
             date_text=dt.datetime.fromtimestamp(FAIL2BAN_NOW, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         )
+    elif current.scanner is not None:
+        outcome.native += 1
+        given = list(current.scanner.results([line.encode() + b"\n"]))
+        assert len(given) <= 1, given
+        result = given[0][1] if given else LineResult()
     else:
         result = current.matcher.process(line)
     failures = result.failures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,9 @@ import click
 
 from gardien.config.daemon import load_daemon_settings
 from gardien.config.jails import jail_filter, load_jails
-from gardien.daemon.assembly import assemble, pretend_firewalls
+from gardien.daemon.assembly import JailPlan, assemble, pretend_firewalls
 from gardien.errors import ConfigError
+from gardien.matching import native
 from gardien.matching.filter import Filter
 from gardien.settings import DaemonSettings, JailSettings
 
@@ -66,6 +68,28 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
         f"OK: {config_dir}: {len(jails)} jails ({enabled} enabled), "
         f"{len(assembly.plans)} filters compiled"
     )
+    _engines(assembly.plans.values())
+
+
+def _engines(plans: Iterable[JailPlan]) -> None:
+    """Say which jails' filters the native core cannot match (the Python engine then does,
+    with no time bound per line), or that the core is not installed."""
+    filtered = [(plan.name, plan.filter) for plan in plans if plan.filter is not None]
+    if not filtered:
+        return
+    if not native.available():
+        click.echo(
+            "note: the native matching core is not installed (or GARDIEN_NO_NATIVE is set): "
+            "every filter is matched by the Python engine, without a time bound per line"
+        )
+        return
+    for name, compiled in filtered:
+        reason = native.unsupported(compiled)
+        if reason is not None:
+            click.echo(
+                f"note: jail {name}: filter {compiled.name!r} is matched by the Python "
+                f"engine (no time bound per line): {reason}"
+            )
 
 
 def _jail_record(jail: JailSettings, filter_path: str | None) -> dict[str, Any]:

@@ -211,6 +211,12 @@ def results_lines(compiled: Filter, report: RegexReport) -> Iterator[str]:
     yield from _framed(rows, "[# of hits] date format")
     yield ""
     yield report.summary_line()
+    if report.over_budget:
+        # gardien's own line (fail2ban-regex has no budget): only when there is something
+        yield (
+            f"Missed: {report.over_budget} lines over the step budget "
+            "(a regex that backtracks without end on them)"
+        )
     yield f"[processed in {report.elapsed:.2f} sec]"
     yield ""
 

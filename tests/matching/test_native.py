@@ -1,0 +1,261 @@
+"""The native matching core against the pure-Python engine, the reference: the same results on
+fail2ban's sample corpus, gardien's samples, whole logs and mutated lines; and a time bound on
+lines that make a regex backtrack without end."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gardien import tester
+from gardien.clock import FakeClock
+from gardien.config.filters import bundled_config_dir, load_filter
+from gardien.matching import native
+from gardien.matching.filter import Filter
+from gardien.matching.translate import Untranslatable, translate
+from gardien.tester import RegexReport
+from support.ci import require
+from support.cli import gardien
+from support.samples import FAIL2BAN_NOW, fail2ban_filter_names, run_sample
+
+
+@pytest.fixture(autouse=True)
+def core() -> Iterator[None]:
+    native._reset_for_tests()
+    require(native.available(), "the native core (pip install ./native) is not installed")
+    yield
+    native._reset_for_tests()
+
+
+def _engine(name: str) -> None:
+    """Use the native core (``native``) or the Python engine only (``python``)."""
+    native._reset_for_tests(None if name == "python" else True)
+
+
+def _digest(report: RegexReport) -> dict[str, Any]:
+    return {
+        "summary": report.summary(),
+        "regex_hits": report.regex_hits,
+        "ignore_hits": report.ignore_hits,
+        "prefregex": report.prefregex_matched,
+        "dates": dict(report.date_templates),
+        "hosts": dict(report.hosts),
+        "failures": [
+            (f.host, f.time, f.regex_index, repr(sorted(f.fields.items())), f.lines)
+            for f in report.failures
+        ],
+        "matched": report.matched_lines,
+        "ignored": report.ignored_lines,
+        "missed": report.missed_lines,
+    }
+
+
+def _both(compiled_of: Any, log: str, **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    found = []
+    for engine in ("python", "native"):
+        _engine(engine)
+        report = tester.test_log(
+            compiled_of(), log, clock=FakeClock(FAIL2BAN_NOW), keep_failures=True, **options
+        )
+        found.append(_digest(report))
+    return found[0], found[1]
+
+
+# ---- the sample corpora through the core ------------------------------------------------
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("where", ["fail2ban", "gardien"])
+def test_the_corpus_at_100_percent_through_the_native_core(
+    where: str, fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None
+) -> None:
+    config = fail2ban_config if where == "fail2ban" else bundled_config_dir()
+    passed = total = through_core = 0
+    failures: list[str] = []
+    for name in fail2ban_filter_names(config, fail2ban_samples):
+        outcome = run_sample(fail2ban_samples / name, name, config, FAIL2BAN_NOW, engine="native")
+        passed += outcome.passed
+        total += outcome.total
+        through_core += outcome.native
+        failures += outcome.failures
+    assert total > 1000
+    assert not failures, "\n".join(failures[:30])
+    # most lines go through the core (journal-only, JSON and multi-line filters do not)
+    assert through_core > 0.75 * total, (through_core, total)
+
+
+def _sample_logs(fail2ban_samples: Path, config: Path) -> list[tuple[str, Path]]:
+    return [(n, fail2ban_samples / n) for n in fail2ban_filter_names(config, fail2ban_samples)]
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("check_all", [True, False], ids=["regex", "daemon"])
+def test_whole_sample_logs_give_the_same_reports(
+    check_all: bool, fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None
+) -> None:
+    """Every sample file as one log (dates carried from line to line, connections kept,
+    candidate words), fail2ban's filters and gardien's, both ways of counting."""
+    compared = 0
+    for config in (fail2ban_config, bundled_config_dir()):
+        for name, path in _sample_logs(fail2ban_samples, config):
+            spec = load_filter(name, config, fallback_to_bundled=False)
+            if native.unsupported(Filter(spec)) is not None:
+                continue
+            python, core = _both(
+                lambda spec=spec: Filter(spec), str(path), check_all=check_all, first_lines=20
+            )
+            assert core == python, f"{config}/filter.d/{name}.conf on {path}"
+            compared += 1
+    assert compared > 100
+
+
+# ---- mutated lines --------------------------------------------------------------------------
+
+_MUTATED_FILTERS = ("sshd", "asterisk", "postfix", "dovecot", "nginx-http-auth", "exim")
+_ALPHABET = "abcXYZ019 .:-[]()<>=@/\\'\"\t#*+?|{}$^\r"
+
+
+def _sample_lines(samples: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name in _MUTATED_FILTERS:
+        lines = [
+            line
+            for line in (samples / name).read_text(errors="replace").splitlines()
+            if line and not line.startswith("#") and line.isascii()
+        ]
+        found[name] = lines
+    return found
+
+
+def _mutate(line: str, rng: random.Random) -> str:
+    chars = list(line)
+    for _ in range(rng.randint(1, 4)):
+        where = rng.randrange(len(chars) + 1)
+        kind = rng.randrange(5)
+        if kind == 0:
+            chars.insert(where, rng.choice(_ALPHABET))
+        elif kind == 1 and chars:
+            del chars[min(where, len(chars) - 1)]
+        elif kind == 2 and chars:
+            start = rng.randrange(len(chars))
+            chars[where:where] = chars[start : start + rng.randint(1, 12)]
+        elif kind == 3 and chars:
+            index = min(where, len(chars) - 1)
+            if chars[index].isdigit():
+                chars[index] = str(rng.randrange(10))
+            elif chars[index].isalpha():
+                chars[index] = chars[index].swapcase()
+        else:
+            chars[where:where] = list(f" from 192.0.2.{rng.randrange(256)} port 22")
+    return "".join(chars)
+
+
+@pytest.fixture
+def mutation_base(fail2ban_samples: Path) -> dict[str, list[str]]:
+    return _sample_lines(fail2ban_samples)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    name=st.sampled_from(_MUTATED_FILTERS),
+    seed=st.integers(0, 2**32 - 1),
+    check_all=st.booleans(),
+)
+def test_mutated_lines_give_the_same_results(
+    name: str,
+    seed: int,
+    check_all: bool,
+    mutation_base: dict[str, list[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+    samples_timezone: None,
+) -> None:
+    rng = random.Random(seed)
+    base = mutation_base[name]
+    lines = [
+        _mutate(rng.choice(base), rng) if rng.random() < 0.8 else rng.choice(base)
+        for _ in range(200)
+    ]
+    log = tmp_path_factory.mktemp("mutated") / f"{name}.log"
+    log.write_text("\n".join(lines) + "\n")
+    spec = load_filter(name, bundled_config_dir())
+    python, core = _both(lambda: Filter(spec), str(log), check_all=check_all, first_lines=20)
+    assert core == python
+
+
+# ---- the time bound -----------------------------------------------------------------------
+
+_NESTED = "login failed for (?:\\w+\\s?)+ from <HOST>$"
+
+
+def test_a_nested_quantifier_cannot_stall_gardien_regex(tmp_path: Path) -> None:
+    """Three crafted lines make Python's engine backtrack for minutes; the core gives up on
+    each after its step budget, counts it missed, and still matches the legitimate line."""
+    crafted = "login failed for " + " ".join(["aaaa"] * 14) + " xxxxx from nowhere!"
+    lines = [f"Nov 17 10:00:0{i} host app: {crafted}" for i in range(3)]
+    lines.insert(1, "Nov 17 10:00:05 host app: login failed for bob from 192.0.2.9")
+    log = tmp_path / "crafted.log"
+    log.write_text("\n".join(lines) + "\n")
+    filter_file = tmp_path / "nested.conf"
+    filter_file.write_text(f"[Definition]\nfailregex = {_NESTED}\n")
+    started = time.monotonic()
+    result = gardien("regex", str(log), str(filter_file))
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 2.0
+    assert "Lines: 4 lines, 0 ignored, 1 matched, 3 missed" in result.stdout
+    assert "Missed: 3 lines over the step budget" in result.stdout
+    hosts = gardien("regex", "--out", "ip", str(log), str(filter_file))
+    assert hosts.stdout.split() == ["192.0.2.9"]
+
+
+# ---- the rewrite of Python's syntax ---------------------------------------------------------
+
+
+def test_a_back_reference_to_a_group_without_letters_is_kept_case_insensitive() -> None:
+    assert "\\1" in translate("(?i)(?P<sep>[-/])x(?P=sep)")
+    with pytest.raises(Untranslatable, match="case-insensitive back-reference"):
+        translate("(?i)(?P<word>[a-z]+) (?P=word)")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [("caf\u00e9", "non-ASCII"), ("(", "not a valid regex"), ("(?i)[a-\u0200]", "past ASCII")],
+)
+def test_patterns_the_core_cannot_match_exactly_are_refused(pattern: str, reason: str) -> None:
+    with pytest.raises(Untranslatable, match=reason):
+        translate(pattern)
+
+
+def test_a_filter_the_core_refuses_names_the_regex_and_its_place(tmp_path: Path) -> None:
+    conf = tmp_path / "filter.d" / "umlaut.conf"
+    conf.parent.mkdir()
+    conf.write_text("[Definition]\nfailregex = ^F\u00fcr <HOST>$\n")
+    spec = load_filter("umlaut", tmp_path, fallback_to_bundled=False)
+    reason = native.unsupported(Filter(spec))
+    assert reason is not None
+    assert f"{conf}:2" in reason and "non-ASCII" in reason
+
+
+def test_config_check_names_the_jails_the_core_leaves_to_python(tmp_path: Path) -> None:
+    (tmp_path / "filter.d").mkdir()
+    (tmp_path / "filter.d" / "umlaut.conf").write_text(
+        "[Definition]\nfailregex = ^F\u00fcr <HOST>$\n"
+    )
+    (tmp_path / "filter.d" / "plain.conf").write_text("[Definition]\nfailregex = ^bad <HOST>$\n")
+    log = tmp_path / "app.log"
+    log.touch()
+    (tmp_path / "jail.conf").write_text(
+        f"[umlaut]\nenabled = true\nlogpath = {log}\n\n[plain]\nenabled = true\nlogpath = {log}\n"
+    )
+    result = gardien("-c", str(tmp_path), "config", "check")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1
+    assert "jail umlaut" in notes[0] and f"{tmp_path}/filter.d/umlaut.conf:2" in notes[0]
