@@ -150,9 +150,12 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def gardien_env() -> dict[str, str]:
-    """Environment for gardien: the repository's ``src`` is importable if not installed."""
+def gardien_env(engine: str = "auto") -> dict[str, str]:
+    """Environment for gardien: the repository's ``src`` is importable if not installed;
+    ``engine="python"`` turns the native core off."""
     env = dict(os.environ)
+    if engine == "python":
+        env["GARDIEN_NO_NATIVE"] = "1"
     if importlib.util.find_spec("gardien") is None:
         src = str(REPO / "src")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
@@ -286,7 +289,7 @@ def bench_kind(kind: str, args: argparse.Namespace) -> KindResult:
     """Generate, time both tools and compare their results for one kind."""
     path, params = ensure_log(kind, args)
     result = KindResult(kind, str(path), "", params.lines, params.failures)
-    genv, fenv = gardien_env(), dict(os.environ)
+    genv, fenv = gardien_env(args.engine), dict(os.environ)
     try:
         if args.filter_source == "own":
             # each tool with its own filter file: gardien's bundled one, fail2ban's
@@ -426,6 +429,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "own: each tool its own (gardien's bundled filter, fail2ban's)",
     )
     p.add_argument("--repeat", type=int, default=3, help="gardien runs per kind")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "python"],
+        default="auto",
+        help="gardien's engine: the native core when installed (auto), or Python only",
+    )
     p.add_argument("--repeat-fail2ban", type=int, default=1, help="fail2ban-regex runs per kind")
     p.add_argument("--check-hosts", action="store_true", help="also compare matched hosts")
     p.add_argument("--fail2ban-regex", default=DEFAULT_FAIL2BAN_REGEX, metavar="PATH")
