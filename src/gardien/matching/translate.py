@@ -274,4 +274,3 @@ class _Writer:
         body = "".join(parts)
         text = f"[^{body}]" if negate else f"[{body}]"
         return f"(?i:{text})" if icase else text
-
