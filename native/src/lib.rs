@@ -31,11 +31,56 @@ use pyo3::types::{PyBytes, PyList};
 const CACHE_AGE: f64 = 60.0;
 const CACHE_SIZE: usize = 65536;
 
-fn build(pattern: &str, limit: usize, what: &str) -> PyResult<Regex> {
-    RegexBuilder::new(pattern)
+/// A pattern as Python wrote it (`exact`), and, when that one needs the backtracking
+/// machine, its `gate`: a linear-time pattern that matches wherever `exact` does (and maybe
+/// elsewhere), run first, so that only the texts it matches reach the backtracking machine.
+struct Rx {
+    exact: Regex,
+    gate: Option<regex::Regex>,
+}
+
+/// A pattern and its gate, as Python hands them over.
+type Pattern = (String, Option<String>);
+
+impl Rx {
+    fn captures<'t>(&self, text: &'t str) -> Result<Option<Captures<'t, str>>, fancy_regex::Error> {
+        if let Some(gate) = &self.gate {
+            if !gate.is_match(text) {
+                return Ok(None);
+            }
+        }
+        self.exact.captures(text)
+    }
+
+    fn is_match(&self, text: &str) -> Result<bool, fancy_regex::Error> {
+        if let Some(gate) = &self.gate {
+            if !gate.is_match(text) {
+                return Ok(false);
+            }
+        }
+        self.exact.is_match(text)
+    }
+
+    fn captures_len(&self) -> usize {
+        self.exact.captures_len()
+    }
+}
+
+fn build(pattern: &Pattern, limit: usize, what: &str) -> PyResult<Rx> {
+    let exact = RegexBuilder::new(&pattern.0)
         .backtrack_limit(limit)
         .build()
-        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
+        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?;
+    let gate = match &pattern.1 {
+        Some(text) => Some(
+            regex::RegexBuilder::new(text)
+                .size_limit(1 << 24)
+                .build()
+                .map_err(|e| PyValueError::new_err(format!("{what} (gate): {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Rx { exact, gate })
 }
 
 /// Outcome of one regex search: a match, none, or the step budget spent.
@@ -45,7 +90,7 @@ enum Found<'t> {
     Budget,
 }
 
-fn search<'t>(regex: &Regex, text: &'t str) -> Found<'t> {
+fn search<'t>(regex: &Rx, text: &'t str) -> Found<'t> {
     match regex.captures(text) {
         Ok(Some(c)) => Found::Yes(c),
         Ok(None) => Found::No,
@@ -55,6 +100,14 @@ fn search<'t>(regex: &Regex, text: &'t str) -> Found<'t> {
 
 fn groups(c: &Captures<'_, str>) -> Vec<Option<String>> {
     (1..c.len()).map(|i| c.get(i).map(|m| m.as_str().to_owned())).collect()
+}
+
+/// A date found in a line: its template and the spans of its text, seconds and fraction.
+struct DateFound {
+    template: usize,
+    date: (usize, usize),
+    seconds: Option<(usize, usize)>,
+    fraction: Option<(usize, usize)>,
 }
 
 /// What one candidate line gave.
@@ -90,29 +143,35 @@ impl Outcome {
 
 #[pyclass(module = "gardien_core", unsendable)]
 struct Engine {
-    dates: Vec<Regex>,
+    dates: Vec<Rx>,
     anchored: Vec<bool>,
     before: Vec<Vec<usize>>,
     last_template: Option<usize>,
-    prefregex: Option<Regex>,
+    prefregex: Option<Rx>,
     content: Option<usize>,
-    failregex: Vec<Regex>,
-    ignoreregex: Vec<Regex>,
+    failregex: Vec<Rx>,
+    ignoreregex: Vec<Rx>,
     ignore_first: bool,
     check_all: bool,
     skip_undated: bool,
     words: Option<AhoCorasick>,
     max_line: usize,
     read_date: Py<PyAny>,
+    /// each template's seconds and fraction groups
+    date_fields: Vec<(Option<usize>, Option<usize>)>,
     cache: HashMap<(usize, String), Option<f64>>,
+    /// a minute's time (see `Engine::date_value`), by template and date text without its
+    /// seconds; `None`: ask Python for every second of it
+    minutes: HashMap<(usize, String), Option<f64>>,
     cache_now: Option<f64>,
     last_date: Option<f64>,
     last_text: String,
 }
 
 impl Engine {
-    /// `DateDetector.find`: (template, start and end of the date's group 1, match start).
-    fn find_date(&mut self, line: &str) -> Result<Option<(usize, usize, usize)>, usize> {
+    /// `DateDetector.find`: the template and the spans of its date (group 1), seconds and
+    /// fraction in `line`.
+    fn find_date(&mut self, line: &str) -> Result<Option<DateFound>, usize> {
         if let Some(last) = self.last_template {
             match self.dates[last].captures(line) {
                 Ok(Some(c)) => {
@@ -128,40 +187,56 @@ impl Engine {
                         }
                     }
                     if !earlier_found {
-                        let g = c.get(1).map(|m| (m.start(), m.end())).unwrap_or((0, 0));
-                        return Ok(Some((last, g.0, g.1)));
+                        return Ok(Some(self.found(last, &c)));
                     }
                 }
                 Ok(None) => {}
                 Err(_) => return Err(last),
             }
         }
-        let mut best: Option<(usize, usize, usize, usize)> = None; // template, start, end, at
-        for (index, regex) in self.dates.iter().enumerate() {
-            let c = match regex.captures(line) {
+        let mut best: Option<(DateFound, usize)> = None; // and where the match starts
+        for index in 0..self.dates.len() {
+            let c = match self.dates[index].captures(line) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(_) => return Err(index),
             };
             let at = c.get(0).map(|m| m.start()).unwrap_or(0);
-            let g = c.get(1).map(|m| (m.start(), m.end())).unwrap_or((0, 0));
             if self.anchored[index] {
-                best = Some((index, g.0, g.1, at));
+                best = Some((self.found(index, &c), at));
                 break;
             }
-            if best.map_or(true, |b| at < b.3) {
-                best = Some((index, g.0, g.1, at));
+            if best.as_ref().map_or(true, |b| at < b.1) {
+                best = Some((self.found(index, &c), at));
             }
         }
-        if let Some((index, _, _, _)) = best {
-            if self.anchored[index] {
-                self.last_template = Some(index);
+        if let Some((found, _)) = &best {
+            if self.anchored[found.template] {
+                self.last_template = Some(found.template);
             }
         }
-        Ok(best.map(|(t, s, e, _)| (t, s, e)))
+        Ok(best.map(|(found, _)| found))
     }
 
-    fn date_value(&mut self, py: Python<'_>, template: usize, text: &str, line: &str, now: f64)
+    fn found(&self, template: usize, c: &Captures<'_, str>) -> DateFound {
+        let span = |group: Option<usize>| {
+            group.and_then(|g| c.get(g)).map(|m| (m.start(), m.end()))
+        };
+        let (seconds, fraction) = self.date_fields[template];
+        DateFound {
+            template,
+            date: span(Some(1)).unwrap_or((0, 0)),
+            seconds: span(seconds),
+            fraction: span(fraction),
+        }
+    }
+
+    /// The time of a date: read by Python (`DateTemplate.read`), once per distinct text.
+    /// Within a minute a date's time is the minute's plus its seconds (and fraction): when
+    /// Python's reading of second 0 and of the minute's last second says so for this minute
+    /// (no change of year or offset inside it), the minute's reading is kept and the seconds
+    /// are added here, so that a log with a line per second still asks Python once a minute.
+    fn date_value(&mut self, py: Python<'_>, found: &DateFound, line: &str, now: f64)
         -> PyResult<Option<f64>> {
         let stale = match self.cache_now {
             Some(then) => (now - then).abs() > CACHE_AGE || self.cache.len() > CACHE_SIZE,
@@ -169,15 +244,94 @@ impl Engine {
         };
         if stale {
             self.cache.clear();
+            self.minutes.clear();
             self.cache_now = Some(now);
         }
-        let key = (template, text.to_owned());
+        let (start, end) = found.date;
+        let text = &line[start..end];
+        let key = (found.template, text.to_owned());
         if let Some(value) = self.cache.get(&key) {
             return Ok(*value);
         }
-        let value: Option<f64> = self.read_date.call1(py, (template, line))?.extract(py)?;
+        let value = match self.by_minute(py, found, line)? {
+            Some(value) => Some(value),
+            None => self.read_date.call1(py, (found.template, line))?.extract(py)?,
+        };
         self.cache.insert(key, value);
         Ok(value)
+    }
+
+    /// The time from the minute's reading (see `date_value`), or `None` to ask Python.
+    fn by_minute(&mut self, py: Python<'_>, found: &DateFound, line: &str) -> PyResult<Option<f64>> {
+        let (s0, s1) = match found.seconds {
+            Some(span) => span,
+            None => return Ok(None),
+        };
+        let digits = &line[s0..s1];
+        let bytes = digits.as_bytes();
+        if bytes.is_empty() || bytes.len() > 2 || !bytes.iter().all(u8::is_ascii_digit) {
+            return Ok(None);
+        }
+        let second: u32 = digits.parse().unwrap_or(99);
+        let last: u32 = if bytes.len() == 1 { 9 } else { 59 };
+        if second > last {
+            return Ok(None);
+        }
+        let mut masked = line.as_bytes()[found.date.0..found.date.1].to_vec();
+        let shift = found.date.0;
+        for b in &mut masked[s0 - shift..s1 - shift] {
+            *b = b'0';
+        }
+        let mut fraction = 0.0;
+        if let Some((f0, f1)) = found.fraction {
+            let f = &line[f0..f1];
+            if f.is_empty() || f.len() > 6 || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(None);
+            }
+            // as Python: int(text.ljust(6, "0")) / 1_000_000, added last
+            let padded: u32 = format!("{f:0<6}").parse().unwrap_or(0);
+            fraction = padded as f64 / 1_000_000.0;
+            for b in &mut masked[f0 - shift..f1 - shift] {
+                *b = b'0';
+            }
+        }
+        let minute_key = (found.template, String::from_utf8(masked).expect("ASCII"));
+        let base = match self.minutes.get(&minute_key) {
+            Some(base) => *base,
+            None => {
+                let with = |digit_text: &str| -> String {
+                    let mut l = String::with_capacity(line.len());
+                    l.push_str(&line[..s0]);
+                    l.push_str(digit_text);
+                    let rest_from = s1;
+                    match found.fraction {
+                        Some((f0, f1)) if f0 >= s1 => {
+                            l.push_str(&line[rest_from..f0]);
+                            l.push_str(&"0".repeat(f1 - f0));
+                            l.push_str(&line[f1..]);
+                        }
+                        _ => l.push_str(&line[rest_from..]),
+                    }
+                    l
+                };
+                let zero = if bytes.len() == 1 { "0" } else { "00" };
+                let top = if bytes.len() == 1 { "9" } else { "59" };
+                let first: Option<f64> =
+                    self.read_date.call1(py, (found.template, with(zero)))?.extract(py)?;
+                let end: Option<f64> =
+                    self.read_date.call1(py, (found.template, with(top)))?.extract(py)?;
+                let base = match (first, end) {
+                    (Some(a), Some(b)) if a.fract() == 0.0 && b - a == last as f64 => Some(a),
+                    _ => None,
+                };
+                self.minutes.insert(minute_key, base);
+                base
+            }
+        };
+        Ok(base.map(|b| {
+            let value = b + second as f64;
+            if found.fraction.is_some() { value + fraction } else { value }
+        }))
     }
 
     fn any_ignore(&self, text: &str, outcome: &mut Outcome) -> bool {
@@ -301,15 +455,16 @@ fn next_candidate(words: &AhoCorasick, block: &[u8], from: usize) -> Option<usiz
 impl Engine {
     #[new]
     #[pyo3(signature = (dates, anchored, prefregex, content, failregex, ignoreregex, *,
-        ignore_first, check_all, skip_undated, words, read_date, backtrack_limit, max_line))]
+        date_fields, ignore_first, check_all, skip_undated, words, read_date, backtrack_limit, max_line))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        dates: Vec<String>,
+        dates: Vec<Pattern>,
         anchored: Vec<bool>,
-        prefregex: Option<String>,
+        prefregex: Option<Pattern>,
         content: Option<usize>,
-        failregex: Vec<String>,
-        ignoreregex: Vec<String>,
+        failregex: Vec<Pattern>,
+        ignoreregex: Vec<Pattern>,
+        date_fields: Vec<(Option<usize>, Option<usize>)>,
         ignore_first: bool,
         check_all: bool,
         skip_undated: bool,
@@ -318,8 +473,8 @@ impl Engine {
         backtrack_limit: usize,
         max_line: usize,
     ) -> PyResult<Self> {
-        if dates.len() != anchored.len() || dates.is_empty() {
-            return Err(PyValueError::new_err("one anchored flag per date template"));
+        if dates.len() != anchored.len() || dates.len() != date_fields.len() || dates.is_empty() {
+            return Err(PyValueError::new_err("one anchored flag and fields per date template"));
         }
         let limit = backtrack_limit;
         let dates = dates
@@ -367,7 +522,9 @@ impl Engine {
             words,
             max_line,
             read_date,
+            date_fields,
             cache: HashMap::new(),
+            minutes: HashMap::new(),
             cache_now: None,
             last_date: None,
             last_text: String::new(),
@@ -410,8 +567,12 @@ impl Engine {
     /// - `(2, raw)`: a missed line the word search left out, asked for;
     /// - `(3, line, kind, index)`: a line whose regex spent its step budget.
     ///
-    /// `missed` is how many missed lines Python still wants to show.
+    /// `missed` is how many missed lines Python still wants to show. `given`, when there, is
+    /// the time of each line from `start` on, known by the source (the journal's): its lines
+    /// are not searched for a date, and their entries' date texts are left to Python (empty).
+    /// Every entry of kind 0 ends with the line's number from `start` (0 for the first).
     #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (block, start, now, missed, given=None))]
     fn scan<'py>(
         &mut self,
         py: Python<'py>,
@@ -419,6 +580,7 @@ impl Engine {
         start: usize,
         now: f64,
         mut missed: usize,
+        given: Option<Vec<f64>>,
     ) -> PyResult<(usize, usize, usize, Vec<usize>, usize, Bound<'py, PyList>)> {
         let entries = PyList::empty(py);
         let mut counted = 0usize;
@@ -441,6 +603,7 @@ impl Engine {
             if raw.is_empty() || raw[0] == b'#' {
                 continue;
             }
+            let ordinal = counted;
             counted += 1;
             if let Some(words) = &self.words {
                 if let Some(Some(c)) = candidate {
@@ -462,35 +625,45 @@ impl Engine {
             }
             let line = std::str::from_utf8(raw).expect("ASCII is UTF-8");
             // ---- the date (LineMatcher.process) ----
-            let found = match self.find_date(line) {
-                Ok(found) => found,
-                Err(index) => {
-                    entries.append((3, line, "date", index))?;
-                    continue;
-                }
-            };
             let mut template: Option<usize> = None;
             let (mut before, mut date_text, mut after) = ("", String::new(), line);
             let mut date: Option<f64> = None;
-            if let Some((index, s, e)) = found {
-                template = Some(index);
-                let text = &line[s..e];
-                before = &line[..s];
-                after = &line[e..];
-                date_text = text.to_owned();
-                if !text.is_empty() {
-                    date = self.date_value(py, index, text, line, now)?;
-                    if let Some(value) = date {
-                        self.last_date = Some(value);
-                        self.last_text = text.to_owned();
+            if let Some(times) = &given {
+                let value = times.get(ordinal).copied();
+                if value.is_none() {
+                    return Err(PyValueError::new_err("fewer given times than lines"));
+                }
+                date = value;
+                self.last_date = value;
+            } else {
+                let found = match self.find_date(line) {
+                    Ok(found) => found,
+                    Err(index) => {
+                        entries.append((3, line, "date", index))?;
+                        continue;
                     }
-                } else if self.last_date.map_or(false, |d| d > now - 60.0) {
-                    before = "";
-                    date_text = self.last_text.clone();
-                    after = line;
-                    date = self.last_date;
-                } else {
-                    date = Some(now);
+                };
+                if let Some(found) = found {
+                    let (s, e) = found.date;
+                    template = Some(found.template);
+                    let text = &line[s..e];
+                    before = &line[..s];
+                    after = &line[e..];
+                    date_text = text.to_owned();
+                    if !text.is_empty() {
+                        date = self.date_value(py, &found, line, now)?;
+                        if let Some(value) = date {
+                            self.last_date = Some(value);
+                            self.last_text = text.to_owned();
+                        }
+                    } else if self.last_date.map_or(false, |d| d > now - 60.0) {
+                        before = "";
+                        date_text = self.last_text.clone();
+                        after = line;
+                        date = self.last_date;
+                    } else {
+                        date = Some(now);
+                    }
                 }
             }
             let mut no_date = false;
@@ -538,6 +711,7 @@ impl Engine {
                     hits,
                     outcome.ignore_hits,
                     outcome.ignored,
+                    ordinal,
                 ))?;
                 continue;
             }

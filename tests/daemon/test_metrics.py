@@ -143,11 +143,12 @@ def exposition(collector: DaemonCollector) -> str:
 
 
 def test_collector_shows_each_jail() -> None:
-    sample = JailSample("sshd", 120, 0.25, 7, 2, 1, 3, 2, 1, 1)
+    sample = JailSample("sshd", 120, 0.25, 4, 7, 2, 1, 3, 2, 1, 1)
     text = exposition(DaemonCollector(lambda: [sample], version="9.9"))
     for line in (
         'gardien_lines_read_total{jail="sshd"} 120.0',
         'gardien_matching_seconds_total{jail="sshd"} 0.25',
+        'gardien_lines_over_budget_total{jail="sshd"} 4.0',
         'gardien_failures_total{jail="sshd"} 7.0',
         'gardien_failures_ignored_total{jail="sshd"} 2.0',
         'gardien_failures_invalid_total{jail="sshd"} 1.0',

@@ -19,7 +19,7 @@ from gardien.clock import FakeClock
 from gardien.config.filters import bundled_config_dir, load_filter
 from gardien.matching import native
 from gardien.matching.filter import Filter
-from gardien.matching.translate import Untranslatable, translate
+from gardien.matching.translate import Untranslatable, gate, translate
 from gardien.tester import RegexReport
 from support.ci import require
 from support.cli import gardien
@@ -116,6 +116,77 @@ def test_whole_sample_logs_give_the_same_reports(
     assert compared > 100
 
 
+def _failures(results: Any) -> list[tuple[Any, ...]]:
+    return [
+        (f.host, f.time, f.regex_index, repr(sorted(f.fields.items())), f.lines)
+        for r in results
+        for f in r.failures
+    ]
+
+
+def _daemon_both(spec: Any, lines: list[str], journal: bool) -> tuple[list[Any], list[Any]]:
+    """The failures of ``lines`` matched as the daemon matches a batch: line by line in Python,
+    and through :meth:`NativeScanner.process` (with the journal's given times, ``journal``)."""
+    clock = FakeClock(FAIL2BAN_NOW)
+    times = [FAIL2BAN_NOW - 3600 + i for i in range(len(lines))]
+
+    def text(i: int) -> str:
+        return f"2005-01-01T00:00:{i % 60:02d} "
+
+    found = []
+    for engine in ("python", "native"):
+        _engine(engine)
+        matcher = Filter(spec).matcher(clock=clock)
+        if engine == "python":
+            if journal:
+                results = [
+                    matcher.process(line, date=times[i], date_text=text(i))
+                    for i, line in enumerate(lines)
+                ]
+            else:
+                results = [matcher.process(line) for line in lines]
+        else:
+            scanner = native.scanner_for(matcher, None)
+            assert scanner is not None
+            half = len(lines) // 2  # two batches: state carried from one to the next
+            results = []
+            for first, stop in ((0, half), (half, len(lines))):
+                part = lines[first:stop]
+                if journal:
+                    results += scanner.process(
+                        part, times[first:stop], lambda i, first=first: text(first + i)
+                    )
+                else:
+                    results += scanner.process(part)
+        found.append(_failures(results))
+    return found[0], found[1]
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("journal", [False, True], ids=["files", "journal"])
+def test_the_daemon_matches_batches_through_the_core_as_line_by_line(
+    journal: bool, fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None
+) -> None:
+    """Every sample log as one stream of batches, as the daemon reads a file or the journal:
+    every line (comments, empty lines and lines that are not ASCII too) goes in, the same
+    failures come out, with the same times, fields and matched lines."""
+    compared = 0
+    for config in (fail2ban_config, bundled_config_dir()):
+        for name, path in _sample_logs(fail2ban_samples, config):
+            spec = load_filter(name, config, fallback_to_bundled=False)
+            if native.unsupported(Filter(spec)) is not None:
+                continue
+            lines = [
+                line.rstrip("\r\n")
+                for line in path.read_text(encoding="utf-8", errors="replace").split("\n")
+            ]
+            python, core = _daemon_both(spec, lines, journal)
+            assert core == python, f"{config}/filter.d/{name}.conf on {path}"
+            compared += bool(python)
+    # a journal line has no date of its own: filters anchored before a date find none there
+    assert compared > (15 if journal else 100)
+
+
 # ---- mutated lines --------------------------------------------------------------------------
 
 _MUTATED_FILTERS = ("sshd", "asterisk", "postfix", "dovecot", "nginx-http-auth", "exim")
@@ -195,8 +266,9 @@ _NESTED = "login failed for (?:\\w+\\s?)+ from <HOST>$"
 
 
 def test_a_nested_quantifier_cannot_stall_gardien_regex(tmp_path: Path) -> None:
-    """Three crafted lines make Python's engine backtrack for minutes; the core gives up on
-    each after its step budget, counts it missed, and still matches the legitimate line."""
+    """Three crafted lines make Python's engine backtrack for minutes; the core decides them
+    in linear time (the pattern's gate, without its lookarounds, cannot match them: no
+    backtracking at all), counts them missed, and still matches the legitimate line."""
     crafted = "login failed for " + " ".join(["aaaa"] * 14) + " xxxxx from nowhere!"
     lines = [f"Nov 17 10:00:0{i} host app: {crafted}" for i in range(3)]
     lines.insert(1, "Nov 17 10:00:05 host app: login failed for bob from 192.0.2.9")
@@ -204,6 +276,30 @@ def test_a_nested_quantifier_cannot_stall_gardien_regex(tmp_path: Path) -> None:
     log.write_text("\n".join(lines) + "\n")
     filter_file = tmp_path / "nested.conf"
     filter_file.write_text(f"[Definition]\nfailregex = {_NESTED}\n")
+    started = time.monotonic()
+    result = gardien("regex", str(log), str(filter_file))
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 2.0
+    assert "Lines: 4 lines, 0 ignored, 1 matched, 3 missed" in result.stdout
+    hosts = gardien("regex", "--out", "ip", str(log), str(filter_file))
+    assert hosts.stdout.split() == ["192.0.2.9"]
+
+
+def test_a_line_over_the_step_budget_is_missed_and_counted(tmp_path: Path) -> None:
+    """A back-reference after a nested quantifier: the gate lets the crafted lines through
+    (it cannot check the back-reference), the backtracking machine gives up on each after its
+    step budget; they are counted missed and said to be over budget, the legitimate line is
+    matched, and all of it in well under the seconds Python's engine would spend on one."""
+    crafted = "login failed for " + " ".join(["aaaa"] * 14) + " from 192.0.2.1 zzzz"
+    lines = [f"Nov 17 10:00:0{i} host app: {crafted}" for i in range(3)]
+    lines.insert(1, "Nov 17 10:00:05 host app: login failed for bob from 192.0.2.9 bob")
+    log = tmp_path / "crafted.log"
+    log.write_text("\n".join(lines) + "\n")
+    filter_file = tmp_path / "backref.conf"
+    filter_file.write_text(
+        "[Definition]\nfailregex = login failed for ((?:\\w+\\s?)+) from <HOST> \\1$\n"
+    )
     started = time.monotonic()
     result = gardien("regex", str(log), str(filter_file))
     elapsed = time.monotonic() - started
@@ -259,3 +355,62 @@ def test_config_check_names_the_jails_the_core_leaves_to_python(tmp_path: Path) 
     notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
     assert len(notes) == 1
     assert "jail umlaut" in notes[0] and f"{tmp_path}/filter.d/umlaut.conf:2" in notes[0]
+
+
+# ---- dates read a minute at a time ----------------------------------------------------------
+
+
+def _one_minute_log(path: Path, first: float, stamp: Any) -> None:
+    path.write_text(
+        "".join(f"{stamp(first + s)} host app: fail from 192.0.2.{s + 1}\n" for s in range(60))
+    )
+
+
+def test_dates_read_by_the_minute_keep_the_year_flip_inside_a_minute(tmp_path: Path) -> None:
+    """A year-less date more than a day ahead of now is last year's: with now chosen so that
+    this limit falls inside one minute, the seconds before it and after it get different
+    years, in the core as in Python (the core cannot add seconds to the minute's reading)."""
+    now = 1_764_000_030.0  # half a minute past a minute
+    first = (now + 86400) // 60 * 60  # the minute that holds the limit, a day ahead
+    log = tmp_path / "flip.log"
+    _one_minute_log(log, first, lambda t: time.strftime("%b %e %H:%M:%S", time.localtime(t)))
+    spec_file = tmp_path / "app.conf"
+    spec_file.write_text("[Definition]\nfailregex = app: fail from <HOST>$\n")
+    found = []
+    for engine in ("python", "native"):
+        _engine(engine)
+        report = tester.test_log(
+            Filter(tester.resolve_filter(str(spec_file))),
+            str(log),
+            clock=FakeClock(now),
+            keep_failures=True,
+        )
+        found.append(sorted((f.host, f.time) for f in report.failures))
+    python, core = found
+    assert core == python
+    years = {time.localtime(t).tm_year for _, t in python}
+    assert len(years) == 2  # the flip is inside the log's minute
+
+
+def test_dates_with_a_fraction_read_by_the_minute_are_exact(tmp_path: Path) -> None:
+    now = 1_764_000_000.0
+    log = tmp_path / "fraction.log"
+    log.write_text(
+        "".join(
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now - 100 + s))
+            + f".{(s * 7919) % 1_000_000:06d} host app: fail from 192.0.2.{s + 1}\n"
+            for s in range(120)
+        )
+    )
+    spec_file = tmp_path / "app.conf"
+    spec_file.write_text("[Definition]\nfailregex = app: fail from <HOST>$\n")
+    python, core = _both(lambda: Filter(tester.resolve_filter(str(spec_file))), str(log))
+    assert core == python
+    assert len(python["failures"]) == 120
+
+
+def test_only_patterns_that_need_backtracking_get_a_gate() -> None:
+    assert gate(r"from (\d+\.\d+\.\d+\.\d+)$") is None
+    assert gate(r"(?<!\d)(\d+)(?=\s)") is not None
+    assert gate(r"(?P<sep>[-/])x(?P=sep)") is not None
+    assert gate(r"(a)?(?(1)b|c)") is not None

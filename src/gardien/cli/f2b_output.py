@@ -47,15 +47,15 @@ def _jail_tree(status: dict[str, Any], flavor: str, prefix: str = "") -> list[st
     ]
     if flavor != "short":
         actions.append(("Banned IP list", status["banned"]))
+    filter_rows: list[tuple[str, Any]] = [
+        ("Currently failed", status["currently_failed"]),
+        ("Total failed", status["total_failed"]),
+    ]
+    if status.get("over_budget"):  # gardien's: lines given up on after their step budget
+        filter_rows.append(("Lines over budget", status["over_budget"]))
+    filter_rows.append(("File list", status["files"]))
     groups = [
-        (
-            "Filter",
-            [
-                ("Currently failed", status["currently_failed"]),
-                ("Total failed", status["total_failed"]),
-                ("File list", status["files"]),
-            ],
-        ),
+        ("Filter", filter_rows),
         ("Actions", actions),
     ]
     lines = []

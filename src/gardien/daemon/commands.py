@@ -113,6 +113,7 @@ class Commands:
             "jail": name,
             "currently_failed": status.currently_failed,
             "total_failed": status.total_failed,
+            "over_budget": runtime.over_budget,
             "files": self._daemon.log_files(name),
             "currently_banned": status.currently_banned,
             "total_banned": status.total_banned,

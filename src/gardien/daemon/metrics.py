@@ -50,6 +50,7 @@ class JailSample:
     jail: str
     lines_read: int
     matching_seconds: float
+    over_budget: int  # lines given up on after their step budget (missed)
     failures: int  # counted towards a ban
     ignored: int  # dropped: ignoreip, ignoreself, ignorecommand...
     invalid: int  # dropped: the host is not an address
@@ -70,6 +71,7 @@ def jail_samples(daemon: DaemonControl) -> list[JailSample]:
                 jail=runtime.name,
                 lines_read=runtime.lines_read,
                 matching_seconds=runtime.matching_seconds,
+                over_budget=runtime.over_budget,
                 failures=status.total_failed,
                 ignored=status.ignored,
                 invalid=status.invalid,
@@ -107,6 +109,8 @@ _JAIL_METRICS: tuple[tuple[str, str, str, Callable[[JailSample], float]], ...] =
      lambda s: s.lines_read),
     ("gardien_matching_seconds", "Time spent matching lines and counting failures.", "counter",
      lambda s: s.matching_seconds),
+    ("gardien_lines_over_budget", "Lines given up on after their step budget (missed).",
+     "counter", lambda s: s.over_budget),
     ("gardien_failures", "Failures counted towards a ban.", "counter", lambda s: s.failures),
     ("gardien_failures_ignored", "Failures dropped: the address is ignored (ignoreip...).",
      "counter", lambda s: s.ignored),
@@ -125,6 +129,7 @@ class DaemonCollector:
     """A Prometheus collector that reads the daemon's jails at each scrape.
 
     Per jail (label ``jail``): ``gardien_lines_read_total``, ``gardien_matching_seconds_total``,
+    ``gardien_lines_over_budget_total``,
     ``gardien_failures_total``, ``gardien_failures_ignored_total``,
     ``gardien_failures_invalid_total``, ``gardien_failing``, ``gardien_bans_total``,
     ``gardien_banned``, ``gardien_log_sources``; and ``gardien_up``, ``gardien_jails``,

@@ -57,7 +57,9 @@ from gardien.daemon.logs import set_log_level, switch_log_target
 from gardien.daemon.notify import Notifier
 from gardien.errors import ConfigError, GardienError, SourceError, StoreError
 from gardien.jails import Jail
+from gardien.matching import native
 from gardien.matching.filter import LineMatcher, LineResult
+from gardien.matching.native import NativeScanner
 from gardien.model import Address, Ban, Checkpoint, Unban
 from gardien.settings import DaemonSettings, JailSettings
 from gardien.sources.base import Batch, Source
@@ -101,10 +103,19 @@ class JailRuntime:
     #: for the metrics endpoint; added once per batch, not per line, to keep matching fast
     lines_read: int = 0
     matching_seconds: float = 0.0
+    #: the native core matching for ``matcher`` (None: not installed, or the filter needs
+    #: the Python engine; see ``gardien config check``)
+    scanner: NativeScanner | None = None
 
     @property
     def name(self) -> str:
         return self.settings.name
+
+    @property
+    def over_budget(self) -> int:
+        """Lines given up on after their step budget (counted missed), since the jail
+        started."""
+        return self.scanner.over_budget if self.scanner is not None else 0
 
     @property
     def tails(self) -> dict[str, FileSource]:
@@ -169,8 +180,10 @@ class Daemon:
             settings = plan.settings
             jail = Jail(settings, clock=self.clock, history=self._history, ignore=plan.ignore)
             matcher = None
+            scanner = None
             if plan.filter is not None:
                 matcher = plan.filter.matcher(clock=self.clock, log_timezone=settings.logtimezone)
+                scanner = native.scanner_for(matcher, None)
             built[name] = JailRuntime(
                 settings,
                 jail,
@@ -178,6 +191,7 @@ class Daemon:
                 list(plan.actions),
                 plan=plan.source,
                 journalmatch=plan.journalmatch,
+                scanner=scanner,
             )
         return built
 
@@ -435,12 +449,21 @@ class Daemon:
         if matcher is None:  # pragma: no cover - only a hub feed has no matcher
             return
         process = matcher.process
+        scanner = runtime.scanner
         started = time.perf_counter()
+        results: Iterable[LineResult]
         if isinstance(source, JournalEntries):
             entries = cast("Sequence[JournalLine]", batch.records)
-            results: Iterable[LineResult] = (
-                process(e.line, date=e.time, date_text=e.date_text) for e in entries
-            )
+            if scanner is not None:
+                results = scanner.process(
+                    [e.line for e in entries],
+                    [e.time for e in entries],
+                    lambda index: entries[index].date_text,
+                )
+            else:
+                results = (process(e.line, date=e.time, date_text=e.date_text) for e in entries)
+        elif scanner is not None:
+            results = scanner.process(cast("Sequence[str]", batch.records))
         else:
             results = (process(line) for line in cast("Sequence[str]", batch.records))
         bans = self._decide(runtime, results)

@@ -421,7 +421,7 @@ class LineMatcher:
         """The result of a line the native core matched (its entry of kind 0), made as
         :meth:`process` makes it from the same matches."""
         (_, _line, parts, date, template, _no_date, pref_matched, prefix_values, hits,
-         ignore_hits, ignored) = entry  # fmt: skip
+         ignore_hits, ignored) = entry[:11]  # fmt: skip
         before, date_text, after = parts
         flt = self.filter
         self._buffer = [parts]

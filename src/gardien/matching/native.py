@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from gardien.matching.translate import Untranslatable, translate
+from gardien.matching.translate import Untranslatable, gate, translate
 
 if TYPE_CHECKING:
     from gardien.matching.filter import Filter, LineMatcher, LineResult
@@ -106,13 +106,21 @@ class _Refused(Exception):
     pass
 
 
+#: a pattern for the core and its gate (see :func:`~gardien.matching.translate.gate`)
+_Pattern = tuple[str, str | None]
+
+
+def _pattern(pattern: str, flags: int) -> _Pattern:
+    return translate(pattern, flags), gate(pattern, flags)
+
+
 @dataclass(frozen=True)
 class _Patterns:
-    dates: list[str]
+    dates: list[_Pattern]
     anchored: list[bool]
-    prefregex: str | None
-    failregex: list[str]
-    ignoreregex: list[str]
+    prefregex: _Pattern | None
+    failregex: list[_Pattern]
+    ignoreregex: list[_Pattern]
 
 
 def _translated(compiled: Filter) -> _Patterns:
@@ -120,18 +128,18 @@ def _translated(compiled: Filter) -> _Patterns:
     if isinstance(cached, _Patterns):
         return cached
 
-    def one(regex: Any, kind: str) -> str:
+    def one(regex: Any, kind: str) -> _Pattern:
         try:
-            return translate(regex.regex.pattern, regex.regex.flags)
+            return _pattern(regex.regex.pattern, regex.regex.flags)
         except Untranslatable as exc:
             source = regex.source
             where = f"{source.path}:{source.line}: " if source.path else ""
             raise _Refused(f"{where}{kind} uses {exc}") from None
 
-    dates: list[str] = []
+    dates: list[_Pattern] = []
     for template in compiled.date_templates:
         try:
-            dates.append(translate(template.regex.pattern, template.regex.flags))
+            dates.append(_pattern(template.regex.pattern, template.regex.flags))
         except Untranslatable as exc:
             raise _Refused(f"date pattern {template.name!r} uses {exc}") from None
     patterns = _Patterns(
@@ -188,6 +196,9 @@ class NativeScanner:
             content,
             patterns.failregex,
             patterns.ignoreregex,
+            date_fields=[
+                (t.regex.groupindex.get("S"), t.regex.groupindex.get("f")) for t in templates
+            ],
             ignore_first=matcher.ignore_first,
             check_all=matcher.check_all,
             skip_undated=matcher.skip_undated,
@@ -262,6 +273,91 @@ class NativeScanner:
                         self._budget(entry[1], entry[2], entry[3])
                         missed = max(missed - 1, 0)
                         yield entry[1], LineResult()
+
+    def process(
+        self,
+        lines: Sequence[str],
+        times: Sequence[float] | None = None,
+        date_text: Callable[[int], str] | None = None,
+    ) -> Iterator[LineResult]:
+        """The results of ``lines`` (the records of one batch, in log order) that gave
+        something, as :meth:`LineMatcher.process <gardien.matching.filter.LineMatcher.process>`
+        gives them line by line: what the daemon matches with. ``times``, when given, are the
+        lines' times known by their source (the journal), and ``date_text(i)`` the date text
+        of line ``i``. Lines the core takes differently from the daemon (empty, starting with
+        ``#``, holding a newline or ending with a carriage return) are matched in Python."""
+        odd = [
+            i
+            for i, line in enumerate(lines)
+            if not line or line[0] == "#" or line[-1] == "\r" or "\n" in line
+        ]
+        odd.append(len(lines))
+        start = 0
+        for stop in odd:
+            if stop > start:
+                yield from self._run(lines, start, stop, times, date_text)
+            if stop < len(lines):
+                result = self._python(lines, stop, times, date_text)
+                if result.failures or result.ignored:
+                    yield result
+            start = stop + 1
+        if times is not None and date_text is not None and lines:
+            self.matcher.set_last_date(times[-1], date_text(len(lines) - 1))
+
+    def _python(
+        self,
+        lines: Sequence[str],
+        index: int,
+        times: Sequence[float] | None,
+        date_text: Callable[[int], str] | None,
+    ) -> LineResult:
+        matcher = self.matcher
+        if times is not None and date_text is not None:
+            return matcher.process(lines[index], date=times[index], date_text=date_text(index))
+        matcher.set_last_date(*self._engine.last_date())
+        result = matcher.process(lines[index])
+        self._engine.set_last_date(*matcher.last_date())
+        return result
+
+    def _run(
+        self,
+        lines: Sequence[str],
+        first: int,
+        stop: int,
+        times: Sequence[float] | None,
+        date_text: Callable[[int], str] | None,
+    ) -> Iterator[LineResult]:
+        """``lines[first:stop]`` through the core, none of them odd (see :meth:`process`)."""
+        matcher = self.matcher
+        engine = self._engine
+        names = self._names
+        clock = matcher.clock
+        block = ("\n".join(lines[first:stop]) + "\n").encode()
+        given = list(times[first:stop]) if times is not None else None
+        base = first
+        start = 0
+        size = len(block)
+        while start < size:
+            now = clock.now()
+            matcher.date_context.now = now
+            start, counted, _, _, _, entries = engine.scan(block, start, now, 0, given)
+            for entry in entries:
+                kind = entry[0]
+                if kind == 0:
+                    dated = entry
+                    if given is not None and date_text is not None:
+                        text = date_text(base + entry[11])
+                        dated = (*entry[:2], ("", text, entry[2][2]), *entry[3:])
+                    yield matcher.native_result(dated, names)
+                elif kind == 1:  # the last line of this call: for Python's engine
+                    result = self._python(lines, base + counted - 1, times, date_text)
+                    if result.failures or result.ignored:
+                        yield result
+                elif kind == 3:
+                    self._budget(entry[1], entry[2], entry[3])
+            base += counted
+            if given is not None:
+                given = given[counted:]
 
     def _budget(self, line: str, kind: str, index: int) -> None:
         self.over_budget += 1

@@ -27,7 +27,7 @@ from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
 
-__all__ = ["Untranslatable", "translate"]
+__all__ = ["Untranslatable", "gate", "translate"]
 
 MAXREPEAT = C.MAXREPEAT
 #: the ASCII characters of Python's (Unicode) \s: \t \n \v \f \r, \x1c-\x1f and the space
@@ -66,6 +66,29 @@ def translate(pattern: str, flags: int = 0) -> str:
         bool(state_flags & re.MULTILINE),
         bool(state_flags & re.DOTALL),
     )
+
+
+def gate(pattern: str, flags: int = 0) -> str | None:
+    """A pattern for the linear-time engine alone that matches wherever ``pattern`` (as
+    :func:`translate` writes it) does, and maybe elsewhere: lookarounds dropped, a
+    back-reference replaced by its group's pattern, a conditional by both of its branches,
+    atomic groups and possessive repeats made ordinary, groups made non-capturing. The core
+    runs it first and runs the backtracking machine only on a text it matches, so most lines
+    never reach that machine. ``None`` when ``pattern`` needs no backtracking (the engine
+    then runs it in linear time itself). Raises :class:`Untranslatable` as :func:`translate`."""
+    try:
+        parsed = P.parse(pattern, flags)
+    except re.error as exc:
+        raise Untranslatable(f"not a valid regex: {exc}") from None
+    state_flags = parsed.state.flags
+    writer = _Writer(_letter_free_groups(parsed.data), relaxed=True)
+    text = writer.sequence(
+        parsed.data,
+        bool(state_flags & re.IGNORECASE),
+        bool(state_flags & re.MULTILINE),
+        bool(state_flags & re.DOTALL),
+    )
+    return text if writer.relaxed_something else None
 
 
 def _hex(code: int) -> str:
@@ -135,8 +158,13 @@ def _letter_free_groups(items: Any) -> set[int]:
 
 
 class _Writer:
-    def __init__(self, letter_free: set[int]) -> None:
+    def __init__(self, letter_free: set[int], *, relaxed: bool = False) -> None:
         self.letter_free = letter_free
+        #: write the superset pattern of :func:`gate` (and whether it differs from the exact)
+        self.relaxed = relaxed
+        self.relaxed_something = False
+        #: the groups written so far, for a relaxed back-reference
+        self.groups: dict[int, str] = {}
 
     def sequence(self, items: Any, icase: bool, multiline: bool, dotall: bool) -> str:
         return "".join(self.item(op, av, icase, multiline, dotall) for op, av in items)
@@ -192,6 +220,10 @@ class _Writer:
             if delete & re.DOTALL:
                 dotall = False
             inner = self.sequence(sub.data, icase, multiline, dotall)
+            if self.relaxed:
+                if group is not None:
+                    self.groups[group] = inner
+                return f"(?:{inner})"
             return f"({inner})" if group is not None else f"(?:{inner})"
         if op in (C.MAX_REPEAT, C.MIN_REPEAT) or op is getattr(C, "POSSESSIVE_REPEAT", None):
             low, high, sub = av
@@ -207,25 +239,40 @@ class _Writer:
             if op is C.MIN_REPEAT:
                 quantifier += "?"
             elif op is not C.MAX_REPEAT:
-                quantifier += "+"
+                if self.relaxed:
+                    self.relaxed_something = True
+                else:
+                    quantifier += "+"
             return inner + quantifier
         if op is C.AT:
             return self.at(av, multiline)
         if op is C.GROUPREF:
             if icase and av not in self.letter_free:
                 raise Untranslatable("a case-insensitive back-reference")
+            if self.relaxed:
+                self.relaxed_something = True
+                return f"(?:{self.groups.get(av, '(?s:.*)')})"
             return f"(?:\\{av})"
         if op is C.GROUPREF_EXISTS:
             group, yes, no = av
             yes_text = self.sequence(yes.data, icase, multiline, dotall)
             no_text = self.sequence(no.data, icase, multiline, dotall) if no else ""
+            if self.relaxed:
+                self.relaxed_something = True
+                return f"(?:{yes_text}|{no_text})"
             return f"(?({group}){yes_text}|{no_text})"
         if op in (C.ASSERT, C.ASSERT_NOT):
             direction, sub = av
             inner = self.sequence(sub.data, icase, multiline, dotall)
+            if self.relaxed:
+                self.relaxed_something = True
+                return ""
             kind = "=" if op is C.ASSERT else "!"
             return f"(?<{kind}{inner})" if direction < 0 else f"(?{kind}{inner})"
         if op is getattr(C, "ATOMIC_GROUP", None):
+            if self.relaxed:
+                self.relaxed_something = True
+                return f"(?:{self.sequence(av.data, icase, multiline, dotall)})"
             return f"(?>{self.sequence(av.data, icase, multiline, dotall)})"
         raise Untranslatable(f"the construct {op}")
 
