@@ -66,6 +66,25 @@ impl Rx {
     }
 }
 
+/// The patterns that may match a text, in one pass of a linear-time set (each pattern's gate,
+/// or the pattern itself when it needs none); `None`: no set (fewer than two patterns, or a
+/// set too large to build), try them all.
+fn build_set(patterns: &[Pattern]) -> Option<regex::RegexSet> {
+    if patterns.len() < 2 {
+        return None;
+    }
+    let texts = patterns.iter().map(|(exact, gate)| gate.as_deref().unwrap_or(exact));
+    regex::RegexSetBuilder::new(texts).size_limit(1 << 26).build().ok()
+}
+
+fn may_match(set: &Option<regex::RegexSet>, text: &str) -> Option<regex::SetMatches> {
+    set.as_ref().map(|s| s.matches(text))
+}
+
+fn skip(matches: &Option<regex::SetMatches>, index: usize) -> bool {
+    matches.as_ref().is_some_and(|m| !m.matched(index))
+}
+
 fn build(pattern: &Pattern, limit: usize, what: &str) -> PyResult<Rx> {
     let exact = RegexBuilder::new(&pattern.0)
         .backtrack_limit(limit)
@@ -151,6 +170,8 @@ struct Engine {
     content: Option<usize>,
     failregex: Vec<Rx>,
     ignoreregex: Vec<Rx>,
+    fail_set: Option<regex::RegexSet>,
+    ignore_set: Option<regex::RegexSet>,
     ignore_first: bool,
     check_all: bool,
     skip_undated: bool,
@@ -335,7 +356,11 @@ impl Engine {
     }
 
     fn any_ignore(&self, text: &str, outcome: &mut Outcome) -> bool {
+        let matches = may_match(&self.ignore_set, text);
         for (index, regex) in self.ignoreregex.iter().enumerate() {
+            if skip(&matches, index) {
+                continue;
+            }
             match regex.is_match(text) {
                 Ok(true) => return true,
                 Ok(false) => {}
@@ -350,7 +375,11 @@ impl Engine {
 
     fn all_ignores(&self, text: &str, outcome: &mut Outcome) -> Vec<usize> {
         let mut found = Vec::new();
+        let matches = may_match(&self.ignore_set, text);
         for (index, regex) in self.ignoreregex.iter().enumerate() {
+            if skip(&matches, index) {
+                continue;
+            }
             match regex.is_match(text) {
                 Ok(true) => found.push(index),
                 Ok(false) => {}
@@ -407,7 +436,11 @@ impl Engine {
             }
         }
         let text: &str = content_text.as_deref().unwrap_or(whole);
+        let matches = may_match(&self.fail_set, text);
         for (index, regex) in self.failregex.iter().enumerate() {
+            if skip(&matches, index) {
+                continue;
+            }
             let c = match search(regex, text) {
                 Found::Yes(c) => c,
                 Found::No => continue,
@@ -516,6 +549,8 @@ impl Engine {
                 .enumerate()
                 .map(|(i, p)| build(p, limit, &format!("ignoreregex {i}")))
                 .collect::<PyResult<_>>()?,
+            fail_set: build_set(&failregex),
+            ignore_set: build_set(&ignoreregex),
             ignore_first,
             check_all,
             skip_undated,

@@ -31,8 +31,14 @@ from gardien.config.values import parse_spec
 from gardien.errors import ConfigError
 from gardien.jails import IgnoreList, Jail
 from gardien.matching import native
-from gardien.matching.filter import Filter
-from gardien.matching.scan import Prefilter, ScanCounts, iter_blocks, scan_lines
+from gardien.matching.filter import Filter, LineMatcher
+from gardien.matching.scan import (
+    Prefilter,
+    ScanCounts,
+    iter_blocks,
+    no_cycle_collection,
+    scan_lines,
+)
 from gardien.model import Address, Failure, parse_address
 from gardien.settings import JailSettings
 
@@ -162,6 +168,23 @@ def read_failures(
     found = FoundFailures(files=order_logs(logs))
     matcher = compiled.matcher(clock=clock)
     counts = ScanCounts()
+    times = found.times
+    with no_cycle_collection():
+        _read_all(compiled, found, matcher, counts, progress)
+    found.lines = counts.lines
+    for failure_times in times.values():
+        failure_times.sort()
+    found.elapsed = time.perf_counter() - started
+    return found
+
+
+def _read_all(
+    compiled: Filter,
+    found: FoundFailures,
+    matcher: LineMatcher,
+    counts: ScanCounts,
+    progress: Progress | None,
+) -> None:
     prefilter: Prefilter | None = None
     scanner: native.NativeScanner | None = None  # the native core, when it can match
     addresses: dict[str, Address | None] = {}  # parse each host once
@@ -185,11 +208,6 @@ def read_failures(
             result = matcher.process(line)
             for failure in result.failures:
                 _keep(failure, addresses, times, found)
-    found.lines = counts.lines
-    for failure_times in times.values():
-        failure_times.sort()
-    found.elapsed = time.perf_counter() - started
-    return found
 
 
 def _keep(

@@ -29,7 +29,14 @@ from gardien.config.values import parse_spec
 from gardien.errors import ConfigError, FilterError
 from gardien.matching import native
 from gardien.matching.filter import Filter, LineMatcher, LineResult
-from gardien.matching.scan import Prefilter, ScanCounts, decode, iter_blocks, scan_lines
+from gardien.matching.scan import (
+    Prefilter,
+    ScanCounts,
+    decode,
+    iter_blocks,
+    no_cycle_collection,
+    scan_lines,
+)
 from gardien.model import Failure
 from gardien.settings import FilterSpec, RegexSource
 
@@ -334,20 +341,21 @@ def test_log(
     if every_line is None:
         scanner = native.scanner_for(matcher, prefilter.words if prefilter else None)
     try:
-        if scanner is not None:
-            missed = _EVERY if keep_missed else first_lines
-            skipped = tally.skipped if missed else None
-            for line, result in scanner.results(blocks, missed=missed, skipped=skipped):
-                tally.line(line, result)
-            _add_native(report, scanner)
-            counts.lines = scanner.lines
-        elif needs_all or prefilter is None:
-            _every_line(blocks, matcher, tally, every_line)
-            counts.lines = report.lines
-        else:
-            skipped = tally.skipped if first_lines and not keep_missed else None
-            for line in scan_lines(blocks, prefilter, counts, skipped=skipped):
-                tally.line(line, matcher.process(line))
+        with no_cycle_collection():
+            if scanner is not None:
+                missed = _EVERY if keep_missed else first_lines
+                skipped = tally.skipped if missed else None
+                for line, result in scanner.results(blocks, missed=missed, skipped=skipped):
+                    tally.line(line, result)
+                _add_native(report, scanner)
+                counts.lines = scanner.lines
+            elif needs_all or prefilter is None:
+                _every_line(blocks, matcher, tally, every_line)
+                counts.lines = report.lines
+            else:
+                skipped = tally.skipped if first_lines and not keep_missed else None
+                for line in scan_lines(blocks, prefilter, counts, skipped=skipped):
+                    tally.line(line, matcher.process(line))
     except UnicodeError as exc:  # pragma: no cover - decode() replaces bad bytes
         raise FilterError(f"cannot decode log: {exc}") from exc
     finally:
