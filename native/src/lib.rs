@@ -129,6 +129,52 @@ struct DateFound {
     fraction: Option<(usize, usize)>,
 }
 
+/// Group numbers (1-based; `None`: the regex has no such group) of `ip4`, `ip6`, `dns`,
+/// `fid` and `cidr`, in the prefregex and in each failregex.
+struct Identity {
+    prefix: [Option<usize>; 5],
+    failregex: Vec<[Option<usize>; 5]>,
+}
+
+type Slots = (Option<usize>, Option<usize>, Option<usize>, Option<usize>, Option<usize>);
+
+fn slots(s: Slots) -> [Option<usize>; 5] {
+    [s.0, s.1, s.2, s.3, s.4]
+}
+
+impl Identity {
+    /// `(host, cidr, failure id)` of a hit, as `gardien.matching.filter._identity` reads it
+    /// from the prefregex's fields overridden by the failregex's (a group the failregex has
+    /// wins, even empty).
+    fn of(
+        &self,
+        index: usize,
+        values: &[Option<String>],
+        prefix: Option<&Vec<Option<String>>>,
+    ) -> (Option<String>, Option<String>, Option<String>) {
+        let mine = &self.failregex[index];
+        let get = |slot: usize| -> Option<String> {
+            match mine[slot] {
+                Some(group) => values.get(group - 1).cloned().flatten(),
+                None => match (self.prefix[slot], prefix) {
+                    (Some(group), Some(values)) => values.get(group - 1).cloned().flatten(),
+                    _ => None,
+                },
+            }
+        };
+        let fid = get(3);
+        for slot in [0, 1] {
+            if let Some(host) = get(slot) {
+                return (Some(host), get(4), fid);
+            }
+        }
+        match get(2) {
+            Some(host) => (Some(host), None, fid),
+            None => (fid.clone(), None, fid),
+        }
+    }
+}
+
 /// What one candidate line gave.
 struct Outcome {
     hits: Vec<(usize, Vec<Option<String>>)>,
@@ -178,6 +224,9 @@ struct Engine {
     words: Option<AhoCorasick>,
     max_line: usize,
     read_date: Py<PyAny>,
+    /// the groups a hit's host comes from (see `Identity`), when the filter's hits need no
+    /// more than that to be concluded (no connections, no alternative captures)
+    identity: Option<Identity>,
     /// each template's seconds and fraction groups
     date_fields: Vec<(Option<usize>, Option<usize>)>,
     cache: HashMap<(usize, String), Option<f64>>,
@@ -488,7 +537,7 @@ fn next_candidate(words: &AhoCorasick, block: &[u8], from: usize) -> Option<usiz
 impl Engine {
     #[new]
     #[pyo3(signature = (dates, anchored, prefregex, content, failregex, ignoreregex, *,
-        date_fields, ignore_first, check_all, skip_undated, words, read_date, backtrack_limit, max_line))]
+        date_fields, identity=None, ignore_first, check_all, skip_undated, words, read_date, backtrack_limit, max_line))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         dates: Vec<Pattern>,
@@ -498,6 +547,7 @@ impl Engine {
         failregex: Vec<Pattern>,
         ignoreregex: Vec<Pattern>,
         date_fields: Vec<(Option<usize>, Option<usize>)>,
+        identity: Option<(Slots, Vec<Slots>)>,
         ignore_first: bool,
         check_all: bool,
         skip_undated: bool,
@@ -557,6 +607,10 @@ impl Engine {
             words,
             max_line,
             read_date,
+            identity: identity.map(|(prefix, fails)| Identity {
+                prefix: slots(prefix),
+                failregex: fails.into_iter().map(slots).collect(),
+            }),
             date_fields,
             cache: HashMap::new(),
             minutes: HashMap::new(),
@@ -600,14 +654,17 @@ impl Engine {
     /// - `(1, raw)`: a line for Python's engine (not ASCII, longer than `max_line`, or a
     ///   content with a newline);
     /// - `(2, raw)`: a missed line the word search left out, asked for;
-    /// - `(3, line, kind, index)`: a line whose regex spent its step budget.
+    /// - `(3, line, kind, index)`: a line whose regex spent its step budget;
+    /// - with `light`, for a filter with an identity: `(4, line, date, template,
+    ///   prefregex_matched, [(index, host, cidr, fid)], ignore_hits, ignored)` instead of a
+    ///   kind 0 that gave something: each hit's host, not its captures.
     ///
     /// `missed` is how many missed lines Python still wants to show. `given`, when there, is
     /// the time of each line from `start` on, known by the source (the journal's): its lines
     /// are not searched for a date, and their entries' date texts are left to Python (empty).
     /// Every entry of kind 0 ends with the line's number from `start` (0 for the first).
     #[allow(clippy::type_complexity)]
-    #[pyo3(signature = (block, start, now, missed, given=None))]
+    #[pyo3(signature = (block, start, now, missed, given=None, light=false))]
     fn scan<'py>(
         &mut self,
         py: Python<'py>,
@@ -616,6 +673,7 @@ impl Engine {
         now: f64,
         mut missed: usize,
         given: Option<Vec<f64>>,
+        light: bool,
     ) -> PyResult<(usize, usize, usize, Vec<usize>, usize, Bound<'py, PyList>)> {
         let entries = PyList::empty(py);
         let mut counted = 0usize;
@@ -723,6 +781,26 @@ impl Engine {
             if let Some((kind, index)) = outcome.budget {
                 if !outcome.interesting() {
                     entries.append((3, line, kind, index))?;
+                    continue;
+                }
+            }
+            if light && outcome.interesting() {
+                if let Some(identity) = &self.identity {
+                    let hits = PyList::empty(py);
+                    for (index, values) in &outcome.hits {
+                        let (host, cidr, fid) = identity.of(*index, values, outcome.prefix.as_ref());
+                        hits.append((*index, host, cidr, fid))?;
+                    }
+                    entries.append((
+                        4,
+                        line,
+                        date,
+                        template.map_or(-1, |t| t as i64),
+                        outcome.prefregex_matched,
+                        hits,
+                        outcome.ignore_hits,
+                        outcome.ignored,
+                    ))?;
                     continue;
                 }
             }

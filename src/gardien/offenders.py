@@ -199,7 +199,7 @@ def _read_all(
             scanner = native.scanner_for(matcher, prefilter.words if prefilter else None)
         if scanner is not None:
             before = scanner.lines
-            for _line, result in scanner.results(blocks):
+            for _line, result in scanner.results(blocks, light=True):
                 for failure in result.failures:
                     _keep(failure, addresses, times, found)
             counts.lines += scanner.lines - before

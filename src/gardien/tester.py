@@ -345,7 +345,10 @@ def test_log(
             if scanner is not None:
                 missed = _EVERY if keep_missed else first_lines
                 skipped = tally.skipped if missed else None
-                for line, result in scanner.results(blocks, missed=missed, skipped=skipped):
+                light = not keep_failures  # counts need no fields
+                for line, result in scanner.results(
+                    blocks, missed=missed, skipped=skipped, light=light
+                ):
                     tally.line(line, result)
                 _add_native(report, scanner)
                 counts.lines = scanner.lines

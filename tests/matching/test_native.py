@@ -20,6 +20,7 @@ from gardien.config.filters import bundled_config_dir, load_filter
 from gardien.matching import native
 from gardien.matching.filter import Filter
 from gardien.matching.translate import Untranslatable, gate, translate
+from gardien.offenders import read_failures
 from gardien.tester import RegexReport
 from support.ci import require
 from support.cli import gardien
@@ -57,12 +58,18 @@ def _digest(report: RegexReport) -> dict[str, Any]:
     }
 
 
-def _both(compiled_of: Any, log: str, **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _both(
+    compiled_of: Any, log: str, *, keep_failures: bool = True, **options: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     found = []
     for engine in ("python", "native"):
         _engine(engine)
         report = tester.test_log(
-            compiled_of(), log, clock=FakeClock(FAIL2BAN_NOW), keep_failures=True, **options
+            compiled_of(),
+            log,
+            clock=FakeClock(FAIL2BAN_NOW),
+            keep_failures=keep_failures,
+            **options,
         )
         found.append(_digest(report))
     return found[0], found[1]
@@ -96,12 +103,21 @@ def _sample_logs(fail2ban_samples: Path, config: Path) -> list[tuple[str, Path]]
 
 
 @pytest.mark.conformance
-@pytest.mark.parametrize("check_all", [True, False], ids=["regex", "daemon"])
+@pytest.mark.parametrize(
+    ("check_all", "keep_failures"),
+    [(True, True), (False, True), (True, False), (False, False)],
+    ids=["regex", "daemon", "regex-counts", "daemon-counts"],
+)
 def test_whole_sample_logs_give_the_same_reports(
-    check_all: bool, fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None
+    check_all: bool,
+    keep_failures: bool,
+    fail2ban_samples: Path,
+    fail2ban_config: Path,
+    samples_timezone: None,
 ) -> None:
     """Every sample file as one log (dates carried from line to line, connections kept,
-    candidate words), fail2ban's filters and gardien's, both ways of counting."""
+    candidate words), fail2ban's filters and gardien's, both ways of counting; with the
+    failures kept, and with counts only (the core's light results: hosts, no fields)."""
     compared = 0
     for config in (fail2ban_config, bundled_config_dir()):
         for name, path in _sample_logs(fail2ban_samples, config):
@@ -109,7 +125,11 @@ def test_whole_sample_logs_give_the_same_reports(
             if native.unsupported(Filter(spec)) is not None:
                 continue
             python, core = _both(
-                lambda spec=spec: Filter(spec), str(path), check_all=check_all, first_lines=20
+                lambda spec=spec: Filter(spec),
+                str(path),
+                check_all=check_all,
+                first_lines=20,
+                keep_failures=keep_failures,
             )
             assert core == python, f"{config}/filter.d/{name}.conf on {path}"
             compared += 1
@@ -414,3 +434,25 @@ def test_only_patterns_that_need_backtracking_get_a_gate() -> None:
     assert gate(r"(?<!\d)(\d+)(?=\s)") is not None
     assert gate(r"(?P<sep>[-/])x(?P=sep)") is not None
     assert gate(r"(a)?(?(1)b|c)") is not None
+
+
+@pytest.mark.conformance
+def test_scan_finds_the_same_failures_through_the_core(
+    fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None
+) -> None:
+    """``gardien scan``'s reading (the core's light results: host and time of each failure)
+    against the Python engine's, on every sample log of the filters the core takes."""
+    compared = 0
+    for config in (fail2ban_config, bundled_config_dir()):
+        for name, path in _sample_logs(fail2ban_samples, config):
+            spec = load_filter(name, config, fallback_to_bundled=False)
+            if native.unsupported(Filter(spec)) is not None:
+                continue
+            found = []
+            for engine in ("python", "native"):
+                _engine(engine)
+                result = read_failures(Filter(spec), [str(path)], clock=FakeClock(FAIL2BAN_NOW))
+                found.append((result.lines, result.failures, result.unusable, dict(result.times)))
+            assert found[1] == found[0], f"{config}/filter.d/{name}.conf on {path}"
+            compared += bool(found[0][1])
+    assert compared > 100

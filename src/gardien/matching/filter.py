@@ -23,11 +23,12 @@ The matching rules are fail2ban's, so that existing filters behave the same:
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gardien.clock import Clock, SystemClock
 from gardien.errors import FilterError
@@ -331,6 +332,7 @@ class LineMatcher:
         self._ignore_first = (
             bool(compiled.ignoreregex) and len(compiled.ignoreregex) < len(compiled.failregex) - 2
         )
+        self._lean = lean_fields(compiled)
 
     # ---- public --------------------------------------------------------------------------
     def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
@@ -420,6 +422,8 @@ class LineMatcher:
     def native_result(self, entry: Sequence[Any], names: Sequence[str]) -> LineResult:
         """The result of a line the native core matched (its entry of kind 0), made as
         :meth:`process` makes it from the same matches."""
+        if self._lean is not None:
+            return self._lean_result(entry, names, self._lean)
         (_, _line, parts, date, template, _no_date, pref_matched, prefix_values, hits,
          ignore_hits, ignored) = entry[:11]  # fmt: skip
         before, date_text, after = parts
@@ -454,6 +458,58 @@ class LineMatcher:
         result.time = date
         result.time_text = date_text
         result.date_format = names[template] if template >= 0 else None
+        return result
+
+    def _lean_result(
+        self, entry: Sequence[Any], names: Sequence[str], lean: _LeanFields
+    ) -> LineResult:
+        """:meth:`native_result` for a filter without connections, ``nofail``, alternative
+        or tuple captures (most filters): the same result, made with less work per hit (the
+        fields straight from the captures, no connection to merge)."""
+        (_, _line, parts, date, template, _no_date, pref_matched, prefix_values, hits,
+         ignore_hits, ignored) = entry[:11]  # fmt: skip
+        before, date_text, after = parts
+        self._buffer = [parts]
+        result = LineResult()
+        result.time = date
+        result.time_text = date_text
+        result.date_format = names[template] if template >= 0 else None
+        if self._check_all:
+            found: list[int] = []
+            result.hits = found
+            result.ignore_hits = list(ignore_hits)
+            result.ignored = ignored
+            result.prefregex_matched = pref_matched
+        elif ignored:
+            result.ignored = True
+            return result
+        elif hits:
+            hits = hits[:1]
+        text = before + date_text + after
+        prefix: dict[str, Any] | None = None
+        if prefix_values is not None and lean.prefix is not None:
+            prefix_names, take = lean.prefix
+            prefix = dict(zip(prefix_names, take(prefix_values), strict=True))
+            prefix.pop("content", None)
+        for index, values in hits:
+            fail_names, take = lean.failregex[index]
+            if prefix:
+                groups = dict(prefix)
+                groups.update(zip(fail_names, take(values), strict=True))
+            else:
+                groups = dict(zip(fail_names, take(values), strict=True))
+            if self._check_all:
+                found.append(index)
+            lines = [text]
+            groups["matches"] = lines
+            host, cidr, failure_id = _identity(groups)
+            if host is None:
+                if self._check_all:
+                    result.pending = True
+                continue
+            result.failures.append(
+                self._failure(groups, host, cidr, failure_id, index, date, lines, copy=False)
+            )
         return result
 
     @property
@@ -756,7 +812,7 @@ class LineMatcher:
         if shown is None:
             if len(self._hosts) > 65536:
                 self._hosts.clear()
-            shown = self._hosts[(host, cidr)] = _normalise_host(host, cidr)
+            shown = self._hosts[(host, cidr)] = normalise_host(host, cidr)
         if failure_id is not None and failure_id != host:
             groups["ip"] = shown
             shown = failure_id
@@ -819,6 +875,52 @@ class LineMatcher:
         return groups
 
 
+#: a regex's named groups (in ``groupindex`` order) and what takes their values, in that
+#: order, from the values of all its groups (group 1 first)
+_Named = tuple[tuple[str, ...], Callable[[Sequence[Any]], Sequence[Any]]]
+#: groups that make a hit's conclusion more than "the fields and their host"
+_NOT_LEAN = frozenset(
+    {"mlfid", "nofail", "mlfgained", "mlfforget", "mlfpending", "matches", "nofail-matches",
+     "users"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _LeanFields:
+    prefix: _Named | None
+    failregex: tuple[_Named, ...]
+
+
+def _named(compiled: CompiledRegex) -> _Named | None:
+    """The named groups of ``compiled``, or ``None`` when one of them is special."""
+    index = compiled.regex.groupindex
+    if any(n in _NOT_LEAN or n.startswith(("alt_", "tuple_")) for n in index):
+        return None
+    names = tuple(index)
+    positions = [index[n] - 1 for n in names]
+    if not positions:
+        return names, lambda values: ()
+    if len(positions) == 1:
+        only = positions[0]
+        return names, lambda values: (values[only],)
+    return names, operator.itemgetter(*positions)
+
+
+def lean_fields(compiled: Filter) -> _LeanFields | None:
+    """What :meth:`LineMatcher._lean_result` needs, when the filter allows it."""
+    if compiled.spec.maxlines > 1:
+        return None
+    prefix = None
+    if compiled.prefregex is not None:
+        prefix = _named(compiled.prefregex)
+        if prefix is None:
+            return None
+    fails = tuple(_named(r) for r in compiled.failregex)
+    if any(f is None for f in fails):
+        return None
+    return _LeanFields(prefix, cast("tuple[_Named, ...]", fails))
+
+
 def _identity(groups: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
     """(host, cidr, failure id) of a hit, in fail2ban's order: IPv4, IPv6, DNS name, then the
     failure id."""
@@ -842,7 +944,7 @@ def _add_user(groups: dict[str, Any], user: object) -> set[str] | None:
     return users if isinstance(users, set) else None
 
 
-def _normalise_host(host: str, cidr: str | None) -> str:
+def normalise_host(host: str, cidr: str | None) -> str:
     """Canonical text of an address (``2001:DB8:0::1`` -> ``2001:db8::1``); other text as is."""
     candidate = f"{host}/{cidr}" if cidr else host
     address = parse_address(candidate)

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from gardien.matching.filter import lean_fields, normalise_host
 from gardien.matching.translate import Untranslatable, gate, translate
+from gardien.model import Failure
 
 if TYPE_CHECKING:
     from gardien.matching.filter import Filter, LineMatcher, LineResult
@@ -100,6 +102,23 @@ def scanner_for(matcher: LineMatcher, words: Iterable[bytes] | None) -> NativeSc
     if core() is None or unsupported(matcher.filter) is not None:
         return None
     return NativeScanner(matcher, words)
+
+
+#: the groups a hit's host comes from, in the order the core takes them
+_IDENTITY = ("ip4", "ip6", "dns", "fid", "cidr")
+
+
+def _identity_slots(compiled: Filter) -> tuple[Any, list[Any]] | None:
+    """The numbers of the ``_IDENTITY`` groups in the prefregex and each failregex, for the
+    core's light results; ``None`` when the filter's hits need more to be concluded."""
+    if lean_fields(compiled) is None:
+        return None
+
+    def numbers(regex: Any) -> tuple[int | None, ...]:
+        return tuple(regex.regex.groupindex.get(name) for name in _IDENTITY)
+
+    prefix = numbers(compiled.prefregex) if compiled.prefregex else (None,) * 5
+    return prefix, [numbers(r) for r in compiled.failregex]
 
 
 class _Refused(Exception):
@@ -196,6 +215,7 @@ class NativeScanner:
             content,
             patterns.failregex,
             patterns.ignoreregex,
+            identity=_identity_slots(compiled),
             date_fields=[
                 (t.regex.groupindex.get("S"), t.regex.groupindex.get("f")) for t in templates
             ],
@@ -216,6 +236,7 @@ class NativeScanner:
         if (pref, fails, ignores) != expected:  # pragma: no cover - a translation bug
             raise RuntimeError(f"native groups {(pref, fails, ignores)} != {expected}")
         self._names = [t.name for t in templates]
+        self._shown: dict[tuple[str, str | None], str] = {}
 
     def results(
         self,
@@ -223,13 +244,20 @@ class NativeScanner:
         *,
         missed: int = 0,
         skipped: Callable[[str], bool] | None = None,
+        light: bool = False,
     ) -> Iterator[tuple[str, LineResult]]:
         """``(line, result)`` for each line that gave something, in log order; and, while
         ``missed`` is not used up, for missed lines too (those the word search left out go to
         ``skipped`` instead, as :func:`~gardien.matching.scan.scan_lines` does). Lines that
-        count are added to :attr:`lines`."""
+        count are added to :attr:`lines`.
+
+        ``light``: the failures carry their host, time and regex only (no fields, no matched
+        lines), which is all counting needs; much less work per failure, for the filters whose
+        hits need no more to be concluded (the others give full failures all the same)."""
         from gardien.matching.filter import LineResult
         from gardien.matching.scan import decode
+
+        light_result = self._light_result
 
         matcher = self.matcher
         engine = self._engine
@@ -243,7 +271,7 @@ class NativeScanner:
                 now = clock.now()
                 matcher.date_context.now = now
                 start, counted, examined, date_hits, pref, entries = engine.scan(
-                    block, start, now, missed
+                    block, start, now, missed, None, light
                 )
                 self.lines += counted
                 counts.examined += examined
@@ -254,7 +282,9 @@ class NativeScanner:
                         counts.date_templates[name] = counts.date_templates.get(name, 0) + hits
                 for entry in entries:
                     kind = entry[0]
-                    if kind == 0:
+                    if kind == 4:
+                        yield entry[1], light_result(entry)
+                    elif kind == 0:
                         if not (entry[8] or entry[9] or entry[10]):
                             missed = max(missed - 1, 0)  # a missed line, as asked
                         result = matcher.native_result(entry, names)
@@ -273,6 +303,42 @@ class NativeScanner:
                         self._budget(entry[1], entry[2], entry[3])
                         missed = max(missed - 1, 0)
                         yield entry[1], LineResult()
+
+    def _light_result(self, entry: Sequence[Any]) -> LineResult:
+        """The result of an entry of kind 4: as :meth:`LineMatcher.native_result
+        <gardien.matching.filter.LineMatcher.native_result>` makes it, but for failures with
+        their host (shown as the full result shows it), time and regex only."""
+        from gardien.matching.filter import LineResult
+
+        _, _line, date, template, pref_matched, hits, ignore_hits, ignored = entry
+        check_all = self.matcher.check_all
+        result = LineResult()
+        result.time = date
+        result.date_format = self._names[template] if template >= 0 else None
+        if check_all:
+            result.hits = [hit[0] for hit in hits]
+            result.ignore_hits = ignore_hits
+            result.ignored = ignored
+            result.prefregex_matched = pref_matched
+        elif ignored:
+            result.ignored = True
+            return result
+        shown_of = self._shown
+        failures = result.failures
+        for index, host, cidr, failure_id in hits:
+            if host is None:
+                if check_all:
+                    result.pending = True
+                continue
+            shown = shown_of.get((host, cidr))
+            if shown is None:
+                if len(shown_of) > 65536:
+                    shown_of.clear()
+                shown = shown_of[(host, cidr)] = normalise_host(host, cidr)
+            if failure_id is not None and failure_id != host:
+                shown = failure_id
+            failures.append(Failure(shown, date, index))
+        return result
 
     def process(
         self,
