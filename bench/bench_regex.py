@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,8 @@ class KindResult:
     gardien: Measurement | None = None
     fail2ban: Measurement | None = None
     hosts: dict[str, object] | None = None
+    #: median seconds of ``grep -c`` on the same file: reading and splitting lines, the limit
+    grep_seconds: float | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -138,6 +141,7 @@ class KindResult:
             "fail2ban_regex": self.fail2ban.as_dict() if self.fail2ban else None,
             "ratio": round(self.ratio, 2) if self.ratio is not None else None,
             "hosts": self.hosts,
+            "grep_c_median_seconds": round(self.grep_seconds, 4) if self.grep_seconds else None,
             "problems": self.problems,
         }
 
@@ -213,6 +217,25 @@ def measure(argv: list[str], repeat: int, env: dict[str, str], timeout: float) -
         log(f"  {tool:<15} run {attempt}/{repeat}: {elapsed:8.2f}s  matched {current.matched}")
     assert summary is not None
     return Measurement(argv, seconds, summary)
+
+
+def grep_median(log_path: Path, repeat: int, timeout: float) -> float | None:
+    """Median seconds of ``grep -c`` counting one word's lines in ``log_path``: how fast the
+    file can be read and split into lines, the limit a filter tester approaches."""
+    grep = shutil.which("grep")
+    if grep is None:
+        return None
+    seconds = []
+    for _ in range(max(repeat, 1)):
+        began = time.perf_counter()
+        subprocess.run(
+            [grep, "-c", "-F", "from", str(log_path)],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        seconds.append(time.perf_counter() - began)
+    return statistics.median(seconds)
 
 
 # --------------------------------------------------------------------------- host check
@@ -305,6 +328,7 @@ def bench_kind(kind: str, args: argparse.Namespace) -> KindResult:
             args.timeout,
         )
         check_counts(result)
+        result.grep_seconds = grep_median(path, args.repeat, args.timeout)
         if args.check_hosts:
             log(f"[{kind}] comparing hosts of matched lines ...")
             result.hosts = compare_hosts(
@@ -354,7 +378,7 @@ def render_table(results: Sequence[KindResult], target: float) -> str:
     """Human-readable result table."""
     header = (
         f"{'kind':<9} {'lines':>9} {'matched':>8} {'gardien s':>10} {'lines/s':>8} "
-        f"{'f2b-regex s':>11} {'lines/s':>8} {'ratio':>7}"
+        f"{'f2b-regex s':>11} {'lines/s':>8} {'ratio':>7} {'grep -c lines/s':>16}"
     )
     rows = [header, "-" * len(header)]
     for r in results:
@@ -366,7 +390,8 @@ def render_table(results: Sequence[KindResult], target: float) -> str:
             f"{r.kind:<9} {r.lines:>9} {r.fail2ban.summary.matched:>8} "
             f"{r.gardien.median:>10.2f} {_fmt_rate(r.gardien.lines_per_second):>8} "
             f"{r.fail2ban.median:>11.2f} {_fmt_rate(r.fail2ban.lines_per_second):>8} "
-            f"{r.ratio:>6.1f}x{mark}"
+            f"{r.ratio:>6.1f}x "
+            f"{_fmt_rate(r.lines / r.grep_seconds) if r.grep_seconds else '-':>16}{mark}"
         )
     ratios = [r.ratio for r in results if r.ratio is not None]
     if ratios:
