@@ -121,6 +121,43 @@ fn groups(c: &Captures<'_, str>) -> Vec<Option<String>> {
     (1..c.len()).map(|i| c.get(i).map(|m| m.as_str().to_owned())).collect()
 }
 
+/// A filter's patterns, compiled.
+struct Regexes {
+    dates: Vec<Rx>,
+    prefregex: Option<Rx>,
+    failregex: Vec<Rx>,
+    ignoreregex: Vec<Rx>,
+    fail_set: Option<regex::RegexSet>,
+    ignore_set: Option<regex::RegexSet>,
+}
+
+/// A filter's patterns as Python hands them over: dates, prefregex, failregexes,
+/// ignoreregexes.
+type Patterns = (Vec<Pattern>, Option<Pattern>, Vec<Pattern>, Vec<Pattern>);
+
+impl Regexes {
+    fn build(patterns: &Patterns, limit: usize, what: &str) -> PyResult<Self> {
+        let (dates, prefregex, failregex, ignoreregex) = patterns;
+        let all = |list: &[Pattern], kind: &str| -> PyResult<Vec<Rx>> {
+            list.iter()
+                .enumerate()
+                .map(|(i, p)| build(p, limit, &format!("{what}{kind} {i}")))
+                .collect()
+        };
+        Ok(Regexes {
+            dates: all(dates, "date template")?,
+            prefregex: prefregex
+                .as_ref()
+                .map(|p| build(p, limit, &format!("{what}prefregex")))
+                .transpose()?,
+            failregex: all(failregex, "failregex")?,
+            ignoreregex: all(ignoreregex, "ignoreregex")?,
+            fail_set: build_set(failregex),
+            ignore_set: build_set(ignoreregex),
+        })
+    }
+}
+
 /// A date found in a line: its template and the spans of its text, seconds and fraction.
 struct DateFound {
     template: usize,
@@ -208,16 +245,19 @@ impl Outcome {
 
 #[pyclass(module = "gardien_core", unsendable)]
 struct Engine {
-    dates: Vec<Rx>,
+    /// the patterns for ASCII lines, and (when every one could be written for any text) for
+    /// the others; `unicode` says which one the line at hand uses
+    ascii: Regexes,
+    /// made on the first line that is not ASCII, by calling `any_text_patterns` (`None`
+    /// inside: such lines go to Python)
+    any_text: Option<Option<Regexes>>,
+    any_text_patterns: Option<Py<PyAny>>,
+    limit: usize,
+    unicode: bool,
     anchored: Vec<bool>,
     before: Vec<Vec<usize>>,
     last_template: Option<usize>,
-    prefregex: Option<Rx>,
     content: Option<usize>,
-    failregex: Vec<Rx>,
-    ignoreregex: Vec<Rx>,
-    fail_set: Option<regex::RegexSet>,
-    ignore_set: Option<regex::RegexSet>,
     ignore_first: bool,
     check_all: bool,
     skip_undated: bool,
@@ -239,15 +279,44 @@ struct Engine {
 }
 
 impl Engine {
+    /// The patterns of the line at hand.
+    fn rx(&self) -> &Regexes {
+        match (&self.any_text, self.unicode) {
+            (Some(Some(any_text)), true) => any_text,
+            _ => &self.ascii,
+        }
+    }
+
+    /// Whether lines that are not ASCII can be matched here (their patterns made once).
+    fn any_text_ready(&mut self, py: Python<'_>) -> PyResult<bool> {
+        if self.any_text.is_none() {
+            let patterns: Option<Patterns> = match &self.any_text_patterns {
+                Some(make) => make.call0(py)?.extract(py)?,
+                None => None,
+            };
+            let built = match patterns {
+                Some(patterns)
+                    if patterns.0.len() == self.ascii.dates.len()
+                        && patterns.2.len() == self.ascii.failregex.len() =>
+                {
+                    Some(Regexes::build(&patterns, self.limit, "(any text) ")?)
+                }
+                _ => None,
+            };
+            self.any_text = Some(built);
+        }
+        Ok(matches!(self.any_text, Some(Some(_))))
+    }
+
     /// `DateDetector.find`: the template and the spans of its date (group 1), seconds and
     /// fraction in `line`.
     fn find_date(&mut self, line: &str) -> Result<Option<DateFound>, usize> {
         if let Some(last) = self.last_template {
-            match self.dates[last].captures(line) {
+            match self.rx().dates[last].captures(line) {
                 Ok(Some(c)) => {
                     let mut earlier_found = false;
                     for &earlier in &self.before[last] {
-                        match self.dates[earlier].is_match(line) {
+                        match self.rx().dates[earlier].is_match(line) {
                             Ok(true) => {
                                 earlier_found = true;
                                 break;
@@ -265,8 +334,8 @@ impl Engine {
             }
         }
         let mut best: Option<(DateFound, usize)> = None; // and where the match starts
-        for index in 0..self.dates.len() {
-            let c = match self.dates[index].captures(line) {
+        for index in 0..self.rx().dates.len() {
+            let c = match self.rx().dates[index].captures(line) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(_) => return Err(index),
@@ -405,8 +474,8 @@ impl Engine {
     }
 
     fn any_ignore(&self, text: &str, outcome: &mut Outcome) -> bool {
-        let matches = may_match(&self.ignore_set, text);
-        for (index, regex) in self.ignoreregex.iter().enumerate() {
+        let matches = may_match(&self.rx().ignore_set, text);
+        for (index, regex) in self.rx().ignoreregex.iter().enumerate() {
             if skip(&matches, index) {
                 continue;
             }
@@ -424,8 +493,8 @@ impl Engine {
 
     fn all_ignores(&self, text: &str, outcome: &mut Outcome) -> Vec<usize> {
         let mut found = Vec::new();
-        let matches = may_match(&self.ignore_set, text);
-        for (index, regex) in self.ignoreregex.iter().enumerate() {
+        let matches = may_match(&self.rx().ignore_set, text);
+        for (index, regex) in self.rx().ignoreregex.iter().enumerate() {
             if skip(&matches, index) {
                 continue;
             }
@@ -458,7 +527,7 @@ impl Engine {
             }
         }
         let mut content_text: Option<String> = None;
-        if let Some(pref) = &self.prefregex {
+        if let Some(pref) = &self.rx().prefregex {
             match search(pref, whole) {
                 Found::Yes(c) => {
                     outcome.prefregex_matched = self.check_all;
@@ -485,8 +554,8 @@ impl Engine {
             }
         }
         let text: &str = content_text.as_deref().unwrap_or(whole);
-        let matches = may_match(&self.fail_set, text);
-        for (index, regex) in self.failregex.iter().enumerate() {
+        let matches = may_match(&self.rx().fail_set, text);
+        for (index, regex) in self.rx().failregex.iter().enumerate() {
             if skip(&matches, index) {
                 continue;
             }
@@ -499,7 +568,7 @@ impl Engine {
                 }
             };
             if self.check_all {
-                if !self.ignoreregex.is_empty() {
+                if !self.rx().ignoreregex.is_empty() {
                     let ignored = self.all_ignores(text, &mut outcome);
                     if !ignored.is_empty() {
                         outcome.ignored = true;
@@ -510,7 +579,7 @@ impl Engine {
                 outcome.hits.push((index, groups(&c)));
                 continue;
             }
-            if !self.ignoreregex.is_empty() && self.any_ignore(text, &mut outcome) {
+            if !self.rx().ignoreregex.is_empty() && self.any_ignore(text, &mut outcome) {
                 outcome.ignored = true;
                 return outcome;
             }
@@ -537,7 +606,8 @@ fn next_candidate(words: &AhoCorasick, block: &[u8], from: usize) -> Option<usiz
 impl Engine {
     #[new]
     #[pyo3(signature = (dates, anchored, prefregex, content, failregex, ignoreregex, *,
-        date_fields, identity=None, ignore_first, check_all, skip_undated, words, read_date, backtrack_limit, max_line))]
+        date_fields, identity=None, any_text=None, ignore_first, check_all, skip_undated, words,
+        read_date, backtrack_limit, max_line))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         dates: Vec<Pattern>,
@@ -548,6 +618,7 @@ impl Engine {
         ignoreregex: Vec<Pattern>,
         date_fields: Vec<(Option<usize>, Option<usize>)>,
         identity: Option<(Slots, Vec<Slots>)>,
+        any_text: Option<Py<PyAny>>,
         ignore_first: bool,
         check_all: bool,
         skip_undated: bool,
@@ -560,12 +631,9 @@ impl Engine {
             return Err(PyValueError::new_err("one anchored flag and fields per date template"));
         }
         let limit = backtrack_limit;
-        let dates = dates
-            .iter()
-            .enumerate()
-            .map(|(i, p)| build(p, limit, &format!("date template {i}")))
-            .collect::<PyResult<Vec<_>>>()?;
-        let mut before = Vec::with_capacity(dates.len());
+        let count = dates.len();
+        let ascii = Regexes::build(&(dates, prefregex, failregex, ignoreregex), limit, "")?;
+        let mut before = Vec::with_capacity(count);
         let mut seen: Vec<usize> = Vec::new();
         for (index, &is_anchored) in anchored.iter().enumerate() {
             before.push(seen.clone());
@@ -583,24 +651,15 @@ impl Engine {
             _ => None,
         };
         Ok(Engine {
-            dates,
+            ascii,
+            any_text: None,
+            any_text_patterns: any_text,
+            limit,
+            unicode: false,
             anchored,
             before,
             last_template: None,
-            prefregex: prefregex.map(|p| build(&p, limit, "prefregex")).transpose()?,
             content,
-            failregex: failregex
-                .iter()
-                .enumerate()
-                .map(|(i, p)| build(p, limit, &format!("failregex {i}")))
-                .collect::<PyResult<_>>()?,
-            ignoreregex: ignoreregex
-                .iter()
-                .enumerate()
-                .map(|(i, p)| build(p, limit, &format!("ignoreregex {i}")))
-                .collect::<PyResult<_>>()?,
-            fail_set: build_set(&failregex),
-            ignore_set: build_set(&ignoreregex),
             ignore_first,
             check_all,
             skip_undated,
@@ -624,9 +683,9 @@ impl Engine {
     /// ignoreregexes), for Python to check against its own compilation.
     fn group_counts(&self) -> (i64, Vec<usize>, Vec<usize>) {
         (
-            self.prefregex.as_ref().map_or(-1, |r| r.captures_len() as i64 - 1),
-            self.failregex.iter().map(|r| r.captures_len() - 1).collect(),
-            self.ignoreregex.iter().map(|r| r.captures_len() - 1).collect(),
+            self.rx().prefregex.as_ref().map_or(-1, |r| r.captures_len() as i64 - 1),
+            self.rx().failregex.iter().map(|r| r.captures_len() - 1).collect(),
+            self.rx().ignoreregex.iter().map(|r| r.captures_len() - 1).collect(),
         )
     }
 
@@ -678,7 +737,7 @@ impl Engine {
         let entries = PyList::empty(py);
         let mut counted = 0usize;
         let mut examined = 0usize;
-        let mut date_hits = vec![0usize; self.dates.len()];
+        let mut date_hits = vec![0usize; self.rx().dates.len()];
         let mut prefregex_matched = 0usize;
         let size = block.len();
         let mut pos = start.min(size);
@@ -712,11 +771,28 @@ impl Engine {
                     continue;
                 }
             }
-            if !raw.is_ascii() || raw.len() > self.max_line {
-                entries.append((1, PyBytes::new(py, raw)))?;
-                return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
+            let ascii = raw.is_ascii();
+            let text = if ascii || self.any_text_ready(py)? {
+                std::str::from_utf8(raw).ok()
+            } else {
+                None
+            };
+            let full = match text {
+                Some(text) => text,
+                None => {
+                    entries.append((1, PyBytes::new(py, raw)))?;
+                    return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
+                }
+            };
+            self.unicode = !ascii;
+            // Python cuts a line longer than max_line characters before matching it (the
+            // whole line is still the one shown)
+            let mut line = full;
+            if full.len() > self.max_line {
+                if let Some((cut, _)) = full.char_indices().nth(self.max_line) {
+                    line = &full[..cut];
+                }
             }
-            let line = std::str::from_utf8(raw).expect("ASCII is UTF-8");
             // ---- the date (LineMatcher.process) ----
             let mut template: Option<usize> = None;
             let (mut before, mut date_text, mut after) = ("", String::new(), line);
@@ -732,7 +808,7 @@ impl Engine {
                 let found = match self.find_date(line) {
                     Ok(found) => found,
                     Err(index) => {
-                        entries.append((3, line, "date", index))?;
+                        entries.append((3, full, "date", index))?;
                         continue;
                     }
                 };
@@ -780,7 +856,7 @@ impl Engine {
             }
             if let Some((kind, index)) = outcome.budget {
                 if !outcome.interesting() {
-                    entries.append((3, line, kind, index))?;
+                    entries.append((3, full, kind, index))?;
                     continue;
                 }
             }
@@ -793,7 +869,7 @@ impl Engine {
                     }
                     entries.append((
                         4,
-                        line,
+                        full,
                         date,
                         template.map_or(-1, |t| t as i64),
                         outcome.prefregex_matched,
@@ -814,7 +890,7 @@ impl Engine {
                 }
                 entries.append((
                     0,
-                    line,
+                    full,
                     (before, date_text, after),
                     date,
                     template.map_or(-1, |t| t as i64),

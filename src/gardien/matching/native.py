@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from gardien.matching import unicodeclasses
 from gardien.matching.filter import lean_fields, normalise_host
 from gardien.matching.translate import Untranslatable, gate, translate
 from gardien.model import Failure
@@ -129,8 +130,12 @@ class _Refused(Exception):
 _Pattern = tuple[str, str | None]
 
 
-def _pattern(pattern: str, flags: int) -> _Pattern:
-    return translate(pattern, flags), gate(pattern, flags)
+def _pattern(pattern: str, flags: int, *, unicode: bool = False) -> _Pattern:
+    return translate(pattern, flags, unicode=unicode), gate(pattern, flags, unicode=unicode)
+
+
+#: a filter's patterns for the core: dates, prefregex, failregexes, ignoreregexes
+_Set = tuple[list[_Pattern], _Pattern | None, list[_Pattern], list[_Pattern]]
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,9 @@ class _Patterns:
     prefregex: _Pattern | None
     failregex: list[_Pattern]
     ignoreregex: list[_Pattern]
+    #: the same for lines that are not ASCII, made on the first one (None: those go to the
+    #: Python engine)
+    any_text: Callable[[], _Set | None] = lambda: None
 
 
 def _translated(compiled: Filter) -> _Patterns:
@@ -147,26 +155,65 @@ def _translated(compiled: Filter) -> _Patterns:
     if isinstance(cached, _Patterns):
         return cached
 
-    def one(regex: Any, kind: str) -> _Pattern:
-        try:
-            return _pattern(regex.regex.pattern, regex.regex.flags)
-        except Untranslatable as exc:
-            source = regex.source
-            where = f"{source.path}:{source.line}: " if source.path else ""
-            raise _Refused(f"{where}{kind} uses {exc}") from None
+    def every(unicode: bool) -> _Set:
+        def one(regex: Any, kind: str) -> _Pattern:
+            try:
+                return _pattern(regex.regex.pattern, regex.regex.flags, unicode=unicode)
+            except Untranslatable as exc:
+                source = regex.source
+                where = f"{source.path}:{source.line}: " if source.path else ""
+                raise _Refused(f"{where}{kind} uses {exc}") from None
 
-    dates: list[_Pattern] = []
-    for template in compiled.date_templates:
-        try:
-            dates.append(_pattern(template.regex.pattern, template.regex.flags))
-        except Untranslatable as exc:
-            raise _Refused(f"date pattern {template.name!r} uses {exc}") from None
+        dates: list[_Pattern] = []
+        for template in compiled.date_templates:
+            try:
+                dates.append(
+                    _pattern(template.regex.pattern, template.regex.flags, unicode=unicode)
+                )
+            except Untranslatable as exc:
+                raise _Refused(f"date pattern {template.name!r} uses {exc}") from None
+        return (
+            dates,
+            one(compiled.prefregex, "prefregex") if compiled.prefregex else None,
+            [one(r, "failregex") for r in compiled.failregex],
+            [one(r, "ignoreregex") for r in compiled.ignoreregex],
+        )
+
+    def unicode_set() -> tuple[_Set | None, str]:
+        """The patterns for lines that are not ASCII, made when the first such line comes
+        (the classes written out make them long to build), or why there are none (such lines
+        then go to Python's engine)."""
+        cached = getattr(compiled, "_native_any_text", None)
+        if cached is None:
+            if not unicodeclasses.current():
+                cached = (None, "Python's Unicode version is not the one of gardien's tables")
+            else:
+                try:
+                    cached = (every(True), "")
+                except _Refused as exc:
+                    cached = (None, str(exc))
+                    log.debug("filter %s: non-ASCII lines go to Python: %s", compiled.name, exc)
+            object.__setattr__(compiled, "_native_any_text", cached)
+        return cast("tuple[_Set | None, str]", cached)
+
+    def any_text() -> _Set | None:
+        return unicode_set()[0]
+
+    try:
+        ascii = every(False)
+    except _Refused:
+        # a non-ASCII literal, say: the patterns for any text serve for every line
+        whole, why = unicode_set()
+        if whole is None:
+            raise _Refused(why) from None
+        ascii = whole
     patterns = _Patterns(
-        dates=dates,
-        anchored=[t.anchored for t in compiled.date_templates],
-        prefregex=one(compiled.prefregex, "prefregex") if compiled.prefregex else None,
-        failregex=[one(r, "failregex") for r in compiled.failregex],
-        ignoreregex=[one(r, "ignoreregex") for r in compiled.ignoreregex],
+        ascii[0],
+        [t.anchored for t in compiled.date_templates],
+        ascii[1],
+        ascii[2],
+        ascii[3],
+        any_text=any_text,
     )
     object.__setattr__(compiled, "_native_patterns", patterns)
     return patterns
@@ -198,6 +245,9 @@ class NativeScanner:
         self.lines = 0
         #: lines over the step budget (missed)
         self.over_budget = 0
+        #: lines the core handed to the Python engine (a content with a newline inside, bytes
+        #: that are not UTF-8, a filter whose patterns cannot be written for any text)
+        self.handed_over = 0
         self._last_budget_log = -BUDGET_LOG_EVERY
         templates = compiled.date_templates
         context = matcher.date_context
@@ -216,6 +266,7 @@ class NativeScanner:
             patterns.failregex,
             patterns.ignoreregex,
             identity=_identity_slots(compiled),
+            any_text=patterns.any_text,
             date_fields=[
                 (t.regex.groupindex.get("S"), t.regex.groupindex.get("f")) for t in templates
             ],
@@ -290,6 +341,7 @@ class NativeScanner:
                         result = matcher.native_result(entry, names)
                         yield entry[1], result
                     elif kind == 1:
+                        self.handed_over += 1
                         line = decode(entry[1])
                         matcher.set_last_date(*engine.last_date())
                         result = matcher.process(line)
@@ -416,6 +468,7 @@ class NativeScanner:
                         dated = (*entry[:2], ("", text, entry[2][2]), *entry[3:])
                     yield matcher.native_result(dated, names)
                 elif kind == 1:  # the last line of this call: for Python's engine
+                    self.handed_over += 1
                     result = self._python(lines, base + counted - 1, times, date_text)
                     if result.failures or result.ignored:
                         yield result

@@ -27,6 +27,8 @@ from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
 
+from gardien.matching import unicodeclasses
+
 __all__ = ["Untranslatable", "gate", "translate"]
 
 MAXREPEAT = C.MAXREPEAT
@@ -48,10 +50,12 @@ class Untranslatable(ValueError):
     """A pattern the native engine cannot match exactly as Python does."""
 
 
-def translate(pattern: str, flags: int = 0) -> str:
+def translate(pattern: str, flags: int = 0, *, unicode: bool = False) -> str:
     """``pattern`` (with ``re`` ``flags``) in the native engine's syntax, with the same groups
     in the same order (so group numbers carry over), for ASCII text whose only newline, if
-    any, is its last character. Raises :class:`Untranslatable`."""
+    any, is its last character; with ``unicode``, for any text (Python's Unicode classes
+    written out, see :mod:`~gardien.matching.unicodeclasses`). Raises
+    :class:`Untranslatable`."""
     try:
         parsed = P.parse(pattern, flags)
     except re.error as exc:
@@ -59,7 +63,7 @@ def translate(pattern: str, flags: int = 0) -> str:
     state_flags = parsed.state.flags
     if state_flags & re.LOCALE:
         raise Untranslatable("the LOCALE flag")
-    writer = _Writer(_letter_free_groups(parsed.data))
+    writer = _Writer(_letter_free_groups(parsed.data), unicode=unicode)
     return writer.sequence(
         parsed.data,
         bool(state_flags & re.IGNORECASE),
@@ -68,7 +72,7 @@ def translate(pattern: str, flags: int = 0) -> str:
     )
 
 
-def gate(pattern: str, flags: int = 0) -> str | None:
+def gate(pattern: str, flags: int = 0, *, unicode: bool = False) -> str | None:
     """A pattern for the linear-time engine alone that matches wherever ``pattern`` (as
     :func:`translate` writes it) does, and maybe elsewhere: lookarounds dropped, a
     back-reference replaced by its group's pattern, a conditional by both of its branches,
@@ -81,7 +85,7 @@ def gate(pattern: str, flags: int = 0) -> str | None:
     except re.error as exc:
         raise Untranslatable(f"not a valid regex: {exc}") from None
     state_flags = parsed.state.flags
-    writer = _Writer(_letter_free_groups(parsed.data), relaxed=True)
+    writer = _Writer(_letter_free_groups(parsed.data), relaxed=True, unicode=unicode)
     text = writer.sequence(
         parsed.data,
         bool(state_flags & re.IGNORECASE),
@@ -158,8 +162,12 @@ def _letter_free_groups(items: Any) -> set[int]:
 
 
 class _Writer:
-    def __init__(self, letter_free: set[int], *, relaxed: bool = False) -> None:
+    def __init__(
+        self, letter_free: set[int], *, relaxed: bool = False, unicode: bool = False
+    ) -> None:
         self.letter_free = letter_free
+        #: for any text, not only ASCII: Python's Unicode classes and case folds written out
+        self.unicode = unicode
         #: write the superset pattern of :func:`gate` (and whether it differs from the exact)
         self.relaxed = relaxed
         self.relaxed_something = False
@@ -179,6 +187,8 @@ class _Writer:
         return f"(?:{text})"
 
     def literal(self, code: int, icase: bool) -> str:
+        if self.unicode:
+            return self.unicode_literal(code, icase)
         if code > 0x7F:
             raise Untranslatable(f"a non-ASCII character ({chr(code)!r})")
         text = _hex(code)
@@ -186,9 +196,20 @@ class _Writer:
             return f"(?i:{text})"
         return text
 
+    def unicode_literal(self, code: int, icase: bool) -> str:
+        if icase and _has_case(code):
+            if code > 0x7F:
+                raise Untranslatable(f"a case-insensitive non-ASCII character ({chr(code)!r})")
+            return "[" + "".join(_hex(c) for c in _cases(code)) + "]"
+        return _hex(code)
+
     def item(self, op: Any, av: Any, icase: bool, multiline: bool, dotall: bool) -> str:
         if op is C.LITERAL:
             return self.literal(av, icase)
+        if op is C.NOT_LITERAL and self.unicode:
+            if icase and _has_case(av):
+                raise Untranslatable("a case-insensitive negated letter")
+            return f"[^{_hex(av)}]"
         if op is C.NOT_LITERAL:
             self.literal(av, False)  # refuses a non-ASCII one
             return f"(?i:[^{_hex(av)}])" if icase and chr(av).isalpha() else f"[^{_hex(av)}]"
@@ -287,6 +308,15 @@ class _Writer:
             return "(?m:$)"
         if where is C.AT_END_STRING:
             return "\\z"
+        if where in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY) and self.unicode:
+            # Python's word characters, not Rust's: around them, by lookaround
+            if self.relaxed:
+                self.relaxed_something = True
+                return ""
+            word = _class_of(_unicode_word(), False)
+            if where is C.AT_BOUNDARY:
+                return f"(?:(?<={word})(?!{word})|(?<!{word})(?={word}))"
+            return f"(?:(?<={word})(?={word})|(?<!{word})(?!{word}))"
         if where is C.AT_BOUNDARY:
             return "\\b"
         if where is C.AT_NON_BOUNDARY:
@@ -294,6 +324,8 @@ class _Writer:
         raise Untranslatable(f"the anchor {where}")  # pragma: no cover - all are above
 
     def klass(self, items: Any, icase: bool) -> str:
+        if self.unicode:
+            return self.unicode_klass(items, icase)
         negate = False
         parts: list[str] = []
         for op, av in items:
@@ -321,3 +353,73 @@ class _Writer:
         body = "".join(parts)
         text = f"[^{body}]" if negate else f"[{body}]"
         return f"(?i:{text})" if icase else text
+
+    def unicode_klass(self, items: Any, icase: bool) -> str:
+        negate = any(op is C.NEGATE for op, _ in items)
+        parts: list[str] = []
+        for op, av in items:
+            if op is C.NEGATE:
+                continue
+            if op is C.LITERAL:
+                if icase and _has_case(av):
+                    if negate or av > 0x7F:
+                        raise Untranslatable("a case-insensitive class of that kind")
+                    parts.extend(_hex(c) for c in _cases(av))
+                else:
+                    parts.append(_hex(av))
+            elif op is C.RANGE:
+                low, high = av
+                if icase and high > 0x7F:
+                    raise Untranslatable("a case-insensitive class reaching past ASCII")
+                if icase and any(_has_case(c) for c in range(low, high + 1)):
+                    if negate:
+                        raise Untranslatable("a case-insensitive negated class of letters")
+                    parts.extend(_hex(c) for code in range(low, high + 1) for c in _cases(code))
+                else:
+                    parts.append(f"{_hex(low)}-{_hex(high)}")
+            elif op is C.CATEGORY:
+                ranges, negated = _UNICODE_CATEGORIES[av]
+                parts.append(_class_of(ranges, negated))
+            else:  # pragma: no cover - the parser makes no other class items
+                raise Untranslatable(f"the class item {op}")
+        if not parts:
+            return "(?s:.)" if negate else "[^\\x{0}-\\x{10ffff}]"
+        body = "".join(parts)
+        return f"[^{body}]" if negate else f"[{body}]"
+
+
+def _has_case(code: int) -> bool:
+    """Whether ``code`` matches other characters case-insensitively in Python (conservatively
+    for non-ASCII ones: any letter)."""
+    char = chr(code)
+    if code <= 0x7F:
+        return char.isalpha()
+    return char.lower() != char or char.upper() != char or unicodeclasses.folds_onto(code)
+
+
+def _cases(code: int) -> list[int]:
+    """An ASCII character and what Python's ``IGNORECASE`` matches it with."""
+    char = chr(code)
+    if not char.isalpha():
+        return [code]
+    lower = char.lower()
+    return [ord(lower), ord(char.upper()), *unicodeclasses.FOLDS.get(lower, ())]
+
+
+def _class_of(ranges: unicodeclasses.Ranges, negated: bool) -> str:
+    body = "".join(_hex(a) if a == b else f"{_hex(a)}-{_hex(b)}" for a, b in ranges)
+    return f"[^{body}]" if negated else f"[{body}]"
+
+
+def _unicode_word() -> unicodeclasses.Ranges:
+    return unicodeclasses.WORD
+
+
+_UNICODE_CATEGORIES: dict[Any, tuple[unicodeclasses.Ranges, bool]] = {
+    C.CATEGORY_DIGIT: (unicodeclasses.DIGIT, False),
+    C.CATEGORY_NOT_DIGIT: (unicodeclasses.DIGIT, True),
+    C.CATEGORY_SPACE: (unicodeclasses.SPACE, False),
+    C.CATEGORY_NOT_SPACE: (unicodeclasses.SPACE, True),
+    C.CATEGORY_WORD: (unicodeclasses.WORD, False),
+    C.CATEGORY_NOT_WORD: (unicodeclasses.WORD, True),
+}
