@@ -279,6 +279,55 @@ struct Engine {
 }
 
 impl Engine {
+    /// The date the lines of `block[from..to]` (all left out by the word search) leave for
+    /// an undated line after them: the last of them whose date reads sets the last date, as
+    /// matching every line would have.
+    fn backdate(&mut self, py: Python<'_>, block: &[u8], from: usize, to: usize, now: f64)
+        -> PyResult<()> {
+        let was = self.unicode;
+        let mut end = to;
+        while end > from {
+            // the line ending at `end` (its newline at end - 1, or the block's end)
+            let stop = if block[end - 1] == b'\n' { end - 1 } else { end };
+            let start = memchr::memrchr(b'\n', &block[from..stop]).map_or(from, |p| from + p + 1);
+            end = start;
+            let mut raw = &block[start..stop];
+            while let [rest @ .., b'\r'] = raw {
+                raw = rest;
+            }
+            if raw.is_empty() || raw[0] == b'#' {
+                continue;
+            }
+            let ascii = raw.is_ascii();
+            if !ascii && !self.any_text_ready(py)? {
+                continue;
+            }
+            let full = match std::str::from_utf8(raw) {
+                Ok(text) => text,
+                Err(_) => continue,
+            };
+            let mut line = full;
+            if full.len() > self.max_line {
+                if let Some((cut, _)) = full.char_indices().nth(self.max_line) {
+                    line = &full[..cut];
+                }
+            }
+            self.unicode = !ascii;
+            if let Ok(Some(found)) = self.find_date(line) {
+                let (s, e) = found.date;
+                if s < e {
+                    if let Some(value) = self.date_value(py, &found, line, now)? {
+                        self.last_date = Some(value);
+                        self.last_text = line[s..e].to_owned();
+                        break;
+                    }
+                }
+            }
+        }
+        self.unicode = was;
+        Ok(())
+    }
+
     /// The patterns of the line at hand.
     fn rx(&self) -> &Regexes {
         match (&self.any_text, self.unicode) {
@@ -722,8 +771,11 @@ impl Engine {
     /// the time of each line from `start` on, known by the source (the journal's): its lines
     /// are not searched for a date, and their entries' date texts are left to Python (empty).
     /// Every entry of kind 0 ends with the line's number from `start` (0 for the first).
+    /// `backdate`: the lines the word search leaves out still give their date to the undated
+    /// lines after them, as when every line is matched (the daemon's way): the core reads the
+    /// date of the last of them that has one when an undated line needs it, and at the end.
     #[allow(clippy::type_complexity)]
-    #[pyo3(signature = (block, start, now, missed, given=None, light=false))]
+    #[pyo3(signature = (block, start, now, missed, given=None, light=false, backdate=false))]
     fn scan<'py>(
         &mut self,
         py: Python<'py>,
@@ -733,6 +785,7 @@ impl Engine {
         mut missed: usize,
         given: Option<Vec<f64>>,
         light: bool,
+        backdate: bool,
     ) -> PyResult<(usize, usize, usize, Vec<usize>, usize, Bound<'py, PyList>)> {
         let entries = PyList::empty(py);
         let mut counted = 0usize;
@@ -744,6 +797,9 @@ impl Engine {
         // the start of the next line holding a word (None: no more), when words are searched
         let mut candidate: Option<Option<usize>> =
             self.words.as_ref().map(|w| next_candidate(w, block, pos));
+        // the first line the word search left out since the last line matched (`backdate`)
+        let backdate = backdate && given.is_none();
+        let mut skipped_since: Option<usize> = None;
         while pos < size {
             let end = memchr::memchr(b'\n', &block[pos..]).map_or(size, |p| pos + p);
             let line_start = pos;
@@ -764,6 +820,9 @@ impl Engine {
                     }
                 }
                 if candidate != Some(Some(line_start)) {
+                    if backdate && skipped_since.is_none() {
+                        skipped_since = Some(line_start);
+                    }
                     if missed > 0 {
                         missed -= 1;
                         entries.append((2, PyBytes::new(py, raw)))?;
@@ -780,10 +839,15 @@ impl Engine {
             let full = match text {
                 Some(text) => text,
                 None => {
+                    if let Some(from) = skipped_since {
+                        self.backdate(py, block, from, line_start, now)?;
+                    }
                     entries.append((1, PyBytes::new(py, raw)))?;
                     return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
                 }
             };
+            // the skipped lines before this one, for its date if it has none
+            let skipped = skipped_since.take().map(|from| (from, line_start));
             self.unicode = !ascii;
             // Python cuts a line longer than max_line characters before matching it (the
             // whole line is still the one shown)
@@ -825,19 +889,29 @@ impl Engine {
                             self.last_date = Some(value);
                             self.last_text = text.to_owned();
                         }
-                    } else if self.last_date.map_or(false, |d| d > now - 60.0) {
-                        before = "";
-                        date_text = self.last_text.clone();
-                        after = line;
-                        date = self.last_date;
                     } else {
-                        date = Some(now);
+                        if let Some((from, to)) = skipped {
+                            self.backdate(py, block, from, to, now)?;
+                        }
+                        if self.last_date.map_or(false, |d| d > now - 60.0) {
+                            before = "";
+                            date_text = self.last_text.clone();
+                            after = line;
+                            date = self.last_date;
+                        } else {
+                            date = Some(now);
+                        }
                     }
                 }
             }
             let mut no_date = false;
             if date.is_none() {
                 no_date = true;
+                if let Some((from, to)) = skipped {
+                    if given.is_none() {
+                        self.backdate(py, block, from, to, now)?;
+                    }
+                }
                 if self.last_date.map_or(false, |d| d > now - 60.0) {
                     before = "";
                     date_text = self.last_text.clone();
@@ -911,6 +985,9 @@ impl Engine {
             if outcome.prefregex_matched {
                 prefregex_matched += 1;
             }
+        }
+        if let Some(from) = skipped_since {
+            self.backdate(py, block, from, size, now)?;
         }
         Ok((size, counted, examined, date_hits, prefregex_matched, entries))
     }

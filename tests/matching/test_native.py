@@ -19,6 +19,7 @@ from gardien.clock import FakeClock
 from gardien.config.filters import bundled_config_dir, load_filter
 from gardien.matching import native
 from gardien.matching.filter import Filter
+from gardien.matching.scan import Prefilter
 from gardien.matching.translate import Untranslatable, gate, translate
 from gardien.offenders import read_failures
 from gardien.tester import RegexReport
@@ -144,7 +145,9 @@ def _failures(results: Any) -> list[tuple[Any, ...]]:
     ]
 
 
-def _daemon_both(spec: Any, lines: list[str], journal: bool) -> tuple[list[Any], list[Any]]:
+def _daemon_both(
+    spec: Any, lines: list[str], journal: bool, words: bool = True
+) -> tuple[list[Any], list[Any]]:
     """The failures of ``lines`` matched as the daemon matches a batch: line by line in Python,
     and through :meth:`NativeScanner.process` (with the journal's given times, ``journal``)."""
     clock = FakeClock(FAIL2BAN_NOW)
@@ -166,7 +169,8 @@ def _daemon_both(spec: Any, lines: list[str], journal: bool) -> tuple[list[Any],
             else:
                 results = [matcher.process(line) for line in lines]
         else:
-            scanner = native.scanner_for(matcher, None)
+            prefilter = Prefilter.for_filter(Filter(spec)) if words else None
+            scanner = native.scanner_for(matcher, prefilter.words if prefilter else None)
             assert scanner is not None
             half = len(lines) // 2  # two batches: state carried from one to the next
             results = []
@@ -183,9 +187,14 @@ def _daemon_both(spec: Any, lines: list[str], journal: bool) -> tuple[list[Any],
 
 
 @pytest.mark.conformance
+@pytest.mark.parametrize("words", [True, False], ids=["words", "every-line"])
 @pytest.mark.parametrize("journal", [False, True], ids=["files", "journal"])
 def test_the_daemon_matches_batches_through_the_core_as_line_by_line(
-    journal: bool, fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None
+    journal: bool,
+    words: bool,
+    fail2ban_samples: Path,
+    fail2ban_config: Path,
+    samples_timezone: None,
 ) -> None:
     """Every sample log as one stream of batches, as the daemon reads a file or the journal:
     every line (comments, empty lines and lines that are not ASCII too) goes in, the same
@@ -200,7 +209,7 @@ def test_the_daemon_matches_batches_through_the_core_as_line_by_line(
                 line.rstrip("\r\n")
                 for line in path.read_text(encoding="utf-8", errors="replace").split("\n")
             ]
-            python, core = _daemon_both(spec, lines, journal)
+            python, core = _daemon_both(spec, lines, journal, words)
             assert core == python, f"{config}/filter.d/{name}.conf on {path}"
             compared += bool(python)
     # a journal line has no date of its own: filters anchored before a date find none there
@@ -479,3 +488,63 @@ def test_scan_finds_the_same_failures_through_the_core(
             assert found[1] == found[0], f"{config}/filter.d/{name}.conf on {path}"
             compared += bool(found[0][1])
     assert compared > 100
+
+
+def test_lines_the_word_search_leaves_out_still_date_the_undated_lines_after_them(
+    tmp_path: Path,
+) -> None:
+    """As the daemon matches (every line, in Python's engine), an undated failure takes the
+    date of the last dated line before it, whatever that line is; the core, which skips the
+    lines without the filter's words, reads that date back when it needs it, across
+    batches too."""
+    spec_file = tmp_path / "app.conf"
+    spec_file.write_text("[Definition]\nfailregex = app: fail(?:ed)? from <HOST>$\n")
+    spec = tester.resolve_filter(str(spec_file))
+    now = FAIL2BAN_NOW
+    first = now - 40  # an undated line takes a date less than a minute old
+
+    def stamp(second: int) -> str:
+        return time.strftime("%b %d %H:%M:%S", time.localtime(first + second))
+
+    lines = [
+        f"{stamp(1)} host app: failed from 192.0.2.1",  # dated failure
+        f"{stamp(7)} host other: hello",  # dated, no word: skipped, dates the next
+        "app: fail from 192.0.2.2",  # undated failure: 7
+        "host other: undated and skipped",
+        "app: fail from 192.0.2.3",  # still 7
+        f"{stamp(9)} host other: hello again",
+        f"{stamp(11)} host other: and again",  # the last dated one before the next
+        "app: fail from 192.0.2.4",  # 11
+        f"{stamp(13)} host other: the batch ends here",
+    ]
+    batches = [lines[:3], lines[3:8], lines[8:], ["app: fail from 192.0.2.5"]]  # 13
+    clock = FakeClock(now)
+    found = []
+    for engine in ("python", "native"):
+        _engine(engine)
+        compiled = Filter(spec)
+        matcher = compiled.matcher(clock=clock)
+        if engine == "python":
+            results = [matcher.process(line) for batch in batches for line in batch]
+        else:
+            prefilter = Prefilter.for_filter(compiled)
+            assert prefilter is not None
+            scanner = native.scanner_for(matcher, prefilter.words)
+            assert scanner is not None
+            results = [r for batch in batches for r in scanner.process(batch)]
+        found.append(sorted((f.host, f.time) for r in results for f in r.failures))
+    python, core = found
+    assert core == python
+    assert [t - first for _, t in python] == [1, 7, 7, 11, 13]
+
+
+def test_a_lookbehind_that_always_holds_is_left_out() -> None:
+    """<HOST>'s IPv6 part checks ``(?<=:)`` after a repetition that can only end with ':':
+    always true there, so it is not written, and the failregex needs no backtracking."""
+    host = r"(?:[0-9a-f]{1,4}:{1,2}|::){1,7}(?:[0-9a-f]{1,4}|(?<=:):)"
+    assert "(?<=" not in translate(host)
+    assert gate(host) is None
+    # where the previous character may be another one, the lookbehind stays
+    assert "(?<=" in translate(r"(?:[0-9a-f]{1,4}:?){1,7}(?:[0-9a-f]|(?<=:):)")
+    assert "(?<=" in translate(r"x?(?<=:):")
+    assert "(?<!" not in translate(r"ab(?<![:])c")

@@ -60,6 +60,7 @@ from gardien.jails import Jail
 from gardien.matching import native
 from gardien.matching.filter import LineMatcher, LineResult
 from gardien.matching.native import NativeScanner
+from gardien.matching.scan import Prefilter
 from gardien.model import Address, Ban, Checkpoint, Unban
 from gardien.settings import DaemonSettings, JailSettings
 from gardien.sources.base import Batch, Source
@@ -183,7 +184,10 @@ class Daemon:
             scanner = None
             if plan.filter is not None:
                 matcher = plan.filter.matcher(clock=self.clock, log_timezone=settings.logtimezone)
-                scanner = native.scanner_for(matcher, None)
+                # only the lines holding one of the filter's words are matched; the others
+                # still date the undated lines after them (see NativeScanner.process)
+                prefilter = Prefilter.for_filter(plan.filter)
+                scanner = native.scanner_for(matcher, prefilter.words if prefilter else None)
             built[name] = JailRuntime(
                 settings,
                 jail,

@@ -458,7 +458,7 @@ class NativeScanner:
         while start < size:
             now = clock.now()
             matcher.date_context.now = now
-            start, counted, _, _, _, entries = engine.scan(block, start, now, 0, given)
+            start, counted, _, _, _, entries = engine.scan(block, start, now, 0, given, False, True)
             for entry in entries:
                 kind = entry[0]
                 if kind == 0:

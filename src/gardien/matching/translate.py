@@ -173,9 +173,19 @@ class _Writer:
         self.relaxed_something = False
         #: the groups written so far, for a relaxed back-reference
         self.groups: dict[int, str] = {}
+        self.before: frozenset[int] | None = None
 
     def sequence(self, items: Any, icase: bool, multiline: bool, dotall: bool) -> str:
-        return "".join(self.item(op, av, icase, multiline, dotall) for op, av in items)
+        # ``self.before``: the characters what precedes the item being written can end with
+        # (``None``: unknown, or maybe nothing), for the lookbehinds that are always true
+        before = self.before
+        out = []
+        for op, av in items:
+            self.before = before
+            out.append(self.item(op, av, icase, multiline, dotall))
+            before = _after(op, av, icase, before)
+        self.before = before
+        return "".join(out)
 
     def atom(self, items: Any, icase: bool, multiline: bool, dotall: bool) -> str:
         """``items`` as something a quantifier may follow."""
@@ -219,11 +229,12 @@ class _Writer:
             return self.klass(av, icase)
         if op is C.BRANCH:
             _, branches = av
-            return (
-                "(?:"
-                + "|".join(self.sequence(b.data, icase, multiline, dotall) for b in branches)
-                + ")"
-            )
+            context = self.before
+            written = []
+            for branch in branches:
+                self.before = context
+                written.append(self.sequence(branch.data, icase, multiline, dotall))
+            return "(?:" + "|".join(written) + ")"
         if op is C.SUBPATTERN:
             group, add, delete, sub = av
             if (add | delete) & re.LOCALE:
@@ -248,6 +259,7 @@ class _Writer:
             return f"({inner})" if group is not None else f"(?:{inner})"
         if op in (C.MAX_REPEAT, C.MIN_REPEAT) or op is getattr(C, "POSSESSIVE_REPEAT", None):
             low, high, sub = av
+            self.before = None  # a previous pass or what came before: not followed here
             inner = self.atom(sub.data, icase, multiline, dotall)
             if high is MAXREPEAT or high == MAXREPEAT:
                 quantifier = {0: "*", 1: "+"}.get(low, f"{{{low},}}")
@@ -276,7 +288,9 @@ class _Writer:
             return f"(?:\\{av})"
         if op is C.GROUPREF_EXISTS:
             group, yes, no = av
+            self.before = None
             yes_text = self.sequence(yes.data, icase, multiline, dotall)
+            self.before = None
             no_text = self.sequence(no.data, icase, multiline, dotall) if no else ""
             if self.relaxed:
                 self.relaxed_something = True
@@ -284,6 +298,11 @@ class _Writer:
             return f"(?({group}){yes_text}|{no_text})"
         if op in (C.ASSERT, C.ASSERT_NOT):
             direction, sub = av
+            if direction < 0 and _always_true(op, sub.data, icase, self.before):
+                # (?<=:) after what can only end with ':' (<HOST>'s IPv6 part): nothing to
+                # check, and no backtracking machine needed for it
+                return ""
+            self.before = None
             inner = self.sequence(sub.data, icase, multiline, dotall)
             if self.relaxed:
                 self.relaxed_something = True
@@ -423,3 +442,71 @@ _UNICODE_CATEGORIES: dict[Any, tuple[unicodeclasses.Ranges, bool]] = {
     C.CATEGORY_WORD: (unicodeclasses.WORD, False),
     C.CATEGORY_NOT_WORD: (unicodeclasses.WORD, True),
 }
+
+
+def _chars(op: Any, av: Any, icase: bool) -> frozenset[int] | None:
+    """The characters one item of a single character can match, when few and known."""
+    if op is C.LITERAL:
+        return None if icase and _has_case(av) else frozenset((av,))
+    if op is C.IN:
+        found: set[int] = set()
+        for kind, value in av:
+            if kind is C.LITERAL:
+                if icase and _has_case(value):
+                    return None
+                found.add(value)
+            elif kind is C.RANGE and value[1] - value[0] < 256:
+                codes = range(value[0], value[1] + 1)
+                if icase and any(_has_case(c) for c in codes):
+                    return None
+                found.update(codes)
+            else:  # NEGATE, CATEGORY, a large range
+                return None
+        return frozenset(found)
+    return None
+
+
+def _union(a: frozenset[int] | None, b: frozenset[int] | None) -> frozenset[int] | None:
+    return None if a is None or b is None else a | b
+
+
+def _after(op: Any, av: Any, icase: bool, before: frozenset[int] | None) -> frozenset[int] | None:
+    """The characters the text matched up to the end of this item can end with, given those
+    of what precedes it (``None``: unknown, or maybe no character at all)."""
+    if op is C.LITERAL or op is C.IN:
+        return _chars(op, av, icase)
+    if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
+        return before  # zero-width
+    if op is C.SUBPATTERN:
+        _group, add, delete, sub = av
+        inner_icase = (icase or bool(add & re.IGNORECASE)) and not delete & re.IGNORECASE
+        return _last(sub.data, inner_icase, before)
+    if op is C.BRANCH:
+        found: frozenset[int] | None = frozenset()
+        for branch in av[1]:
+            found = _union(found, _last(branch.data, icase, before))
+        return found
+    if op in (C.MAX_REPEAT, C.MIN_REPEAT) or op is getattr(C, "POSSESSIVE_REPEAT", None):
+        low, _high, sub = av
+        body = _last(sub.data, icase, None)
+        return body if low >= 1 else _union(before, body)
+    if op is getattr(C, "ATOMIC_GROUP", None):
+        return _last(av.data, icase, before)
+    return None
+
+
+def _last(items: Any, icase: bool, before: frozenset[int] | None) -> frozenset[int] | None:
+    for op, av in items:
+        before = _after(op, av, icase, before)
+    return before
+
+
+def _always_true(op: Any, items: Any, icase: bool, before: frozenset[int] | None) -> bool:
+    """Whether a one-character lookbehind always holds where the previous character is one
+    of ``before``."""
+    if before is None or not before or len(items) != 1:
+        return False
+    chars = _chars(items[0][0], items[0][1], icase)
+    if chars is None:
+        return False
+    return before <= chars if op is C.ASSERT else not before & chars
