@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,11 +15,14 @@ Address = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_address(text: str) -> Address | None:
     """The address or network ``text`` denotes, or ``None`` if it is not one.
 
     Accepts ``192.0.2.1``, ``2001:db8::1``, ``[2001:db8::1]``, ``::ffff:192.0.2.1`` (as IPv4) and
     ``192.0.2.0/24``; a network written with host bits set (``192.0.2.7/24``) means its network.
+    The last 65,536 texts are remembered: logs name the same attackers again and again, and
+    the addresses are immutable.
     """
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):

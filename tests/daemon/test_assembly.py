@@ -270,6 +270,9 @@ class FakeDaemon:
     def log_sources(self, name: str) -> int:
         return len(self.files[name])
 
+    async def until_started(self) -> None:
+        return None
+
     @contextlib.asynccontextmanager
     async def changes(self) -> AsyncIterator[None]:
         async with self.lock:

@@ -25,6 +25,7 @@ from gardien.daemon.control import (
     decode_request,
 )
 from gardien.errors import ConfigError, ControlError
+from support.daemon import JAIL, Running
 
 
 class Recorder:
@@ -195,3 +196,26 @@ def test_decode_request_accepts_fail2ban_style_commands() -> None:
     line = Request("set", ("asterisk-provya", "unbanip", "1.2.3.4")).encode()
     assert decode_request(line) == Request("set", ("asterisk-provya", "unbanip", "1.2.3.4"))
     assert decode_request(b'{"version": 1, "command": "status"}') == Request("status")
+
+
+def test_status_waits_until_every_jail_of_the_start_has_started(tmp_path: Path) -> None:
+    """The socket answers ping while the jails start; status answered then would list only
+    some of them. It waits: asked at once, it lists them all."""
+    running = Running(tmp_path)
+    running.etc.mkdir()
+    running.log.parent.mkdir()
+    (running.etc / "jail.d").mkdir()
+    (running.etc / "jail.local").write_text("[sshd]\nenabled = false\n")
+    names = [f"jail{i:02d}" for i in range(60)]
+    for name in names:
+        log = tmp_path / "log" / f"{name}.log"
+        log.write_text("")
+        (running.etc / "jail.d" / f"{name}.conf").write_text(
+            JAIL.replace("asterisk-provya", name).format(log=log)
+        )
+    running.start()
+    try:
+        status = running.cli("status")
+        assert f"Number of jail:\t{len(names)}\n" in status.stdout
+    finally:
+        running.stop()

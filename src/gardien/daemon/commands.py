@@ -54,6 +54,9 @@ class Commands:
         if command == "stop" and not args:
             asyncio.get_running_loop().call_soon(daemon.request_stop)
             return "Shutdown successful"
+        # the socket answers while the jails start (ping says the daemon is up); what reads
+        # or changes the jails waits until they have all started
+        await daemon.until_started()
         if command == "status":
             return self._status_command(args)
         if command == "stats":

@@ -71,6 +71,11 @@ class DaemonControl(Protocol):
         """How many log files or journals running jail ``name`` reads."""
         ...
 
+    async def until_started(self) -> None:
+        """Return once the jails of the start are all started (or left out), at once after:
+        ``status`` and the other reading commands then see them all."""
+        ...
+
     # ---- change ------------------------------------------------------------------------
     def changes(self) -> AbstractAsyncContextManager[None]:
         """Hold it around a change of state: one at a time (pipeline, reload, command)."""

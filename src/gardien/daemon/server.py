@@ -160,6 +160,7 @@ class Daemon:
         self._control: ControlServer | None = None
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()  # one change of state at a time (loop, control, reload)
+        self._started = asyncio.Event()  # the jails of the start are all started (or left out)
         #: one follow task per source: (jail, source key) -> task
         self._follow_tasks: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._metrics: MetricsEndpoint | None = None
@@ -224,6 +225,7 @@ class Daemon:
                     raise _in_jail(error, name) from None
                 if started:
                     self.jails[name] = runtime
+        self._started.set()
         if self.settings.metrics is not None:
             # imported here: prometheus_client takes longer to import than the rest of the CLI
             from gardien.daemon.metrics import MetricsEndpoint
@@ -632,6 +634,10 @@ class Daemon:
     def log_files(self, name: str) -> list[str]:
         """The log files running jail ``name`` follows now."""
         return list(self.jails[name].tails)
+
+    async def until_started(self) -> None:
+        """Return once the jails of the start are all started (or left out)."""
+        await self._started.wait()
 
     def log_sources(self, name: str) -> int:
         """How many log files or journals running jail ``name`` reads."""
