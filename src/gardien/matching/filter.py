@@ -422,50 +422,6 @@ class LineMatcher:
     def native_result(self, entry: Sequence[Any], names: Sequence[str]) -> LineResult:
         """The result of a line the native core matched (its entry of kind 0), made as
         :meth:`process` makes it from the same matches."""
-        if self._lean is not None:
-            return self._lean_result(entry, names, self._lean)
-        (_, _line, parts, date, template, _no_date, pref_matched, prefix_values, hits,
-         ignore_hits, ignored) = entry[:11]  # fmt: skip
-        before, date_text, after = parts
-        flt = self.filter
-        self._buffer = [parts]
-        result = LineResult()
-        prefix: dict[str, Any] = {}
-        if prefix_values is not None and flt.prefregex is not None:
-            prefix = flt.prefregex.fields_from(prefix_values)
-            prefix.pop("content", None)
-        lines = [before + date_text + after]
-        if self._check_all:
-            found: list[int] = []
-            result.hits = found
-            result.ignore_hits = list(ignore_hits)
-            result.ignored = ignored
-            result.prefregex_matched = pref_matched
-            for index, values in hits:
-                groups = flt.failregex[index].fields_from(values)
-                if prefix:
-                    groups = {**prefix, **groups}
-                found.append(index)
-                self._conclude_all(result, groups, index, date, lines)
-        elif ignored:
-            result.ignored = True
-        elif hits:
-            index, values = hits[0]
-            groups = flt.failregex[index].fields_from(values)
-            if prefix:
-                groups = {**prefix, **groups}
-            self._conclude_first(result, groups, index, date, lines)
-        result.time = date
-        result.time_text = date_text
-        result.date_format = names[template] if template >= 0 else None
-        return result
-
-    def _lean_result(
-        self, entry: Sequence[Any], names: Sequence[str], lean: _LeanFields
-    ) -> LineResult:
-        """:meth:`native_result` for a filter without connections, ``nofail``, alternative
-        or tuple captures (most filters): the same result, made with less work per hit (the
-        fields straight from the captures, no connection to merge)."""
         (_, _line, parts, date, template, _no_date, pref_matched, prefix_values, hits,
          ignore_hits, ignored) = entry[:11]  # fmt: skip
         before, date_text, after = parts
@@ -475,42 +431,50 @@ class LineMatcher:
         result.time_text = date_text
         result.date_format = names[template] if template >= 0 else None
         if self._check_all:
-            found: list[int] = []
-            result.hits = found
+            result.hits = [index for index, _values in hits]
             result.ignore_hits = list(ignore_hits)
             result.ignored = ignored
             result.prefregex_matched = pref_matched
+            conclude = self._conclude_all
         elif ignored:
             result.ignored = True
             return result
-        elif hits:
+        else:
             hits = hits[:1]
-        text = before + date_text + after
-        prefix: dict[str, Any] | None = None
-        if prefix_values is not None and lean.prefix is not None:
-            prefix_names, take = lean.prefix
-            prefix = dict(zip(prefix_names, take(prefix_values), strict=True))
-            prefix.pop("content", None)
+            conclude = self._conclude_first
+        lines = [before + date_text + after]
+        fields = self._fields_of(prefix_values)
         for index, values in hits:
-            fail_names, take = lean.failregex[index]
-            if prefix:
-                groups = dict(prefix)
-                groups.update(zip(fail_names, take(values), strict=True))
-            else:
-                groups = dict(zip(fail_names, take(values), strict=True))
-            if self._check_all:
-                found.append(index)
-            lines = [text]
-            groups["matches"] = lines
-            host, cidr, failure_id = _identity(groups)
-            if host is None:
-                if self._check_all:
-                    result.pending = True
-                continue
-            result.failures.append(
-                self._failure(groups, host, cidr, failure_id, index, date, lines, copy=False)
-            )
+            conclude(result, fields(index, values), index, date, lines)
         return result
+
+    def _fields_of(
+        self, prefix_values: Sequence[Any] | None
+    ) -> Callable[[int, Sequence[Any]], dict[str, Any]]:
+        """What makes the fields of a hit of failregex ``index`` from its captures (group 1
+        first), the prefregex's (without ``content``) under them. For a filter without
+        alternative or tuple captures (:func:`lean_fields`), straight from the captures."""
+        flt = self.filter
+        lean = self._lean
+        prefix: dict[str, Any] = {}
+        if prefix_values is not None and flt.prefregex is not None:
+            if lean is not None and lean.prefix is not None:
+                prefix_names, take = lean.prefix
+                prefix = dict(zip(prefix_names, take(prefix_values), strict=True))
+            else:
+                prefix = flt.prefregex.fields_from(prefix_values)
+            prefix.pop("content", None)
+
+        def fields(index: int, values: Sequence[Any]) -> dict[str, Any]:
+            if lean is not None:
+                names, take = lean.failregex[index]
+                groups = dict(prefix)
+                groups.update(zip(names, take(values), strict=True))
+                return groups
+            groups = flt.failregex[index].fields_from(values)
+            return {**prefix, **groups} if prefix else groups
+
+        return fields
 
     @property
     def buffer(self) -> list[Parts]:
@@ -907,7 +871,8 @@ def _named(compiled: CompiledRegex) -> _Named | None:
 
 
 def lean_fields(compiled: Filter) -> _LeanFields | None:
-    """What :meth:`LineMatcher._lean_result` needs, when the filter allows it."""
+    """What :meth:`LineMatcher._fields_of` needs to make fields straight from the captures,
+    when the filter allows it."""
     if compiled.spec.maxlines > 1:
         return None
     prefix = None
