@@ -291,28 +291,14 @@ impl Engine {
             let stop = if block[end - 1] == b'\n' { end - 1 } else { end };
             let start = memchr::memrchr(b'\n', &block[from..stop]).map_or(from, |p| from + p + 1);
             end = start;
-            let mut raw = &block[start..stop];
-            while let [rest @ .., b'\r'] = raw {
-                raw = rest;
-            }
+            let raw = trimmed(&block[start..stop]);
             if raw.is_empty() || raw[0] == b'#' {
                 continue;
             }
-            let ascii = raw.is_ascii();
-            if !ascii && !self.any_text_ready(py)? {
-                continue;
-            }
-            let full = match std::str::from_utf8(raw) {
-                Ok(text) => text,
-                Err(_) => continue,
+            let line = match self.text_of(py, raw)? {
+                Some((_, line)) => line,
+                None => continue,
             };
-            let mut line = full;
-            if full.len() > self.max_line {
-                if let Some((cut, _)) = full.char_indices().nth(self.max_line) {
-                    line = &full[..cut];
-                }
-            }
-            self.unicode = !ascii;
             if let Ok(Some(found)) = self.find_date(line) {
                 let (s, e) = found.date;
                 if s < e {
@@ -326,6 +312,33 @@ impl Engine {
         }
         self.unicode = was;
         Ok(())
+    }
+
+    /// The text of a line, whole and as matched (cut after `max_line` characters, as Python
+    /// cuts it), with the patterns for it chosen; `None`: not for the core (bytes that are
+    /// not UTF-8, or not ASCII where the patterns for any text cannot be had).
+    fn text_of<'b>(&mut self, py: Python<'_>, raw: &'b [u8]) -> PyResult<Option<(&'b str, &'b str)>> {
+        let ascii = raw.is_ascii();
+        if !ascii && !self.any_text_ready(py)? {
+            return Ok(None);
+        }
+        let full = match std::str::from_utf8(raw) {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        };
+        self.unicode = !ascii;
+        let mut line = full;
+        if full.len() > self.max_line {
+            if let Some((cut, _)) = full.char_indices().nth(self.max_line) {
+                line = &full[..cut];
+            }
+        }
+        Ok(Some((full, line)))
+    }
+
+    /// The last date, if recent enough for an undated line to take it (a minute).
+    fn recent_date(&self, now: f64) -> Option<f64> {
+        self.last_date.filter(|d| *d > now - 60.0)
     }
 
     /// The patterns of the line at hand.
@@ -645,6 +658,14 @@ impl Engine {
     }
 }
 
+/// A line without its end-of-line carriage returns (as Python's `decode` strips them).
+fn trimmed(mut raw: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r'] = raw {
+        raw = rest;
+    }
+    raw
+}
+
 /// The start of the next line at or after `from` that holds a word, or `None`.
 fn next_candidate(words: &AhoCorasick, block: &[u8], from: usize) -> Option<usize> {
     let input = aho_corasick::Input::new(block).span(from..block.len());
@@ -804,10 +825,7 @@ impl Engine {
             let end = memchr::memchr(b'\n', &block[pos..]).map_or(size, |p| pos + p);
             let line_start = pos;
             pos = end + 1;
-            let mut raw = &block[line_start..end];
-            while let [rest @ .., b'\r'] = raw {
-                raw = rest;
-            }
+            let raw = trimmed(&block[line_start..end]);
             if raw.is_empty() || raw[0] == b'#' {
                 continue;
             }
@@ -830,13 +848,7 @@ impl Engine {
                     continue;
                 }
             }
-            let ascii = raw.is_ascii();
-            let text = if ascii || self.any_text_ready(py)? {
-                std::str::from_utf8(raw).ok()
-            } else {
-                None
-            };
-            let full = match text {
+            let (full, line) = match self.text_of(py, raw)? {
                 Some(text) => text,
                 None => {
                     if let Some(from) = skipped_since {
@@ -846,17 +858,8 @@ impl Engine {
                     return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
                 }
             };
-            // the skipped lines before this one, for its date if it has none
-            let skipped = skipped_since.take().map(|from| (from, line_start));
-            self.unicode = !ascii;
-            // Python cuts a line longer than max_line characters before matching it (the
-            // whole line is still the one shown)
-            let mut line = full;
-            if full.len() > self.max_line {
-                if let Some((cut, _)) = full.char_indices().nth(self.max_line) {
-                    line = &full[..cut];
-                }
-            }
+            // the skipped lines before this one, for its date if it has none (read once)
+            let mut skipped = skipped_since.take().map(|from| (from, line_start));
             // ---- the date (LineMatcher.process) ----
             let mut template: Option<usize> = None;
             let (mut before, mut date_text, mut after) = ("", String::new(), line);
@@ -890,16 +893,14 @@ impl Engine {
                             self.last_text = text.to_owned();
                         }
                     } else {
-                        if let Some((from, to)) = skipped {
+                        // an empty date: the last one if recent, else now
+                        if let Some((from, to)) = skipped.take() {
                             self.backdate(py, block, from, to, now)?;
                         }
-                        if self.last_date.map_or(false, |d| d > now - 60.0) {
-                            before = "";
-                            date_text = self.last_text.clone();
-                            after = line;
-                            date = self.last_date;
-                        } else {
-                            date = Some(now);
+                        date = Some(now);
+                        if let Some(last) = self.recent_date(now) {
+                            (before, date_text, after) = ("", self.last_text.clone(), line);
+                            date = Some(last);
                         }
                     }
                 }
@@ -907,16 +908,12 @@ impl Engine {
             let mut no_date = false;
             if date.is_none() {
                 no_date = true;
-                if let Some((from, to)) = skipped {
-                    if given.is_none() {
-                        self.backdate(py, block, from, to, now)?;
-                    }
+                if let Some((from, to)) = skipped.take() {
+                    self.backdate(py, block, from, to, now)?;
                 }
-                if self.last_date.map_or(false, |d| d > now - 60.0) {
-                    before = "";
-                    date_text = self.last_text.clone();
-                    after = line;
-                    date = self.last_date;
+                if let Some(last) = self.recent_date(now) {
+                    (before, date_text, after) = ("", self.last_text.clone(), line);
+                    date = Some(last);
                 }
             }
             let mut whole = String::with_capacity(before.len() + after.len() + 1);
