@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from gardien.matching import native
-from support.ci import require
 from support.daemon import Running, banned, failure_line
 
 # a back-reference after a nested quantifier: Python's engine spends minutes on each crafted
@@ -43,16 +38,8 @@ def crafted(index: int) -> str:
     return f"{stamp} host app: login failed for {words} from 192.0.2.1 zz{index:05d}\n"
 
 
-@pytest.fixture
-def core() -> Iterator[None]:
-    native._reset_for_tests()
-    require(native.available(), "the native core (pip install ./native) is not installed")
-    yield
-    native._reset_for_tests()
-
-
 def test_a_flood_of_crafted_lines_in_one_jail_does_not_stall_the_others(
-    daemon: Running, core: None, tmp_path: Path
+    daemon: Running, native_core: None, tmp_path: Path
 ) -> None:
     slow_log = tmp_path / "app.log"
     slow_log.write_text("")

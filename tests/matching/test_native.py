@@ -23,17 +23,10 @@ from gardien.matching.scan import Prefilter
 from gardien.matching.translate import Untranslatable, gate, translate
 from gardien.offenders import read_failures
 from gardien.tester import RegexReport
-from support.ci import require
 from support.cli import gardien
 from support.samples import FAIL2BAN_NOW, fail2ban_filter_names, run_sample
 
-
-@pytest.fixture(autouse=True)
-def core() -> Iterator[None]:
-    native._reset_for_tests()
-    require(native.available(), "the native core (pip install ./native) is not installed")
-    yield
-    native._reset_for_tests()
+pytestmark = pytest.mark.usefixtures("native_core")
 
 
 def _engine(name: str) -> None:
@@ -103,6 +96,16 @@ def _sample_logs(fail2ban_samples: Path, config: Path) -> list[tuple[str, Path]]
     return [(n, fail2ban_samples / n) for n in fail2ban_filter_names(config, fail2ban_samples)]
 
 
+def _core_samples(samples: Path, fail2ban_config: Path) -> Iterator[tuple[str, Path, Any]]:
+    """``(where, sample log, filter spec)`` for each sample log of fail2ban's filters and of
+    gardien's that the core takes (``where``: the filter file, for messages)."""
+    for config in (fail2ban_config, bundled_config_dir()):
+        for name, path in _sample_logs(samples, config):
+            spec = load_filter(name, config, fallback_to_bundled=False)
+            if native.unsupported(Filter(spec)) is None:
+                yield f"{config}/filter.d/{name}.conf", path, spec
+
+
 @pytest.mark.conformance
 @pytest.mark.parametrize(
     ("check_all", "keep_failures"),
@@ -120,20 +123,16 @@ def test_whole_sample_logs_give_the_same_reports(
     candidate words), fail2ban's filters and gardien's, both ways of counting; with the
     failures kept, and with counts only (the core's light results: hosts, no fields)."""
     compared = 0
-    for config in (fail2ban_config, bundled_config_dir()):
-        for name, path in _sample_logs(fail2ban_samples, config):
-            spec = load_filter(name, config, fallback_to_bundled=False)
-            if native.unsupported(Filter(spec)) is not None:
-                continue
-            python, core = _both(
-                lambda spec=spec: Filter(spec),
-                str(path),
-                check_all=check_all,
-                first_lines=20,
-                keep_failures=keep_failures,
-            )
-            assert core == python, f"{config}/filter.d/{name}.conf on {path}"
-            compared += 1
+    for where, path, spec in _core_samples(fail2ban_samples, fail2ban_config):
+        python, core = _both(
+            lambda spec=spec: Filter(spec),
+            str(path),
+            check_all=check_all,
+            first_lines=20,
+            keep_failures=keep_failures,
+        )
+        assert core == python, f"{where} on {path}"
+        compared += 1
     assert compared > 100
 
 
@@ -200,18 +199,14 @@ def test_the_daemon_matches_batches_through_the_core_as_line_by_line(
     every line (comments, empty lines and lines that are not ASCII too) goes in, the same
     failures come out, with the same times, fields and matched lines."""
     compared = 0
-    for config in (fail2ban_config, bundled_config_dir()):
-        for name, path in _sample_logs(fail2ban_samples, config):
-            spec = load_filter(name, config, fallback_to_bundled=False)
-            if native.unsupported(Filter(spec)) is not None:
-                continue
-            lines = [
-                line.rstrip("\r\n")
-                for line in path.read_text(encoding="utf-8", errors="replace").split("\n")
-            ]
-            python, core = _daemon_both(spec, lines, journal, words)
-            assert core == python, f"{config}/filter.d/{name}.conf on {path}"
-            compared += bool(python)
+    for where, path, spec in _core_samples(fail2ban_samples, fail2ban_config):
+        lines = [
+            line.rstrip("\r\n")
+            for line in path.read_text(encoding="utf-8", errors="replace").split("\n")
+        ]
+        python, core = _daemon_both(spec, lines, journal, words)
+        assert core == python, f"{where} on {path}"
+        compared += bool(python)
     # a journal line has no date of its own: filters anchored before a date find none there
     assert compared > (15 if journal else 100)
 
@@ -475,18 +470,14 @@ def test_scan_finds_the_same_failures_through_the_core(
     """``gardien scan``'s reading (the core's light results: host and time of each failure)
     against the Python engine's, on every sample log of the filters the core takes."""
     compared = 0
-    for config in (fail2ban_config, bundled_config_dir()):
-        for name, path in _sample_logs(fail2ban_samples, config):
-            spec = load_filter(name, config, fallback_to_bundled=False)
-            if native.unsupported(Filter(spec)) is not None:
-                continue
-            found = []
-            for engine in ("python", "native"):
-                _engine(engine)
-                result = read_failures(Filter(spec), [str(path)], clock=FakeClock(FAIL2BAN_NOW))
-                found.append((result.lines, result.failures, result.unusable, dict(result.times)))
-            assert found[1] == found[0], f"{config}/filter.d/{name}.conf on {path}"
-            compared += bool(found[0][1])
+    for where, path, spec in _core_samples(fail2ban_samples, fail2ban_config):
+        found = []
+        for engine in ("python", "native"):
+            _engine(engine)
+            result = read_failures(Filter(spec), [str(path)], clock=FakeClock(FAIL2BAN_NOW))
+            found.append((result.lines, result.failures, result.unusable, dict(result.times)))
+        assert found[1] == found[0], f"{where} on {path}"
+        compared += bool(found[0][1])
     assert compared > 100
 
 

@@ -3,7 +3,6 @@ Python's, and the core matches lines that are not ASCII as Python's engine does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,6 @@ from gardien import tester
 from gardien.clock import FakeClock
 from gardien.matching import native, unicodeclasses
 from gardien.matching.filter import Filter
-from support.ci import require
-
-
-@pytest.fixture
-def core() -> Iterator[None]:
-    native._reset_for_tests()
-    require(native.available(), "the native core (pip install ./native) is not installed")
-    yield
-    native._reset_for_tests()
 
 
 def test_the_tables_are_what_the_running_python_matches() -> None:
@@ -54,7 +44,7 @@ def _characters() -> list[str]:
     ],
 )
 def test_every_kind_of_character_is_classed_as_python_classes_it(
-    failregex: str, tmp_path: Path, core: None
+    failregex: str, tmp_path: Path, native_core: None
 ) -> None:
     lines = [
         f"2026-01-02 03:04:05 app: X{char}Y from 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"

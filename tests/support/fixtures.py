@@ -1,5 +1,6 @@
 """Fixtures for what the machine provides: fail2ban's sample logs and configuration, the time
-zone the samples are written in, and gardien's .deb built once per run."""
+zone the samples are written in, the native matching core, and gardien's .deb built once per
+run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from gardien.matching import native
 from support.ci import require
 from support.samples import TEST_TZ, fail2ban_samples_dir
+
+
+@pytest.fixture
+def native_core() -> Iterator[None]:
+    """The native core, looked for afresh (required where CI runs), and forgotten after."""
+    native._reset_for_tests()
+    require(native.available(), "the native core (pip install ./native) is not installed")
+    yield
+    native._reset_for_tests()
 
 
 @pytest.fixture
