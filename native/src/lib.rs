@@ -20,6 +20,8 @@
 //! once per distinct (template, date text) and keeps the answer, cleared as Python clears its
 //! own cache (after 60 s of the clock, or at 65,536 entries).
 
+mod journal;
+
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -993,6 +995,7 @@ impl Engine {
 #[pymodule]
 fn gardien_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
+    m.add_class::<journal::Journal>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

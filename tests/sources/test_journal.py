@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gardien import _native
 from gardien.errors import ConfigError
 from gardien.sources.journal import (
     MAX_CLAUSES,
@@ -29,6 +30,7 @@ from gardien.sources.journal import (
 from support.ci import require
 from support.journal import SSHD, T0, Writer, cron, entry, sshd
 
+pytestmark = pytest.mark.usefixtures("journal_reader")
 
 @pytest.fixture(autouse=True)
 def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
@@ -210,6 +212,7 @@ def test_without_cysystemd_the_source_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "cysystemd.reader", None)
+    _native.reset_for_tests(None)  # without the native core's reader either
     with pytest.raises(ConfigError, match=r"cysystemd package, a dependency of gardien.*reinstall"):
         JournalSource([SSHD], files=["/nonexistent.journal"])
 

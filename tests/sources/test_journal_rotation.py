@@ -34,6 +34,8 @@ from support.ci import require
 from support.daemon import Running
 from support.journal import SSHD, Writer, sshd
 
+pytestmark = pytest.mark.usefixtures("journal_reader")
+
 JOURNALD = "/lib/systemd/systemd-journald"
 IDENTIFIER = "gardien-rotation"
 MATCH = f"SYSLOG_IDENTIFIER={IDENTIFIER}"

@@ -8,11 +8,12 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from gardien import _native
 from support.ci import require
 
 
@@ -43,15 +44,35 @@ def journal_remote() -> str:
     return tool
 
 
-def export_format(entries: list[dict[str, str | list[str]]]) -> bytes:
+@pytest.fixture(params=["native", "cysystemd"])
+def journal_reader(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test with each journal reader: the native core's (required where CI runs), then
+    cysystemd's, the reference."""
+    reader = str(request.param)
+    _native.reset_for_tests(True if reader == "native" else None)
+    if reader == "native":
+        core = _native.core()
+        require(
+            core is not None and hasattr(core, "Journal"),
+            "the native core (pip install ./native) is not installed",
+        )
+    yield reader
+    _native.reset_for_tests()
+
+
+Value = str | bytes
+RawFields = dict[str, Value | list[Value]]
+
+
+def export_format(entries: list[dict[str, str | list[str]]] | list[RawFields]) -> bytes:
     """The journal export format: ``FIELD=value`` lines, or the binary form for values with a
-    newline; a blank line after each entry."""
+    newline or that are bytes; a blank line after each entry."""
     out = bytearray()
     for fields in entries:
         for name, values in fields.items():
-            for value in [values] if isinstance(values, str) else values:
-                data = value.encode()
-                if b"\n" in data:
+            for value in [values] if isinstance(values, str | bytes) else values:
+                data = value if isinstance(value, bytes) else value.encode()
+                if b"\n" in data or isinstance(value, bytes):
                     out += name.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
                 else:
                     out += name.encode() + b"=" + data + b"\n"

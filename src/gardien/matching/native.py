@@ -18,13 +18,13 @@ once a minute per filter at most.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
+from gardien import _native
 from gardien.matching import unicodeclasses
 from gardien.matching.filter import lean_fields, normalise_host
 from gardien.matching.translate import Untranslatable, gate, translate
@@ -50,24 +50,7 @@ BACKTRACK_LIMIT = 100_000
 #: at most one log line per filter about lines over budget, per this many seconds
 BUDGET_LOG_EVERY = 60.0
 
-#: the loaded core (``None``: not there, or turned off), once looked for
-_state: dict[str, ModuleType | None] = {}
-
-
-def core() -> ModuleType | None:
-    """The ``gardien_core`` module, or ``None`` when it is not installed or turned off
-    (``GARDIEN_NO_NATIVE`` set to anything but ``0`` or nothing)."""
-    if "core" not in _state:
-        found: ModuleType | None = None
-        if os.environ.get("GARDIEN_NO_NATIVE", "0") in ("", "0"):
-            try:
-                import gardien_core  # type: ignore[import-untyped]
-
-                found = gardien_core
-            except ImportError:
-                found = None
-        _state["core"] = found
-    return _state["core"]
+core = _native.core
 
 
 def available() -> bool:
@@ -76,9 +59,7 @@ def available() -> bool:
 
 def _reset_for_tests(module: ModuleType | bool | None = True) -> None:
     """Look for the core again (``True``), or use ``module`` (``None``: no core)."""
-    _state.clear()
-    if module is not True:
-        _state["core"] = module if isinstance(module, ModuleType) else None
+    _native.reset_for_tests(module)
 
 
 def unsupported(compiled: Filter) -> str | None:

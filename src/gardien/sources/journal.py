@@ -10,13 +10,23 @@ becomes the line fail2ban makes of it, ``HOSTNAME IDENTIFIER[PID]: MESSAGE`` (de
     JournalMatch.parse(journalmatch)  -- clauses() -->  libsystemd's matches
     JournalSource.read_entries()  -->  [JournalLine(line, time, cursor)]  --> LineMatcher.process
 
-The journal is read through the ``cysystemd`` package (a dependency of gardien), imported only
-when a :class:`JournalSource` is opened. cysystemd can only hand libsystemd a conjunction of
-disjunctions of single terms (each term is followed by an AND or an OR), so
-:meth:`JournalMatch.clauses` turns fail2ban's "any of these groups" into that equivalent form.
+The journal is read through libsystemd by one of two readers, chosen when a
+:class:`JournalSource` is opened:
 
-A :class:`JournalSource` is not thread-safe (cysystemd refuses concurrent calls): use it from one
-thread at a time.
+- the native core's (``gardien_core.Journal``, see :mod:`gardien._native`), when it is
+  installed: it asks libsystemd only for the fields the line is made of, makes the line in
+  Rust, asks for a cursor once per batch, and releases the GIL meanwhile;
+- else the ``cysystemd`` package (a dependency of gardien), the reference: a whole entry
+  object (every field, the cursor, the boot ID) per entry, formatted by :func:`format_entry`.
+
+Both give the same lines, times and cursors. An entry the native reader cannot format exactly
+as :func:`format_entry` does is handed back as its raw fields, made into fields as cysystemd
+makes them (:func:`fields_of`) and formatted in Python. libsystemd is given the matches as a
+conjunction of disjunctions of single terms (each term followed by an AND or an OR, as
+cysystemd allows), so :meth:`JournalMatch.clauses` turns fail2ban's "any of these groups" into
+that equivalent form.
+
+A :class:`JournalSource` is not thread-safe: use it from one thread at a time.
 """
 
 from __future__ import annotations
@@ -37,12 +47,21 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from gardien import _native
 from gardien.errors import ConfigError
 from gardien.model import Checkpoint
 from gardien.sources.base import Batch
-from gardien.sources.journalfiles import Entry, FileChain, Reader, journal_order, latest
+from gardien.sources.journalfiles import (
+    Entry,
+    FileChain,
+    Item,
+    LineReader,
+    Reader,
+    journal_order,
+    latest,
+)
 
 __all__ = [
     "MAX_CLAUSES",
@@ -52,6 +71,7 @@ __all__ = [
     "JournalLine",
     "JournalMatch",
     "JournalSource",
+    "fields_of",
     "format_entry",
 ]
 
@@ -73,16 +93,21 @@ replaced (rotated) while it waits: libsystemd may not tell."""
 
 _NO_TIMEOUT = (1 << 64) - 1  # sd_journal_get_timeout(): "no timeout"
 _INVALIDATE = 2  # sd_journal_process(): journal files were added or removed
+_SYSTEM = 4  # sd_journal_open(): SD_JOURNAL_SYSTEM, the system's files and not every user's
+_MAX_FIELD = 1 << 20  # cysystemd stops reading an entry's fields at one longer than this
+_CHUNK = 4096  # entries asked of the native reader at a time, when no maximum is given
 
 
 @dataclass(frozen=True)
 class JournalLine:
     """One journal entry as a log line: ``time`` in seconds since the epoch, ``cursor`` to save
-    and give back to :class:`JournalSource` to resume after it."""
+    and give back to :class:`JournalSource` to resume after it. The native reader asks for a
+    cursor once per read: the last line of each :meth:`JournalSource.read_entries` has its
+    cursor, the others may have ``""`` (:meth:`JournalSource.cursor` is the one to save)."""
 
     line: str
     time: float
-    cursor: str
+    cursor: str = ""
 
     @property
     def date_text(self) -> str:
@@ -276,6 +301,88 @@ def _usec(fields: Fields, name: str, default: int) -> int:
         return default
 
 
+def fields_of(raw: Sequence[bytes]) -> dict[str, str | list[str]]:
+    """An entry's fields from its raw ``FIELD=value`` data, as cysystemd makes them: UTF-8 with
+    errors replaced, a list for a field repeated, and nothing from the first field without
+    ``=`` or longer than 1 MiB on."""
+    fields: dict[str, str | list[str]] = {}
+    for data in raw:
+        if len(data) > _MAX_FIELD:
+            break
+        name, equals, value = data.decode(errors="replace").partition("=")
+        if not equals:
+            break
+        found = fields.get(name)
+        if found is None:
+            fields[name] = value
+        elif isinstance(found, list):
+            found.append(value)
+        else:
+            fields[name] = [found, value]
+    return fields
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A whole entry from the native reader, as cysystemd's ``JournalEntry`` gives it."""
+
+    cursor: bytes
+    data: Fields
+    realtime_usec: int
+    monotonic_usec: int
+
+    def get_realtime_usec(self) -> int:
+        return self.realtime_usec
+
+    def get_monotonic_usec(self) -> int:
+        return self.monotonic_usec
+
+
+class _NativeReader:
+    """The native core's ``Journal`` as a :class:`~gardien.sources.journalfiles.LineReader`:
+    whole entries for :meth:`next` and :meth:`previous`, lines for :meth:`read_lines`."""
+
+    def __init__(self, journal: Any) -> None:
+        self.journal = journal
+        self.read_lines = journal.read_lines
+        self.seek_head = journal.seek_head
+        self.seek_tail = journal.seek_tail
+        self.seek_cursor = journal.seek_cursor
+        self.seek_realtime_usec = journal.seek_realtime_usec
+        self.process_events = journal.process_events
+
+    @property
+    def fd(self) -> int:
+        fd: int = self.journal.fd
+        return fd
+
+    @property
+    def timeout(self) -> int:
+        timeout: int = self.journal.timeout
+        return timeout
+
+    def next(self) -> Entry | None:
+        return self._entry(self.journal.next_entry())
+
+    def previous(self) -> Entry | None:
+        return self._entry(self.journal.previous_entry())
+
+    @staticmethod
+    def _entry(whole: tuple[list[bytes], bytes, int, int] | None) -> Entry | None:
+        if whole is None:
+            return None
+        raw, cursor, realtime, monotonic = whole
+        return _Entry(cursor, fields_of(raw), realtime, monotonic)
+
+
+def _journal_line(item: Item) -> JournalLine:
+    """A native reader's item as a line: made in Rust, or formatted here from raw fields."""
+    if isinstance(item[0], str):
+        return JournalLine(item[0], item[1])
+    raw, realtime, monotonic = item
+    return format_entry(fields_of(raw), realtime_usec=realtime, monotonic_usec=monotonic)
+
+
 # reading
 
 
@@ -319,7 +426,8 @@ class JournalSource:
             raise ValueError("files must be a non-empty list of journal files")
         self.match = JournalMatch.parse(match)
         self._clauses = self.match.clauses()
-        self._cysystemd = _cysystemd()
+        self._core = _journal_core()
+        self._cysystemd: Any = None if self._core is not None else _cysystemd()
         self._files = tuple(files) if files else None
         where = f"journal files {', '.join(files)}" if files else directory or "the system journal"
         self._where = where
@@ -393,6 +501,8 @@ class JournalSource:
             raise ValueError("max_entries must be positive")
         lines: list[JournalLine] = []
         with self._errors():
+            if self._core is not None and len(self._chains) <= 1:
+                return self._read_lines(max_entries)
             while max_entries is None or len(lines) < max_entries:
                 entry = self._next()
                 if entry is None:
@@ -411,6 +521,31 @@ class JournalSource:
                         cursor=cursor,
                     )
                 )
+        return lines
+
+    def _read_lines(self, max_entries: int | None) -> list[JournalLine]:
+        """:meth:`read_entries` through the native reader, of one reader or one chain."""
+        items: list[Item] = []
+        while max_entries is None or len(items) < max_entries:
+            asked = _CHUNK if max_entries is None else max_entries - len(items)
+            if self._reader is not None:
+                reader = cast("LineReader", self._reader)
+                skip = None if self._skip is None else self._skip.encode("ascii")
+                got, read, cursor = reader.read_lines(asked, skip)
+                if read:
+                    self._skip = None
+                    self._cursor = _text(cursor or b"")
+            else:
+                chain = self._chains[0]
+                got = chain.read_lines(asked)
+                read = len(got)
+                self._cursor = chain.last
+            items += got
+            if read < asked:
+                break
+        lines = [_journal_line(item) for item in items]
+        if lines and self._cursor is not None:
+            lines[-1] = JournalLine(lines[-1].line, lines[-1].time, self._cursor)
         return lines
 
     # waiting
@@ -501,6 +636,11 @@ class JournalSource:
 
     def _open_journal(self, directory: str | None) -> Reader:
         """A reader on the directory or the system journal, with the match's filters."""
+        if self._core is not None:
+            journal = self._core.Journal
+            if directory is not None:
+                return self._filtered_natively(journal.open_directory(directory))
+            return self._filtered_natively(journal.open_system(_SYSTEM))
         reader: Any = self._cysystemd.JournalReader()
         if directory is not None:
             reader.open_directory(directory)
@@ -512,9 +652,23 @@ class JournalSource:
     def _open_file(self, path: str) -> Reader:
         """A reader on one journal file (see :mod:`gardien.sources.journalfiles` for why one),
         with the match's filters."""
+        if self._core is not None:
+            return self._filtered_natively(self._core.Journal.open_files([path]))
         reader: Any = self._cysystemd.JournalReader()
         reader.open_files(path)
         return self._filtered(reader)
+
+    def _filtered_natively(self, journal: Any) -> Reader:
+        """The native journal with the match's filters, as cysystemd gives them to libsystemd:
+        each term of a clause but the last followed by an OR, the last by an AND."""
+        for clause in self._clauses:
+            for index, term in enumerate(clause):
+                journal.add_match(term.encode())
+                if index < len(clause) - 1:
+                    journal.add_disjunction()
+                else:
+                    journal.add_conjunction()
+        return _NativeReader(journal)
 
     def _filtered(self, reader: Any) -> Reader:
         for clause in self._clauses:
@@ -645,6 +799,12 @@ def _journal_errors(doing: str) -> Iterator[None]:
         yield
     except (OSError, SystemError) as error:
         raise _os_error(error, doing) from None
+
+
+def _journal_core() -> Any:
+    """The native core, when it is installed and has the journal reader."""
+    core = _native.core()
+    return core if core is not None and hasattr(core, "Journal") else None
 
 
 def _cysystemd() -> Any:

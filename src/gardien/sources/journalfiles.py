@@ -25,9 +25,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
-__all__ = ["Entry", "FileChain", "OpenFile", "Reader", "journal_order", "latest"]
+__all__ = [
+    "Entry",
+    "FileChain",
+    "Item",
+    "LineReader",
+    "OpenFile",
+    "Reader",
+    "journal_order",
+    "latest",
+]
 
 Fields = Mapping[str, str | list[str]]
 
@@ -76,6 +85,24 @@ class Reader(Protocol):
     def seek_realtime_usec(self, usec: int) -> bool: ...
 
     def process_events(self) -> int: ...
+
+
+Item = tuple[str, float] | tuple[list[bytes], int, int]
+"""An entry read by :meth:`LineReader.read_lines`: its line and time in seconds, or, for an
+entry to format in Python, its raw ``FIELD=value`` fields, realtime and monotonic times (in
+microseconds)."""
+
+
+class LineReader(Reader, Protocol):
+    """A reader that also gives entries as lines, many at a time (the native core's)."""
+
+    def read_lines(
+        self, max_entries: int, skip: bytes | None = None
+    ) -> tuple[list[Item], int, bytes | None]:
+        """At most ``max_entries`` next entries as items; then how many entries were read and
+        the cursor of the last one. When the first entry read is that of cursor ``skip``, it
+        is read but not given."""
+        ...
 
 
 OpenFile = Callable[[str], Reader]
@@ -151,17 +178,40 @@ class FileChain:
                     if cursor == skip:
                         continue  # the entry to start after
                 return entry
-            if not self._on_path:
-                if not self._advance():
-                    return None
-            elif self._replaced_before_end:
-                self._replaced_before_end = False
-                self._enqueue_archived(self.identity)
-            elif self.replaced():
-                # journald wrote the file's last entries before renaming it: read them first
-                self._replaced_before_end = True
-            else:
+            if not self._move_on():
                 return None
+
+    def read_lines(self, max_entries: int) -> list[Item]:
+        """What :meth:`next` would give for at most ``max_entries`` entries, as the items of
+        :meth:`LineReader.read_lines`, for a chain of readers that have that method."""
+        items: list[Item] = []
+        while len(items) < max_entries:
+            asked = max_entries - len(items)
+            reader = cast("LineReader", self.reader)
+            skip = None if self._skip is None else self._skip.encode("ascii")
+            got, read, cursor = reader.read_lines(asked, skip)
+            if read:
+                self._skip = None
+                self.last = _text(cursor or b"")
+                items += got
+            if read < asked and not self._move_on():
+                break
+        return items
+
+    def _move_on(self) -> bool:
+        """After the reader's last entry: whether there may be more to read now (in an archived
+        file after the one read, or in the file that replaced it at the path)."""
+        if not self._on_path:
+            return self._advance()
+        if self._replaced_before_end:
+            self._replaced_before_end = False
+            self._enqueue_archived(self.identity)
+            return True
+        if self.replaced():
+            # journald wrote the file's last entries before renaming it: read them first
+            self._replaced_before_end = True
+            return True
+        return False
 
     def replaced(self) -> bool:
         """Whether the file at the path is another one than the one expected (journald archived
