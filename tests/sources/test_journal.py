@@ -32,6 +32,7 @@ from support.journal import SSHD, T0, Writer, cron, entry, sshd
 
 pytestmark = pytest.mark.usefixtures("journal_reader")
 
+
 @pytest.fixture(autouse=True)
 def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
     """Lines carry local times: tests run in UTC unless they set another zone."""

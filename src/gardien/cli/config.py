@@ -13,7 +13,7 @@ from gardien.config.daemon import load_daemon_settings
 from gardien.config.jails import jail_filter, load_jails
 from gardien.daemon.assembly import JailPlan, assemble, pretend_firewalls
 from gardien.errors import ConfigError
-from gardien.matching import native
+from gardien.matching import native, risk, translate
 from gardien.matching.filter import Filter
 from gardien.settings import DaemonSettings, JailSettings
 
@@ -69,6 +69,7 @@ def check(obj: dict[str, Any], all_jails: bool) -> None:
         f"{len(assembly.plans)} filters compiled"
     )
     _engines(assembly.plans.values())
+    _risks(assembly.plans.values())
 
 
 def _engines(plans: Iterable[JailPlan]) -> None:
@@ -90,6 +91,41 @@ def _engines(plans: Iterable[JailPlan]) -> None:
                 f"note: jail {name}: filter {compiled.name!r} is matched by the Python "
                 f"engine (no time bound per line): {reason}"
             )
+
+
+def _risks(plans: Iterable[JailPlan]) -> None:
+    """Warn, once per regex, about those at risk of catastrophic backtracking, naming
+    file:line and the jails using them."""
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for plan in plans:
+        compiled = plan.filter
+        if compiled is None:
+            continue
+        regexes = [("prefregex", compiled.prefregex)] if compiled.prefregex else []
+        regexes += [("failregex", regex) for regex in compiled.failregex]
+        regexes += [("ignoreregex", regex) for regex in compiled.ignoreregex]
+        in_core = native.available() and native.unsupported(compiled) is None
+        for kind, regex in regexes:
+            source = regex.source
+            why = risk.ambiguous_repeat(regex.regex.pattern, regex.regex.flags)
+            if why is None:
+                continue
+            if not in_core:
+                bound = "the Python engine matches it, and may spend seconds or more on one line"
+            elif translate.gate(regex.regex.pattern, regex.regex.flags) is None:
+                bound = "the native core matches it in linear time; the Python engine would not"
+            else:
+                bound = (
+                    "the native core gives up on such a line after "
+                    f"{native.BACKTRACK_LIMIT:,} steps"
+                )
+            where = f"{source.path}:{source.line}: " if source.path else ""
+            found.setdefault((f"{where}{kind}", why, bound), []).append(plan.name)
+    for (what, why, bound), jails in found.items():
+        click.echo(
+            f"warning: {what} of jail {', '.join(jails)} is at risk of catastrophic "
+            f"backtracking: {why}; {bound}"
+        )
 
 
 def _jail_record(jail: JailSettings, filter_path: str | None) -> dict[str, Any]:
