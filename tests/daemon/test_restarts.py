@@ -67,6 +67,21 @@ def history(daemon: Running, jail: str, address: str) -> int:
     return int(count)
 
 
+def stored_checkpoint(daemon: Running, jail: str) -> str | None:
+    """The position the store holds for ``jail``'s source (read from the file itself): what a
+    restart resumes from. ``status`` may show failures a moment before they are stored."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{daemon.db}?mode=ro", uri=True)
+    try:
+        row = connection.execute("SELECT state FROM checkpoints WHERE jail = ?", (jail,)).fetchone()
+    except sqlite3.OperationalError:  # not created yet
+        row = None
+    finally:
+        connection.close()
+    return None if row is None else str(row[0])
+
+
 # ---- a log file -----------------------------------------------------------------------------
 
 
@@ -256,6 +271,9 @@ def test_a_journal_file_rotated_while_the_daemon_is_down_is_followed(
     daemon.wait_for(
         lambda: status(daemon, "sshd-journal")["currently_failed"] == 1, "two failures counted"
     )
+    # killed once they are stored: with no position stored, a restart would start afresh
+    # from the file now at the path, not from the one renamed meanwhile
+    daemon.wait_for(lambda: stored_checkpoint(daemon, "sshd-journal"), "the stored position")
     assert daemon.process is not None
     os.kill(daemon.process.pid, signal.SIGKILL)
     daemon.process.communicate(timeout=5)

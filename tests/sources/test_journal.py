@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,23 @@ def test_the_senders_time_is_preferred_to_the_journals() -> None:
 def test_the_date_text_is_local_time(utc: Callable[[str], None]) -> None:
     utc("Asia/Kolkata")
     assert JournalLine("x", T0, "").date_text == "2023-11-15T03:43:20+05:30 "
+
+
+@given(
+    when=st.one_of(
+        st.floats(min_value=-1e9, max_value=4e9),
+        st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999995),
+        st.integers(0, 4_000_000_000).map(float),
+    ),
+    zone=st.sampled_from(["UTC", "Asia/Kolkata", "Europe/Paris", "America/St_Johns"]),
+)
+def test_the_date_text_is_the_one_datetime_makes(when: float, zone: str) -> None:
+    """Worked out once a second, the text is still datetime's, to the microsecond and across
+    a change of zone (the seconds are cached per zone)."""
+    os.environ["TZ"] = zone
+    time.tzset()
+    expected = datetime.fromtimestamp(when, UTC).astimezone().isoformat() + " "
+    assert JournalLine("x", when).date_text == expected
 
 
 def test_without_cysystemd_the_source_says_what_to_install(

@@ -332,7 +332,7 @@ class LineMatcher:
         self._ignore_first = (
             bool(compiled.ignoreregex) and len(compiled.ignoreregex) < len(compiled.failregex) - 2
         )
-        self._lean = lean_fields(compiled)
+        self._takers = _takers(compiled)
 
     # ---- public --------------------------------------------------------------------------
     def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
@@ -452,22 +452,23 @@ class LineMatcher:
         self, prefix_values: Sequence[Any] | None
     ) -> Callable[[int, Sequence[Any]], dict[str, Any]]:
         """What makes the fields of a hit of failregex ``index`` from its captures (group 1
-        first), the prefregex's (without ``content``) under them. For a filter without
-        alternative or tuple captures (:func:`lean_fields`), straight from the captures."""
+        first), the prefregex's (without ``content``) under them: straight from the captures
+        for a regex without alternative or tuple captures (:func:`_takers`)."""
         flt = self.filter
-        lean = self._lean
+        prefix_taker, takers = self._takers
         prefix: dict[str, Any] = {}
         if prefix_values is not None and flt.prefregex is not None:
-            if lean is not None and lean.prefix is not None:
-                prefix_names, take = lean.prefix
+            if prefix_taker is not None:
+                prefix_names, take = prefix_taker
                 prefix = dict(zip(prefix_names, take(prefix_values), strict=True))
             else:
                 prefix = flt.prefregex.fields_from(prefix_values)
             prefix.pop("content", None)
 
         def fields(index: int, values: Sequence[Any]) -> dict[str, Any]:
-            if lean is not None:
-                names, take = lean.failregex[index]
+            taker = takers[index]
+            if taker is not None:
+                names, take = taker
                 groups = dict(prefix)
                 groups.update(zip(names, take(values), strict=True))
                 return groups
@@ -855,10 +856,11 @@ class _LeanFields:
     failregex: tuple[_Named, ...]
 
 
-def _named(compiled: CompiledRegex) -> _Named | None:
-    """The named groups of ``compiled``, or ``None`` when one of them is special."""
+def _named(compiled: CompiledRegex, *, special: bool = False) -> _Named | None:
+    """The named groups of ``compiled``, or ``None`` when one of them is special (with
+    ``special``: only when one is folded into another, an ``alt_``/``tuple_`` group)."""
     index = compiled.regex.groupindex
-    if any(n in _NOT_LEAN or n.startswith(("alt_", "tuple_")) for n in index):
+    if any(n.startswith(("alt_", "tuple_")) or (n in _NOT_LEAN and not special) for n in index):
         return None
     names = tuple(index)
     positions = [index[n] - 1 for n in names]
@@ -871,8 +873,9 @@ def _named(compiled: CompiledRegex) -> _Named | None:
 
 
 def lean_fields(compiled: Filter) -> _LeanFields | None:
-    """What :meth:`LineMatcher._fields_of` needs to make fields straight from the captures,
-    when the filter allows it."""
+    """What the core's light results need to make a hit's fields straight from the captures,
+    when no group of the filter is special: then a hit is concluded from its fields and host
+    alone."""
     if compiled.spec.maxlines > 1:
         return None
     prefix = None
@@ -884,6 +887,14 @@ def lean_fields(compiled: Filter) -> _LeanFields | None:
     if any(f is None for f in fails):
         return None
     return _LeanFields(prefix, cast("tuple[_Named, ...]", fails))
+
+
+def _takers(compiled: Filter) -> tuple[_Named | None, tuple[_Named | None, ...]]:
+    """For the prefregex and each failregex, its named groups and what takes their values
+    from the captures (as :meth:`CompiledRegex.fields_from` would make them), or ``None``
+    for a regex with a group folded into another (``alt_``, ``tuple_``)."""
+    prefix = _named(compiled.prefregex, special=True) if compiled.prefregex else None
+    return prefix, tuple(_named(r, special=True) for r in compiled.failregex)
 
 
 def _identity(groups: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:

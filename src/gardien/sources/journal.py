@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from gardien import _native
 from gardien.errors import ConfigError
@@ -98,12 +98,12 @@ _MAX_FIELD = 1 << 20  # cysystemd stops reading an entry's fields at one longer 
 _CHUNK = 4096  # entries asked of the native reader at a time, when no maximum is given
 
 
-@dataclass(frozen=True)
-class JournalLine:
+class JournalLine(NamedTuple):
     """One journal entry as a log line: ``time`` in seconds since the epoch, ``cursor`` to save
     and give back to :class:`JournalSource` to resume after it. The native reader asks for a
     cursor once per read: the last line of each :meth:`JournalSource.read_entries` has its
-    cursor, the others may have ``""`` (:meth:`JournalSource.cursor` is the one to save)."""
+    cursor, the others may have ``""`` (:meth:`JournalSource.cursor` is the one to save).
+    A named tuple: a backlog makes hundreds of thousands of them."""
 
     line: str
     time: float
@@ -113,7 +113,35 @@ class JournalLine:
     def date_text(self) -> str:
         """The time as fail2ban puts it before a journal line (local ISO 8601, then a space):
         the ``date_text`` to give :meth:`LineMatcher.process` along with ``date=time``."""
-        return datetime.fromtimestamp(self.time, UTC).astimezone().isoformat() + " "
+        return date_text(self.time)
+
+
+def date_text(when: float) -> str:
+    """``datetime.fromtimestamp(when, UTC).astimezone().isoformat() + " "``, the local time
+    of each second worked out once (entries come many to a second): the microseconds are
+    rounded as ``datetime`` rounds them (half to even), the offset is that of the second."""
+    fraction, whole = math.modf(when)
+    micro = round(fraction * 1_000_000)
+    if micro >= 1_000_000:
+        whole += 1
+        micro -= 1_000_000
+    elif micro < 0:
+        whole -= 1
+        micro += 1_000_000
+    key = (whole, time.timezone, time.altzone, time.tzname)
+    parts = _SECONDS.get(key)
+    if parts is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        local = datetime.fromtimestamp(whole, UTC).astimezone().isoformat()
+        parts = _SECONDS[key] = (local[:19], local[19:] + " ")
+    if micro:
+        return f"{parts[0]}.{micro:06d}{parts[1]}"
+    return parts[0] + parts[1]
+
+
+#: the local time of a second, as (date and time, offset and a space), by second and zone
+_SECONDS: dict[tuple[float, int, int, tuple[str, str]], tuple[str, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -543,9 +571,12 @@ class JournalSource:
             items += got
             if read < asked:
                 break
-        lines = [_journal_line(item) for item in items]
+        lines = [
+            JournalLine(item[0], item[1]) if len(item) == 2 else _journal_line(item)
+            for item in items
+        ]
         if lines and self._cursor is not None:
-            lines[-1] = JournalLine(lines[-1].line, lines[-1].time, self._cursor)
+            lines[-1] = lines[-1]._replace(cursor=self._cursor)
         return lines
 
     # waiting
@@ -835,14 +866,19 @@ def _os_error(error: OSError | SystemError, doing: str) -> OSError:
 class JournalEntries:
     """A :class:`JournalSource` as a :class:`~gardien.sources.base.Source` of
     :class:`JournalLine`: batches of at most ``batch`` entries, read by a thread of its own so
-    that the event loop never waits for the journal; the checkpoint is the cursor."""
+    that the event loop never waits for the journal; the checkpoint is the cursor.
+
+    While a batch is being matched the thread already reads the next one (when the one just
+    read was full: a backlog), so that reading and matching overlap; :meth:`resume` and
+    :meth:`close` wait for that read first."""
 
     key = "journal"
 
-    def __init__(self, journal: JournalSource, *, batch: int = 1000) -> None:
+    def __init__(self, journal: JournalSource, *, batch: int = 4096) -> None:
         self.journal = journal
         self.batch = batch
         self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal")
+        self._ahead: concurrent.futures.Future[tuple[list[JournalLine], str | None]] | None = None
 
     @property
     def description(self) -> str:
@@ -852,19 +888,38 @@ class JournalEntries:
         return f"JournalEntries({self.journal!r})"
 
     def resume(self, checkpoint: Checkpoint | None) -> None:
+        self._drop_ahead()
         self.journal.seek_after(None if checkpoint is None else checkpoint.state)
 
+    def _read_batch(self) -> tuple[list[JournalLine], str | None]:
+        entries = self.journal.read_entries(self.batch)
+        return entries, self.journal.cursor()
+
+    def _drop_ahead(self) -> None:
+        """Wait for a read ahead and forget it: the journal then stands after it, which the
+        caller moves from (or closes)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            with contextlib.suppress(Exception):
+                ahead.result()
+
     async def read(self) -> Batch[JournalLine] | None:
-        loop = asyncio.get_running_loop()
-        entries = await loop.run_in_executor(self._reader, self.journal.read_entries, self.batch)
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            ahead = self._reader.submit(self._read_batch)
+        entries, cursor = await asyncio.wrap_future(ahead)
         if not entries:
             return None
-        cursor = self.journal.cursor()
+        if len(entries) >= self.batch:
+            self._ahead = self._reader.submit(self._read_batch)
         return Batch(entries, None if cursor is None else Checkpoint(self.key, cursor))
 
     async def wait(self, timeout: float) -> None:
+        if self._ahead is not None:
+            return  # a read is under way: no need to wait for the journal
         await self.journal.wait_async(timeout)
 
     def close(self) -> None:
+        self._drop_ahead()
         self._reader.shutdown(wait=False)
         self.journal.close()
