@@ -90,6 +90,41 @@ def test_a_backlog_is_read_in_bounded_chunks(tmp_path: Path) -> None:
         assert tail.position().offset == log.stat().st_size
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    chunks=st.lists(
+        st.lists(
+            st.sampled_from([b"a", b"\xc3\xa9", b"\xe2\x82", b"\xff", b"\r", b"\n", b"x" * 20]),
+            max_size=40,
+        ).map(b"".join),
+        min_size=1,
+        max_size=8,
+    ),
+    limit=st.sampled_from([8, 64, 4096]),
+)
+def test_lines_read_block_by_block_are_those_of_the_whole_file(
+    chunks: list[bytes], limit: int
+) -> None:
+    """Written in pieces and read after each, the lines and their offsets are those of the
+    whole file, each cut at ``max_line_bytes`` and decoded alone (invalid bytes replaced, a
+    line ending's CR dropped), whichever way a block was split and decoded."""
+    with tempfile.TemporaryDirectory() as directory:
+        log = Path(directory) / "app.log"
+        log.write_bytes(b"")
+        got: list[tuple[str, int]] = []
+        with FileTail(str(log), max_line_bytes=limit) as tail:
+            for chunk in chunks:
+                with log.open("ab") as out:
+                    out.write(chunk)
+                got += tail.read_lines()
+        content = b"".join(chunks)
+        expected, end = [], 0
+        for raw in content.split(b"\n")[:-1]:
+            end += len(raw) + 1
+            expected.append((raw[:limit].decode("utf-8", "replace").rstrip("\r\n"), end))
+        assert got == expected
+
+
 def test_a_line_longer_than_max_bytes_is_still_returned_whole(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     append(log, "a" * 5000 + "\nb\n")

@@ -385,16 +385,32 @@ class NativeScanner:
         lines' times known by their source (the journal), and ``date_text(i)`` the date text
         of line ``i``. Lines the core takes differently from the daemon (empty, starting with
         ``#``, holding a newline or ending with a carriage return) are matched in Python."""
-        odd = [
-            i
-            for i, line in enumerate(lines)
-            if not line or line[0] == "#" or line[-1] == "\r" or "\n" in line
-        ]
-        odd.append(len(lines))
+        if not lines:
+            return
+        text = "\n".join(lines)
+        if (
+            text.count("\n") == len(lines) - 1  # no line holds a newline
+            and lines[0]
+            and lines[-1]
+            and text[0] != "#"
+            and text[-1] != "\r"
+            and "\n\n" not in text
+            and "\n#" not in text
+            and "\r\n" not in text
+        ):
+            odd = [len(lines)]  # the usual batch: no odd line, found without a loop
+        else:
+            odd = [
+                i
+                for i, line in enumerate(lines)
+                if not line or line[0] == "#" or line[-1] == "\r" or "\n" in line
+            ]
+            odd.append(len(lines))
+            text = ""
         start = 0
         for stop in odd:
             if stop > start:
-                yield from self._run(lines, start, stop, times, date_text)
+                yield from self._run(lines, start, stop, times, date_text, text)
             if stop < len(lines):
                 result = self._python(lines, stop, times, date_text)
                 if result.failures or result.ignored:
@@ -425,13 +441,15 @@ class NativeScanner:
         stop: int,
         times: Sequence[float] | None,
         date_text: Callable[[int], str] | None,
+        joined: str = "",
     ) -> Iterator[LineResult]:
-        """``lines[first:stop]`` through the core, none of them odd (see :meth:`process`)."""
+        """``lines[first:stop]`` through the core, none of them odd (see :meth:`process`);
+        ``joined``, when not empty, is all of ``lines`` joined already (then the whole batch)."""
         matcher = self.matcher
         engine = self._engine
         names = self._names
         clock = matcher.clock
-        block = ("\n".join(lines[first:stop]) + "\n").encode()
+        block = ((joined or "\n".join(lines[first:stop])) + "\n").encode()
         given = list(times[first:stop]) if times is not None else None
         base = first
         start = 0
