@@ -376,11 +376,12 @@ def test_status_counters() -> None:
     feed(jail, "2001:db8::5", [T0 + 4, T0 + 5])
     jail.ban("198.51.100.1", now=T0)
     jail.add_failure(fail("nonsense", T0))
+    jail.add_failure(fail("192.0.2.1", T0 + 4))  # banned: counted as fail2ban counts it
     clock.set(T0 + 5)
     status = jail.status()
     assert status.name == "sshd"
     assert status.currently_failed == 2
-    assert status.total_failed == 6
+    assert status.total_failed == 7
     assert status.currently_banned == 2
     assert status.total_banned == 2
     assert status.banned == (IP("192.0.2.1"), IP("198.51.100.1"))

@@ -130,9 +130,11 @@ class Jail:
     def add_failure(self, failure: Failure) -> Ban | None:
         """Count ``failure``; return the ban it completes, if any.
 
-        Dropped without counting: hosts that are not addresses, ignored addresses, and
-        addresses banned now. A ban starts at the newest failure of the window and is not
-        made if it would already be over by the clock's now (old log lines read again).
+        Dropped without counting: hosts that are not addresses and ignored addresses. A
+        failure of an address banned now counts in ``total_failed`` (as fail2ban's "Total
+        failed" counts it) and no further. A ban starts at the newest failure of the window
+        and is not made if it would already be over by the clock's now (old log lines read
+        again).
         """
         address = failure.address
         if address is None:
@@ -144,9 +146,9 @@ class Jail:
             self._ignored += 1
             self._last_ignored = (address, reason)
             return None
+        self._total_failed += 1
         if address in self._bans:
             return None
-        self._total_failed += 1
         when = failure.time if failure.time is not None else self.clock.now()
         failed = self._failed.get(address)
         if failed is None:
