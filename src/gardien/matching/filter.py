@@ -419,63 +419,68 @@ class LineMatcher:
     def set_last_date(self, date: float | None, text: str) -> None:
         self._last_date, self._last_text = date, text
 
-    def native_result(self, entry: Sequence[Any], names: Sequence[str]) -> LineResult:
+    def native_result(
+        self, entry: Sequence[Any], names: Sequence[str], date_text: str | None = None
+    ) -> LineResult:
         """The result of a line the native core matched (its entry of kind 0), made as
-        :meth:`process` makes it from the same matches."""
+        :meth:`process` makes it from the same matches. ``date_text``, when given, is the
+        line's date text known by its source (the journal's), put before the line."""
         (_, _line, parts, date, template, _no_date, pref_matched, prefix_values, hits,
          ignore_hits, ignored) = entry[:11]  # fmt: skip
-        before, date_text, after = parts
+        if date_text is not None:
+            parts = ("", date_text, parts[2])
         self._buffer = [parts]
         result = LineResult()
         result.time = date
-        result.time_text = date_text
+        result.time_text = parts[1]
         result.date_format = names[template] if template >= 0 else None
-        if self._check_all:
-            result.hits = [index for index, _values in hits]
-            result.ignore_hits = list(ignore_hits)
-            result.ignored = ignored
-            result.prefregex_matched = pref_matched
-            conclude = self._conclude_all
-        elif ignored:
-            result.ignored = True
+        if not self._check_all:
+            if ignored:
+                result.ignored = True
+            elif hits:
+                index, values = hits[0]
+                prefix = self._prefix_fields(prefix_values)
+                groups = self._hit_fields(prefix, index, values)
+                self._conclude_first(result, groups, index, date, ["".join(parts)])
             return result
-        else:
-            hits = hits[:1]
-            conclude = self._conclude_first
-        lines = [before + date_text + after]
-        fields = self._fields_of(prefix_values)
+        result.hits = [index for index, _values in hits]
+        result.ignore_hits = list(ignore_hits)
+        result.ignored = ignored
+        result.prefregex_matched = pref_matched
+        lines = ["".join(parts)]
+        prefix = self._prefix_fields(prefix_values)
         for index, values in hits:
-            conclude(result, fields(index, values), index, date, lines)
+            self._conclude_all(result, self._hit_fields(prefix, index, values), index, date, lines)
         return result
 
-    def _fields_of(
-        self, prefix_values: Sequence[Any] | None
-    ) -> Callable[[int, Sequence[Any]], dict[str, Any]]:
-        """What makes the fields of a hit of failregex ``index`` from its captures (group 1
-        first), the prefregex's (without ``content``) under them: straight from the captures
-        for a regex without alternative or tuple captures (:func:`_takers`)."""
+    def _prefix_fields(self, prefix_values: Sequence[Any] | None) -> dict[str, Any]:
+        """The prefregex's fields (without ``content``) from its captures (group 1 first)."""
         flt = self.filter
-        prefix_taker, takers = self._takers
-        prefix: dict[str, Any] = {}
-        if prefix_values is not None and flt.prefregex is not None:
-            if prefix_taker is not None:
-                prefix_names, take = prefix_taker
-                prefix = dict(zip(prefix_names, take(prefix_values), strict=True))
-            else:
-                prefix = flt.prefregex.fields_from(prefix_values)
-            prefix.pop("content", None)
+        if prefix_values is None or flt.prefregex is None:
+            return {}
+        taker = self._takers[0]
+        if taker is not None:
+            names, take = taker
+            prefix = dict(zip(names, take(prefix_values), strict=True))
+        else:
+            prefix = flt.prefregex.fields_from(prefix_values)
+        prefix.pop("content", None)
+        return prefix
 
-        def fields(index: int, values: Sequence[Any]) -> dict[str, Any]:
-            taker = takers[index]
-            if taker is not None:
-                names, take = taker
-                groups = dict(prefix)
-                groups.update(zip(names, take(values), strict=True))
-                return groups
-            groups = flt.failregex[index].fields_from(values)
-            return {**prefix, **groups} if prefix else groups
-
-        return fields
+    def _hit_fields(
+        self, prefix: dict[str, Any], index: int, values: Sequence[Any]
+    ) -> dict[str, Any]:
+        """The fields of a hit of failregex ``index`` from its captures, the prefregex's
+        under them: straight from the captures for a regex without alternative or tuple
+        captures (:func:`_takers`)."""
+        taker = self._takers[1][index]
+        if taker is not None:
+            names, take = taker
+            groups = dict(prefix)
+            groups.update(zip(names, take(values), strict=True))
+            return groups
+        groups = self.filter.failregex[index].fields_from(values)
+        return {**prefix, **groups} if prefix else groups
 
     @property
     def buffer(self) -> list[Parts]:

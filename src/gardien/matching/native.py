@@ -461,11 +461,11 @@ class NativeScanner:
             for entry in entries:
                 kind = entry[0]
                 if kind == 0:
-                    dated = entry
                     if given is not None and date_text is not None:
                         text = date_text(base + entry[11])
-                        dated = (*entry[:2], ("", text, entry[2][2]), *entry[3:])
-                    yield matcher.native_result(dated, names)
+                        yield matcher.native_result(entry, names, text)
+                    else:
+                        yield matcher.native_result(entry, names)
                 elif kind == 1:  # the last line of this call: for Python's engine
                     self.handed_over += 1
                     result = self._python(lines, base + counted - 1, times, date_text)
