@@ -184,7 +184,9 @@ def test_daemon_serves_per_jail_metrics(daemon: Running, port: int) -> None:
     write_local(daemon.etc, f"127.0.0.1:{port}")
     daemon.start()
     assert daemon.process is not None
-    assert listening_ports(daemon.process.pid) == {port}
+    pid = daemon.process.pid
+    # ping answers as soon as the control socket listens; the endpoint starts with the jails
+    daemon.wait_for(lambda: listening_ports(pid) == {port}, "the metrics endpoint", 10)
     with daemon.log.open("a") as log:
         log.write(failure_line("203.0.113.61") * 3)
         log.write(failure_line("1.2.3.4") * 2)  # ignored by ignoreip
