@@ -278,6 +278,13 @@ struct Engine {
     cache_now: Option<f64>,
     last_date: Option<f64>,
     last_text: String,
+    /// with `tally` (and light results), a line whose hits all have a host, with no ignore
+    /// hit, is counted here rather than handed to Python: lines, hits of each failregex (with
+    /// `check_all`), and hits by (host, cidr, failure id)
+    tally: bool,
+    tally_lines: usize,
+    tally_regex: Vec<usize>,
+    tally_hosts: HashMap<(String, Option<String>, Option<String>), usize>,
 }
 
 impl Engine {
@@ -748,7 +755,33 @@ impl Engine {
             cache_now: None,
             last_date: None,
             last_text: String::new(),
+            tally: false,
+            tally_lines: 0,
+            tally_regex: Vec::new(),
+            tally_hosts: HashMap::new(),
         })
+    }
+
+    /// Count plain hits in the core from now on (`tally`), or hand them over again.
+    fn set_tally(&mut self, tally: bool) {
+        self.tally = tally;
+        self.tally_regex = vec![0; self.rx().failregex.len()];
+    }
+
+    /// What was counted since the last call: the lines, the hits of each failregex (with
+    /// `check_all`), and `(host, cidr, failure id, hits)`; the counts start again.
+    #[allow(clippy::type_complexity)]
+    fn take_tally(
+        &mut self,
+    ) -> (usize, Vec<usize>, Vec<(String, Option<String>, Option<String>, usize)>) {
+        let lines = std::mem::take(&mut self.tally_lines);
+        let fresh = vec![0; self.rx().failregex.len()];
+        let regex = std::mem::replace(&mut self.tally_regex, fresh);
+        let hosts = std::mem::take(&mut self.tally_hosts)
+            .into_iter()
+            .map(|((host, cidr, fid), count)| (host, cidr, fid, count))
+            .collect();
+        (lines, regex, hosts)
     }
 
     /// The number of capture groups of each regex: (prefregex or -1, failregexes,
@@ -934,6 +967,40 @@ impl Engine {
                 }
             }
             if light && outcome.interesting() {
+                if self.tally
+                    && !outcome.ignored
+                    && outcome.ignore_hits.is_empty()
+                    && !outcome.hits.is_empty()
+                {
+                    // a plain failure line: counted here, as Python would count its result
+                    let found: Option<Vec<_>> = self.identity.as_ref().map(|identity| {
+                        outcome
+                            .hits
+                            .iter()
+                            .map(|(index, values)| {
+                                (*index, identity.of(*index, values, outcome.prefix.as_ref()))
+                            })
+                            .collect()
+                    });
+                    if let Some(ids) = found.filter(|ids| ids.iter().all(|(_, id)| id.0.is_some())) {
+                        examined += 1;
+                        if let Some(t) = template {
+                            date_hits[t] += 1;
+                        }
+                        if outcome.prefregex_matched {
+                            prefregex_matched += 1;
+                        }
+                        self.tally_lines += 1;
+                        for (index, (host, cidr, fid)) in ids {
+                            if self.check_all {
+                                self.tally_regex[index] += 1;
+                            }
+                            let key = (host.unwrap_or_default(), cidr, fid);
+                            *self.tally_hosts.entry(key).or_insert(0) += 1;
+                        }
+                        continue;
+                    }
+                }
                 if let Some(identity) = &self.identity {
                     let hits = PyList::empty(py);
                     for (index, values) in &outcome.hits {

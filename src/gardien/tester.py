@@ -346,8 +346,10 @@ def test_log(
                 missed = _EVERY if keep_missed else first_lines
                 skipped = tally.skipped if missed else None
                 light = not keep_failures  # counts need no fields
+                # nor, when the lines are not kept, the plain failure lines at all
+                counted = light and not tally.keep_matched
                 for line, result in scanner.results(
-                    blocks, missed=missed, skipped=skipped, light=light
+                    blocks, missed=missed, skipped=skipped, light=light, tally=counted
                 ):
                     tally.line(line, result)
                 _add_native(report, scanner)
@@ -378,6 +380,10 @@ def _add_native(report: RegexReport, scanner: native.NativeScanner) -> None:
     report.examined += counts.examined
     report.prefregex_matched += counts.prefregex_matched
     report.date_templates.update(counts.date_templates)
+    report.matched += counts.matched
+    for index, hits in counts.regex_hits.items():
+        report.regex_hits[index] += hits
+    report.hosts.update(counts.hosts)
     report.over_budget += scanner.over_budget
 
 

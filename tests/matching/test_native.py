@@ -341,6 +341,25 @@ def test_a_line_over_the_step_budget_is_missed_and_counted(tmp_path: Path) -> No
 # ---- the rewrite of Python's syntax ---------------------------------------------------------
 
 
+def test_a_word_where_a_date_has_its_zone_is_no_date_not_an_error(
+    tmp_path: Path, fail2ban_config: Path, samples_timezone: None
+) -> None:
+    """Found by the fuzzer: ``Jun Jun 21 ...`` matched sshd's date template with ``Jun`` as
+    its zone name, and reading that zone raised, which stopped ``gardien regex`` (and a
+    daemon's matching) on one line of a log. As in fail2ban-regex, the line is matched and has
+    no time; both engines agree."""
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "Jun Jun 21 16:47:48 host sshd[13709]: error: PAM: Authentication failure for bob "
+        "from 192.0.2.6\n"
+    )
+    spec = load_filter("sshd", fail2ban_config, fallback_to_bundled=False)
+    python, core = _both(lambda: Filter(spec), str(log))
+    assert core == python
+    assert python["hosts"] == {"192.0.2.6": 1}
+    assert [failure[1] for failure in python["failures"]] == [None]
+
+
 def test_a_back_reference_to_a_group_without_letters_is_kept_case_insensitive() -> None:
     assert "\\1" in translate("(?i)(?P<sep>[-/])x(?P=sep)")
     with pytest.raises(Untranslatable, match="case-insensitive back-reference"):

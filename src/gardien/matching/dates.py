@@ -289,7 +289,10 @@ def _read_fields(match: re.Match[str], context: DateContext) -> float | None:
     fraction = int(value.ljust(6, "0")) / 1_000_000 if value else 0.0
     value = groups.get("z") or groups.get("Z")
     if value:
-        offset = zone_offset(value)
+        try:
+            offset = zone_offset(value)
+        except FilterError:
+            return None  # a line's text where a zone goes that names none: no date read
     julian = _number(groups, "j")
     for key in ("U", "W"):
         value = groups.get(key)

@@ -202,12 +202,17 @@ def _translated(compiled: Filter) -> _Patterns:
 
 @dataclass
 class NativeCounts:
-    """What the core counted without handing lines over: lines matched that gave nothing,
-    their date templates (by name) and prefregex matches."""
+    """What the core counted without handing lines over: lines matched that gave nothing (and,
+    with ``tally``, plain failure lines), their date templates (by name) and prefregex
+    matches; with ``tally``, the failure lines, the hits of each failregex (``check_all``) and
+    the failures by host as shown."""
 
     examined: int = 0
     date_templates: dict[str, int] = field(default_factory=dict)
     prefregex_matched: int = 0
+    matched: int = 0
+    regex_hits: dict[int, int] = field(default_factory=dict)
+    hosts: dict[str, int] = field(default_factory=dict)
 
 
 class NativeScanner:
@@ -277,6 +282,7 @@ class NativeScanner:
         missed: int = 0,
         skipped: Callable[[str], bool] | None = None,
         light: bool = False,
+        tally: bool = False,
     ) -> Iterator[tuple[str, LineResult]]:
         """``(line, result)`` for each line that gave something, in log order; and, while
         ``missed`` is not used up, for missed lines too (those the word search left out go to
@@ -285,7 +291,12 @@ class NativeScanner:
 
         ``light``: the failures carry their host, time and regex only (no fields, no matched
         lines), which is all counting needs; much less work per failure, for the filters whose
-        hits need no more to be concluded (the others give full failures all the same)."""
+        hits need no more to be concluded (the others give full failures all the same).
+
+        ``tally`` (with ``light``): the lines whose every hit has a host, with no ignoreregex
+        hit, are not given at all: the core counts them, and :attr:`counts` has them once
+        the blocks are read (``matched``, ``regex_hits``, ``hosts``), for a caller that keeps
+        neither the lines nor the failures."""
         from gardien.matching.filter import LineResult
         from gardien.matching.scan import decode
 
@@ -296,6 +307,7 @@ class NativeScanner:
         counts = self.counts
         names = self._names
         clock = matcher.clock
+        engine.set_tally(light and tally)
         for block in blocks:
             start = 0
             size = len(block)
@@ -336,6 +348,24 @@ class NativeScanner:
                         self._budget(entry[1], entry[2], entry[3])
                         missed = max(missed - 1, 0)
                         yield entry[1], LineResult()
+        self._add_tally(*engine.take_tally())
+        engine.set_tally(False)
+
+    def _add_tally(
+        self, lines: int, regex_hits: Sequence[int], hosts: Sequence[tuple[str, Any, Any, int]]
+    ) -> None:
+        """Add what the core counted with ``tally`` to :attr:`counts`, each host shown as a
+        failure's host is shown (:meth:`_light_result`)."""
+        counts = self.counts
+        counts.matched += lines
+        for index, hits in enumerate(regex_hits):
+            if hits:
+                counts.regex_hits[index] = counts.regex_hits.get(index, 0) + hits
+        for host, cidr, failure_id, hits in hosts:
+            shown = normalise_host(host, cidr)
+            if failure_id is not None and failure_id != host:
+                shown = failure_id
+            counts.hosts[shown] = counts.hosts.get(shown, 0) + hits
 
     def _light_result(self, entry: Sequence[Any]) -> LineResult:
         """The result of an entry of kind 4: as :meth:`LineMatcher.native_result
