@@ -50,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -287,7 +287,9 @@ def last_ban(log_file: Path) -> tuple[float, list[str]]:
     return when, addresses
 
 
-def settle(status: callable, process: subprocess.Popen[bytes], seconds: float) -> tuple[int, int]:  # type: ignore[valid-type]
+def settle(
+    status: Callable[[], tuple[int, int]], process: subprocess.Popen[bytes], seconds: float
+) -> tuple[int, int]:
     """Poll ``status()`` -> (banned, failed) until it has not changed for ``seconds``."""
     last: tuple[int, int] | None = None
     since = time.monotonic()
@@ -317,6 +319,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def measure(
+    run: Run,
+    argv: list[str],
+    env: dict[str, str],
+    status: Callable[[], tuple[int, int]],
+    log_file: Path,
+    settle_seconds: float,
+) -> Run:
+    """Start a daemon, wait until ``status()`` (bans, failures) settles, stop it, and read its
+    last ban from its log."""
+    run.started = time.time()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        _, run.failed = settle(status, process, settle_seconds)
+    finally:
+        stop(process)
+    run.last_ban, run.bans = last_ban(log_file)
+    return run
+
+
 def run_gardien(root: Path, directory: Path, reader: str, settle_seconds: float) -> Run:
     etc = root / "gardien-etc"
     shutil.rmtree(etc, ignore_errors=True)
@@ -331,13 +353,9 @@ def run_gardien(root: Path, directory: Path, reader: str, settle_seconds: float)
     env = dict(os.environ)
     if reader == "cysystemd":
         env["GARDIEN_NO_NATIVE"] = "1"
-    run = Run(f"gardien ({reader} reader)")
-    run.started = time.time()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gardien", "-c", str(etc), "-s", str(sock), "run",
-         "--dbfile", str(db), "--pidfile", str(root / "gardien.pid"), "--logtarget", str(log_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "gardien", "-c", str(etc), "-s", str(sock), "run",
+            "--dbfile", str(db), "--pidfile", str(root / "gardien.pid"),
+            "--logtarget", str(log_file)]  # fmt: skip
 
     def status() -> tuple[int, int]:
         out = subprocess.run(
@@ -347,12 +365,7 @@ def run_gardien(root: Path, directory: Path, reader: str, settle_seconds: float)
         found = json.loads(out.stdout)
         return int(found["total_banned"]), int(found["total_failed"])
 
-    try:
-        _, run.failed = settle(status, process, settle_seconds)
-    finally:
-        stop(process)
-    run.last_ban, run.bans = last_ban(log_file)
-    return run
+    return measure(Run(f"gardien ({reader} reader)"), argv, env, status, log_file, settle_seconds)
 
 
 def run_fail2ban(root: Path, directory: Path, settle_seconds: float) -> Run:
@@ -368,13 +381,8 @@ def run_fail2ban(root: Path, directory: Path, settle_seconds: float) -> Run:
         f"[Definition]\nlogtarget = {log_file}\nsocket = {sock}\npidfile = {root / 'f2b.pid'}\n"
         f"dbfile = {db}\n"
     )
-    run = Run("fail2ban-server")
-    run.started = time.time()
-    process = subprocess.Popen(
-        ["fail2ban-server", "-f", "-x", "-c", str(conf), "-s", str(sock),
-         "-p", str(root / "f2b.pid"), "--logtarget", str(log_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    argv = ["fail2ban-server", "-f", "-x", "-c", str(conf), "-s", str(sock),
+            "-p", str(root / "f2b.pid"), "--logtarget", str(log_file)]  # fmt: skip
 
     def status() -> tuple[int, int]:
         out = subprocess.run(
@@ -387,12 +395,7 @@ def run_fail2ban(root: Path, directory: Path, settle_seconds: float) -> Run:
             raise ValueError(out.stdout)
         return int(banned[1]), int(failed[1])
 
-    try:
-        _, run.failed = settle(status, process, settle_seconds)
-    finally:
-        stop(process)
-    run.last_ban, run.bans = last_ban(log_file)
-    return run
+    return measure(Run("fail2ban-server"), argv, dict(os.environ), status, log_file, settle_seconds)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

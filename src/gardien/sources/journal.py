@@ -61,6 +61,7 @@ from gardien.sources.journalfiles import (
     Reader,
     journal_order,
     latest,
+    read_after,
 )
 
 __all__ = [
@@ -403,11 +404,8 @@ class _NativeReader:
         return _Entry(cursor, fields_of(raw), realtime, monotonic)
 
 
-def _journal_line(item: Item) -> JournalLine:
-    """A native reader's item as a line: made in Rust, or formatted here from raw fields."""
-    if isinstance(item[0], str):
-        return JournalLine(item[0], item[1])
-    raw, realtime, monotonic = item
+def _formatted(raw: list[bytes], realtime: int, monotonic: int) -> JournalLine:
+    """An entry the native reader handed back as its raw fields, formatted here."""
     return format_entry(fields_of(raw), realtime_usec=realtime, monotonic_usec=monotonic)
 
 
@@ -558,11 +556,10 @@ class JournalSource:
             asked = _CHUNK if max_entries is None else max_entries - len(items)
             if self._reader is not None:
                 reader = cast("LineReader", self._reader)
-                skip = None if self._skip is None else self._skip.encode("ascii")
-                got, read, cursor = reader.read_lines(asked, skip)
+                got, read, cursor = read_after(reader, asked, self._skip)
                 if read:
                     self._skip = None
-                    self._cursor = _text(cursor or b"")
+                    self._cursor = cursor
             else:
                 chain = self._chains[0]
                 got = chain.read_lines(asked)
@@ -571,10 +568,7 @@ class JournalSource:
             items += got
             if read < asked:
                 break
-        lines = [
-            JournalLine(item[0], item[1]) if len(item) == 2 else _journal_line(item)
-            for item in items
-        ]
+        lines = [JournalLine(*item) if len(item) == 2 else _formatted(*item) for item in items]
         if lines and self._cursor is not None:
             lines[-1] = lines[-1]._replace(cursor=self._cursor)
         return lines

@@ -36,6 +36,7 @@ __all__ = [
     "Reader",
     "journal_order",
     "latest",
+    "read_after",
 ]
 
 Fields = Mapping[str, str | list[str]]
@@ -187,12 +188,10 @@ class FileChain:
         items: list[Item] = []
         while len(items) < max_entries:
             asked = max_entries - len(items)
-            reader = cast("LineReader", self.reader)
-            skip = None if self._skip is None else self._skip.encode("ascii")
-            got, read, cursor = reader.read_lines(asked, skip)
+            got, read, cursor = read_after(cast("LineReader", self.reader), asked, self._skip)
             if read:
                 self._skip = None
-                self.last = _text(cursor or b"")
+                self.last = cursor
                 items += got
             if read < asked and not self._move_on():
                 break
@@ -272,6 +271,18 @@ class FileChain:
         else:
             reader.seek_head()  # nothing read before matched: all of it is to read
         self.reader = reader
+
+
+def read_after(
+    reader: LineReader, max_entries: int, skip: str | None
+) -> tuple[list[Item], int, str | None]:
+    """At most ``max_entries`` items of ``reader`` (the first entry left out when it is that
+    of cursor ``skip``); how many entries were read, and the cursor of the last one as text
+    (``None`` when none was)."""
+    got, read, cursor = reader.read_lines(
+        max_entries, None if skip is None else skip.encode("ascii")
+    )
+    return got, read, None if cursor is None or not read else _text(cursor)
 
 
 def journal_order(first: str, second: str) -> int:
