@@ -5,9 +5,9 @@
 //! Aho-Corasick), finds and cuts each candidate's date (the same templates, in the same order,
 //! as `gardien.matching.dates.DateDetector`), then runs `prefregex`, the `failregex`es and the
 //! `ignoreregex`es with fail2ban's rules, as `gardien.matching.filter.LineMatcher` does for a
-//! filter of single lines. Python sees only the lines that gave something (a hit, an ignored
-//! line, a missed line it asked to be shown), with their captures, and a few counters for the
-//! rest.
+//! filter of single lines, and concludes the hits (fields, connections, failures: see
+//! `conclude`). Python sees only the lines that gave something (a hit, an ignored line, a
+//! missed line it asked to be shown), concluded, and a few counters for the rest.
 //!
 //! The regexes are Python's, rewritten for `fancy-regex` by `gardien.matching.translate`:
 //! linear-time matching where the pattern allows it, a backtracking machine with a step budget
@@ -20,6 +20,7 @@
 //! once per distinct (template, date text) and keeps the answer, cleared as Python clears its
 //! own cache (after 60 s of the clock, or at 65,536 entries).
 
+mod conclude;
 mod journal;
 
 use std::collections::HashMap;
@@ -28,7 +29,9 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use fancy_regex::{Captures, Regex, RegexBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use conclude::{Concluded, Conclusions, Fields, SpecIn};
 
 const CACHE_AGE: f64 = 60.0;
 const CACHE_SIZE: usize = 65536;
@@ -285,6 +288,14 @@ struct Engine {
     tally_lines: usize,
     tally_regex: Vec<usize>,
     tally_hosts: HashMap<(String, Option<String>, Option<String>), usize>,
+    /// with `tally`, the lines concluded here (see `conclusions`) that are ignored or no
+    /// failure by themselves, the hits of each ignoreregex, and the failures by host as shown
+    tally_ignored: usize,
+    tally_ignore: Vec<usize>,
+    tally_shown: HashMap<String, usize>,
+    /// the conclusions of hits (fields, connections, failures), when the filter's fields can
+    /// be held here: then a line that gave something comes back concluded (kind 5)
+    conclusions: Option<Conclusions>,
 }
 
 impl Engine {
@@ -416,7 +427,7 @@ impl Engine {
                 best = Some((self.found(index, &c), at));
                 break;
             }
-            if best.as_ref().map_or(true, |b| at < b.1) {
+            if best.as_ref().is_none_or(|b| at < b.1) {
                 best = Some((self.found(index, &c), at));
             }
         }
@@ -667,6 +678,38 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// What the hits of a line conclude (`LineMatcher.native_result`'s way): the first hit
+    /// not ignored, or with `check_all` every hit.
+    fn conclude_line(
+        &self,
+        py: Python<'_>,
+        conclusions: &mut Conclusions,
+        outcome: &Outcome,
+        parts: [&str; 3],
+        now: f64,
+        light: bool,
+    ) -> PyResult<Concluded> {
+        let mut out = Concluded::default();
+        let lines = [parts.concat()];
+        let prefix = conclusions.prefix_fields(outcome.prefix.as_ref());
+        if !self.check_all {
+            if !outcome.ignored {
+                if let Some((index, values)) = outcome.hits.first() {
+                    let groups = conclusions.hit_fields(&prefix, *index, values);
+                    conclusions.conclude(py, &mut out, groups, *index, &lines, now, true, light)?;
+                }
+            }
+            return Ok(out);
+        }
+        for (index, values) in &outcome.hits {
+            let groups = conclusions.hit_fields(&prefix, *index, values);
+            conclusions.conclude(py, &mut out, groups, *index, &lines, now, false, light)?;
+        }
+        Ok(out)
+    }
+}
+
 /// A line without its end-of-line carriage returns (as Python's `decode` strips them).
 fn trimmed(mut raw: &[u8]) -> &[u8] {
     while let [rest @ .., b'\r'] = raw {
@@ -686,7 +729,7 @@ impl Engine {
     #[new]
     #[pyo3(signature = (dates, anchored, prefregex, content, failregex, ignoreregex, *,
         date_fields, identity=None, any_text=None, ignore_first, check_all, skip_undated, words,
-        read_date, backtrack_limit, max_line))]
+        read_date, backtrack_limit, max_line, conclude=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         dates: Vec<Pattern>,
@@ -705,12 +748,19 @@ impl Engine {
         read_date: Py<PyAny>,
         backtrack_limit: usize,
         max_line: usize,
+        conclude: Option<(Option<SpecIn>, Vec<SpecIn>, Py<PyAny>)>,
     ) -> PyResult<Self> {
         if dates.len() != anchored.len() || dates.len() != date_fields.len() || dates.is_empty() {
             return Err(PyValueError::new_err("one anchored flag and fields per date template"));
         }
         let limit = backtrack_limit;
         let count = dates.len();
+        let conclusions = conclude.map(|(prefix, fails, normalise)| {
+            Conclusions::new(prefix, fails, normalise)
+        });
+        if conclusions.as_ref().is_some_and(|c| c.regexes() != failregex.len()) {
+            return Err(PyValueError::new_err("one conclusion spec per failregex"));
+        }
         let ascii = Regexes::build(&(dates, prefregex, failregex, ignoreregex), limit, "")?;
         let mut before = Vec::with_capacity(count);
         let mut seen: Vec<usize> = Vec::new();
@@ -759,6 +809,10 @@ impl Engine {
             tally_lines: 0,
             tally_regex: Vec::new(),
             tally_hosts: HashMap::new(),
+            tally_ignored: 0,
+            tally_ignore: Vec::new(),
+            tally_shown: HashMap::new(),
+            conclusions,
         })
     }
 
@@ -766,14 +820,24 @@ impl Engine {
     fn set_tally(&mut self, tally: bool) {
         self.tally = tally;
         self.tally_regex = vec![0; self.rx().failregex.len()];
+        self.tally_ignore = vec![0; self.rx().ignoreregex.len()];
     }
 
-    /// What was counted since the last call: the lines, the hits of each failregex (with
-    /// `check_all`), and `(host, cidr, failure id, hits)`; the counts start again.
+    /// What was counted since the last call: the failure lines, the hits of each failregex
+    /// (with `check_all`), `(host, cidr, failure id, hits)`, `(host as shown, hits)`, the
+    /// lines ignored or no failure by themselves, and the hits of each ignoreregex (with
+    /// `check_all`); the counts start again.
     #[allow(clippy::type_complexity)]
     fn take_tally(
         &mut self,
-    ) -> (usize, Vec<usize>, Vec<(String, Option<String>, Option<String>, usize)>) {
+    ) -> (
+        usize,
+        Vec<usize>,
+        Vec<(String, Option<String>, Option<String>, usize)>,
+        Vec<(String, usize)>,
+        usize,
+        Vec<usize>,
+    ) {
         let lines = std::mem::take(&mut self.tally_lines);
         let fresh = vec![0; self.rx().failregex.len()];
         let regex = std::mem::replace(&mut self.tally_regex, fresh);
@@ -781,7 +845,42 @@ impl Engine {
             .into_iter()
             .map(|((host, cidr, fid), count)| (host, cidr, fid, count))
             .collect();
-        (lines, regex, hosts)
+        let shown = std::mem::take(&mut self.tally_shown).into_iter().collect();
+        let ignored = std::mem::take(&mut self.tally_ignored);
+        let fresh = vec![0; self.rx().ignoreregex.len()];
+        let ignore = std::mem::replace(&mut self.tally_ignore, fresh);
+        (lines, regex, hosts, shown, ignored, ignore)
+    }
+
+    /// Conclude one hit Python's engine found (on a line the core handed over), with the
+    /// same connections as the core's own hits: `(nofail, pending, failures)`, each failure
+    /// `(host as shown, regex index, fields, lines)` (with `light`: `(host, index)`).
+    /// `first`: the daemon's way (the first hit wins), else fail2ban-regex's.
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
+    #[pyo3(signature = (groups, index, lines, now, first, light=false))]
+    fn conclude<'py>(
+        &mut self,
+        py: Python<'py>,
+        groups: &Bound<'py, PyDict>,
+        index: usize,
+        lines: Vec<String>,
+        now: f64,
+        first: bool,
+        light: bool,
+    ) -> PyResult<(bool, bool, Bound<'py, PyList>)> {
+        let fields = Fields::from_py(groups)?;
+        let conclusions = self
+            .conclusions
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("this engine concludes no hits"))?;
+        let mut out = Concluded::default();
+        conclusions.conclude(py, &mut out, fields, index, &lines, now, first, light)?;
+        out.to_py(py)
+    }
+
+    /// Whether the engine concludes its hits (entries of kind 5).
+    fn concludes(&self) -> bool {
+        self.conclusions.is_some()
     }
 
     /// The number of capture groups of each regex: (prefregex or -1, failregexes,
@@ -822,6 +921,11 @@ impl Engine {
     /// - with `light`, for a filter with an identity: `(4, line, date, template,
     ///   prefregex_matched, [(index, host, cidr, fid)], ignore_hits, ignored)` instead of a
     ///   kind 0 that gave something: each hit's host, not its captures.
+    /// - when the engine concludes hits (and not as kind 4): `(5, line, (before, date_text,
+    ///   after), date, template, prefregex_matched, hits, ignore_hits, ignored, number, nofail,
+    ///   (pending, failures))` instead of a kind 0 that gave something, the failures as
+    ///   `Engine.conclude` gives them (with `light`: host and regex only); `hits` and
+    ///   `ignore_hits` with `check_all` only.
     ///
     /// `missed` is how many missed lines Python still wants to show. `given`, when there, is
     /// the time of each line from `start` on, known by the source (the journal's): its lines
@@ -830,8 +934,13 @@ impl Engine {
     /// `backdate`: the lines the word search leaves out still give their date to the undated
     /// lines after them, as when every line is matched (the daemon's way): the core reads the
     /// date of the last of them that has one when an undated line needs it, and at the end.
+    /// `texts`, with `given`: what gives the date text of line `i` from `start` (called for
+    /// the lines concluded here). `ignored`: with `tally`, how many lines ignored or no
+    /// failure by themselves Python still wants (they are counted here after that).
     #[allow(clippy::type_complexity)]
-    #[pyo3(signature = (block, start, now, missed, given=None, light=false, backdate=false))]
+    #[pyo3(signature = (block, start, now, missed, given=None, light=false, backdate=false,
+        texts=None, ignored=usize::MAX))]
+    #[allow(clippy::too_many_arguments)]
     fn scan<'py>(
         &mut self,
         py: Python<'py>,
@@ -842,6 +951,8 @@ impl Engine {
         given: Option<Vec<f64>>,
         light: bool,
         backdate: bool,
+        texts: Option<Py<PyAny>>,
+        mut ignored: usize,
     ) -> PyResult<(usize, usize, usize, Vec<usize>, usize, Bound<'py, PyList>)> {
         let entries = PyList::empty(py);
         let mut counted = 0usize;
@@ -965,6 +1076,75 @@ impl Engine {
                     entries.append((3, full, kind, index))?;
                     continue;
                 }
+            }
+            if outcome.interesting()
+                && self.conclusions.is_some()
+                && !(light && self.identity.is_some())
+            {
+                // ---- concluded here (kind 5) ----
+                if let (Some(_), Some(texts)) = (&given, &texts) {
+                    date_text = texts.call1(py, (ordinal,))?.extract(py)?;
+                }
+                let mut conclusions = self.conclusions.take().expect("conclusions");
+                let concluded = self.conclude_line(py, &mut conclusions, &outcome,
+                    [before, &date_text, after], now, light);
+                self.conclusions = Some(conclusions);
+                let concluded = concluded?;
+                let not_failure = outcome.ignored || concluded.nofail;
+                let count = light && self.tally && if not_failure {
+                    let wanted = ignored > 0;
+                    ignored = ignored.saturating_sub(1);
+                    !wanted
+                } else {
+                    !concluded.failures.is_empty() || concluded.pending
+                };
+                if count {
+                    examined += 1;
+                    if let Some(t) = template {
+                        date_hits[t] += 1;
+                    }
+                    if outcome.prefregex_matched {
+                        prefregex_matched += 1;
+                    }
+                    if self.check_all {
+                        for (index, _) in &outcome.hits {
+                            self.tally_regex[*index] += 1;
+                        }
+                        for index in &outcome.ignore_hits {
+                            self.tally_ignore[*index] += 1;
+                        }
+                    }
+                    if not_failure {
+                        self.tally_ignored += 1;
+                    } else {
+                        self.tally_lines += 1;
+                        for failed in concluded.failures {
+                            *self.tally_shown.entry(failed.shown).or_insert(0) += 1;
+                        }
+                    }
+                    continue;
+                }
+                let hits: Vec<usize> = if self.check_all {
+                    outcome.hits.iter().map(|(index, _)| *index).collect()
+                } else {
+                    Vec::new()
+                };
+                let (nofail, pending, failures) = concluded.to_py(py)?;
+                entries.append((
+                    5,
+                    full,
+                    (before, date_text, after),
+                    date,
+                    template.map_or(-1, |t| t as i64),
+                    outcome.prefregex_matched,
+                    hits,
+                    outcome.ignore_hits,
+                    outcome.ignored,
+                    ordinal,
+                    nofail,
+                    (pending, failures),
+                ))?;
+                continue;
             }
             if light && outcome.interesting() {
                 if self.tally

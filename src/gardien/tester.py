@@ -349,7 +349,12 @@ def test_log(
                 # nor, when the lines are not kept, the plain failure lines at all
                 counted = light and not tally.keep_matched
                 for line, result in scanner.results(
-                    blocks, missed=missed, skipped=skipped, light=light, tally=counted
+                    blocks,
+                    missed=missed,
+                    skipped=skipped,
+                    light=light,
+                    tally=counted,
+                    ignored=tally.limit_ignored,
                 ):
                     tally.line(line, result)
                 _add_native(report, scanner)
@@ -381,8 +386,11 @@ def _add_native(report: RegexReport, scanner: native.NativeScanner) -> None:
     report.prefregex_matched += counts.prefregex_matched
     report.date_templates.update(counts.date_templates)
     report.matched += counts.matched
+    report.ignored += counts.ignored
     for index, hits in counts.regex_hits.items():
         report.regex_hits[index] += hits
+    for index, hits in counts.ignore_hits.items():
+        report.ignore_hits[index] += hits
     report.hosts.update(counts.hosts)
     report.over_budget += scanner.over_budget
 

@@ -29,6 +29,12 @@ from support.samples import FAIL2BAN_NOW, fail2ban_filter_names, run_sample
 pytestmark = pytest.mark.usefixtures("native_core")
 
 
+def _fields(fields: Any) -> str:
+    """A failure's fields as text to compare: a set (a connection's users) as its sorted
+    members, whatever order its table happens to hold them in."""
+    return repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in fields.items()))
+
+
 def _engine(name: str) -> None:
     """Use the native core (``native``) or the Python engine only (``python``)."""
     native._reset_for_tests(None if name == "python" else True)
@@ -43,8 +49,7 @@ def _digest(report: RegexReport) -> dict[str, Any]:
         "dates": dict(report.date_templates),
         "hosts": dict(report.hosts),
         "failures": [
-            (f.host, f.time, f.regex_index, repr(sorted(f.fields.items())), f.lines)
-            for f in report.failures
+            (f.host, f.time, f.regex_index, _fields(f.fields), f.lines) for f in report.failures
         ],
         "matched": report.matched_lines,
         "ignored": report.ignored_lines,
@@ -138,7 +143,7 @@ def test_whole_sample_logs_give_the_same_reports(
 
 def _failures(results: Any) -> list[tuple[Any, ...]]:
     return [
-        (f.host, f.time, f.regex_index, repr(sorted(f.fields.items())), f.lines)
+        (f.host, f.time, f.regex_index, _fields(f.fields), f.lines)
         for r in results
         for f in r.failures
     ]
@@ -558,3 +563,64 @@ def test_a_lookbehind_that_always_holds_is_left_out() -> None:
     assert "(?<=" in translate(r"(?:[0-9a-f]{1,4}:?){1,7}(?:[0-9a-f]|(?<=:):)")
     assert "(?<=" in translate(r"x?(?<=:):")
     assert "(?<!" not in translate(r"ab(?<![:])c")
+
+
+# ---- connections across both engines ------------------------------------------------------
+
+
+def test_a_connection_carries_across_lines_the_core_hands_to_python(
+    fail2ban_samples: Path, fail2ban_config: Path, samples_timezone: None
+) -> None:
+    """The core holds the connections of ``<F-MLFID>``; a line it cannot match itself (here
+    one ending in a carriage return) is matched in Python and concluded with the same
+    connections: every sshd sample line, one in three so, gives the failures Python alone
+    gives, and some failures are made of lines from both engines."""
+    spec = load_filter("sshd", fail2ban_config, fallback_to_bundled=False)
+    lines = [
+        line + ("\r" if i % 3 == 1 else "")
+        for i, line in enumerate(
+            (fail2ban_samples / "sshd").read_text(errors="replace").splitlines()
+        )
+    ]
+    python, core = _daemon_both(spec, lines, journal=False)
+    assert core == python
+    mixed = [f for f in python if len({line.endswith("\r") for line in f[4]}) == 2]
+    assert len(mixed) >= 3, python
+
+
+@pytest.mark.parametrize(
+    ("check_all", "keep_failures"),
+    [(True, True), (False, True), (True, False), (False, False)],
+    ids=["regex", "daemon", "regex-counts", "daemon-counts"],
+)
+def test_connections_across_both_engines_give_the_same_report(
+    check_all: bool,
+    keep_failures: bool,
+    tmp_path: Path,
+    fail2ban_samples: Path,
+    fail2ban_config: Path,
+    samples_timezone: None,
+) -> None:
+    """fail2ban's sshd sample log four times over (more ignored lines than are shown, so the
+    core counts the rest itself), with a byte that is not UTF-8 in the user's name of one
+    line in three that name one: those lines go to Python's engine, in the middle of their
+    connections. The same report, failures and counts."""
+    raw = (fail2ban_samples / "sshd").read_bytes().split(b"\n")
+    odd = 0
+    for i, line in enumerate(raw):
+        if b" for " in line and i % 3 == 0:
+            raw[i] = line.replace(b" for ", b" for \xff", 1)
+            odd += 1
+    log = tmp_path / "mixed.log"
+    log.write_bytes(b"\n".join(raw * 4))
+    spec = load_filter("sshd", fail2ban_config, fallback_to_bundled=False)
+    python, core = _both(
+        lambda: Filter(spec),
+        str(log),
+        check_all=check_all,
+        first_lines=20,
+        keep_failures=keep_failures,
+    )
+    assert core == python
+    summary = python["summary"]
+    assert odd > 20 and summary["ignored"] > 40 and summary["matched"] > 100, summary

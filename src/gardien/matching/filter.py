@@ -121,6 +121,16 @@ class CompiledRegex:
             groups[target] = (*current, value) if isinstance(current, tuple) else (current, value)
         return groups
 
+    @property
+    def alt_groups(self) -> tuple[tuple[str, str], ...]:
+        """``(group, field)`` of each ``alt_`` group, in the order they fold."""
+        return self._alt
+
+    @property
+    def tuple_groups(self) -> tuple[tuple[str, str], ...]:
+        """``(group, field)`` of each ``tuple_`` group, in the order they fold."""
+        return self._tuple
+
     def skipped_lines(self, match: re.Match[str]) -> list[str]:
         skipped = ""
         index = 0
@@ -263,6 +273,12 @@ class LineResult:
 
 
 Parts = tuple[str, str, str]  # text before the date, the date, text after it
+#: concludes a hit elsewhere (the native core): ``(groups, index, lines, now, first)`` to
+#: ``(nofail, pending, [(host as shown, index, fields, lines)])``
+Concluder = Callable[
+    [dict[str, Any], int, list[str], float, bool],
+    tuple[bool, bool, list[tuple[Any, ...]]],
+]
 
 
 class _ConnectionCache:
@@ -333,6 +349,7 @@ class LineMatcher:
             bool(compiled.ignoreregex) and len(compiled.ignoreregex) < len(compiled.failregex) - 2
         )
         self._takers = _takers(compiled)
+        self._concluder: Concluder | None = None
 
     # ---- public --------------------------------------------------------------------------
     def process(self, line: str, *, date: float | None = None, date_text: str = "") -> LineResult:
@@ -482,6 +499,49 @@ class LineMatcher:
         groups = self.filter.failregex[index].fields_from(values)
         return {**prefix, **groups} if prefix else groups
 
+    def conclude_with(self, concluder: Concluder) -> None:
+        """Conclude every hit with ``concluder`` (the native core's, which holds the
+        connections of the lines it matches itself) rather than here."""
+        self._concluder = concluder
+
+    def concluded_result(self, entry: Sequence[Any], names: Sequence[str]) -> LineResult:
+        """The result of a line the native core matched and concluded (its entry of kind
+        5), as :meth:`process` makes it."""
+        (_, _line, parts, date, template, pref_matched, hits, ignore_hits, ignored, _ordinal,
+         nofail, (pending, failures)) = entry  # fmt: skip
+        self._buffer = [parts]
+        result = LineResult(
+            ignored=ignored,
+            nofail=nofail,
+            hits=hits,
+            ignore_hits=ignore_hits,
+            pending=pending,
+            prefregex_matched=pref_matched,
+            time=date,
+            time_text=parts[1],
+            date_format=names[template] if template >= 0 else None,
+        )
+        if failures:
+            result.failures = [Failure(f[0], date, *f[1:]) for f in failures]
+        return result
+
+    def _concluded(
+        self,
+        result: LineResult,
+        groups: dict[str, Any],
+        index: int,
+        date: float | None,
+        lines: list[str],
+        first: bool,
+    ) -> None:
+        concluder = cast("Concluder", self._concluder)
+        nofail, pending, failures = concluder(groups, index, lines, self._context.now, first)
+        if nofail:
+            result.nofail = True
+        if pending:
+            result.pending = True
+        result.failures.extend(Failure(f[0], date, *f[1:]) for f in failures)
+
     @property
     def buffer(self) -> list[Parts]:
         """The lines kept for a multi-line match (before, date, after), oldest first."""
@@ -581,6 +641,9 @@ class LineMatcher:
     ) -> None:
         """What the hit that wins (first-match matching) makes of ``result``: a failure, a line
         that is no failure by itself, or one whose connection's address is still unknown."""
+        if self._concluder is not None:
+            self._concluded(result, groups, index, date, lines, True)
+            return
         connection = groups.get("mlfid")
         if connection is not None:
             groups = self._merge(connection, groups, lines)
@@ -609,6 +672,9 @@ class LineMatcher:
         lines: list[str],
     ) -> None:
         """What one more hit (fail2ban-regex's every-failregex matching) adds to ``result``."""
+        if self._concluder is not None:
+            self._concluded(result, groups, index, date, lines, False)
+            return
         connection = groups.get("mlfid")
         if connection is not None:
             groups = self._merge(connection, groups, lines)

@@ -3,9 +3,12 @@
 The core (the ``gardien_core`` extension, Rust, in ``native/``) takes whole blocks of a log and
 does the per-line work (lines, candidate words, the date's place, ``prefregex``,
 ``failregex``, ``ignoreregex``) without coming back to Python; Python receives only the lines
-that gave something and turns them into the same :class:`~gardien.matching.filter.LineResult`
-as the pure-Python engine, through the same code (``_conclude_first``/``_conclude_all``: the
-connections of ``<F-MLFID>``, failures, hosts). It is optional: without the extension
+that gave something, concluded by the core as the pure-Python engine concludes them (fields,
+the connections of ``<F-MLFID>``, failures, hosts), and makes the same
+:class:`~gardien.matching.filter.LineResult` of them. The core keeps the connections: the lines
+it hands back to Python are concluded there too (:meth:`LineMatcher.conclude_with
+<gardien.matching.filter.LineMatcher.conclude_with>`). A filter whose groups the core cannot hold
+(:func:`_conclusion_specs`) is concluded in Python, from the core's captures. It is optional: without the extension
 (``pip install ./native`` needs a Rust compiler), or with ``GARDIEN_NO_NATIVE=1``, or for a
 filter it cannot match exactly (:func:`unsupported`), the pure-Python engine, the reference,
 does everything, with the same results.
@@ -17,6 +20,7 @@ once a minute per filter at most.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,6 +49,8 @@ __all__ = [
 
 log = logging.getLogger("gardien.matching")
 
+#: "all of them", as a count of lines to be given
+_EVERY = 1 << 62
 #: steps of backtracking one regex may take on one line (the automaton parts take none)
 BACKTRACK_LIMIT = 100_000
 #: at most one log line per filter about lines over budget, per this many seconds
@@ -101,6 +107,42 @@ def _identity_slots(compiled: Filter) -> tuple[Any, list[Any]] | None:
 
     prefix = numbers(compiled.prefregex) if compiled.prefregex else (None,) * 5
     return prefix, [numbers(r) for r in compiled.failregex]
+
+
+#: the fields a connection holds besides the captures: a regex that names a group so is
+#: concluded in Python
+_HELD = frozenset({"matches", "nofail-matches", "users", "mlfpending"})
+#: fields the conclusions read as text: a ``tuple_`` capture into one is concluded in Python
+_READ = frozenset(
+    {"mlfid", "user", "fid", "ip4", "ip6", "dns", "cidr", "nofail", "mlfgained", "mlfforget"}
+)
+
+
+def _conclusion_specs(compiled: Filter) -> tuple[Any, list[Any], Any] | None:
+    """What the core needs to conclude the hits of ``compiled`` itself (fields, connections,
+    failures): each regex's named groups with their numbers, its ``alt_`` and ``tuple_``
+    groups; and how a host is shown. ``None`` when a regex's groups need Python's rules."""
+    regexes = [compiled.prefregex, *compiled.failregex] if compiled.prefregex else []
+    regexes = regexes or list(compiled.failregex)
+    for regex in regexes:
+        if _HELD.intersection(regex.regex.groupindex):
+            return None
+        if any(target in _READ for _name, target in regex.tuple_groups):
+            return None
+
+    def spec(regex: Any) -> tuple[list[tuple[str, int]], list[Any], list[Any]]:
+        return (
+            list(regex.regex.groupindex.items()),
+            list(regex.alt_groups),
+            list(regex.tuple_groups),
+        )
+
+    prefix = spec(compiled.prefregex) if compiled.prefregex else None
+    return prefix, [spec(r) for r in compiled.failregex], normalise_host
+
+
+def _offset_text(date_text: Callable[[int], str], offset: int, index: int) -> str:
+    return date_text(offset + index)
 
 
 class _Refused(Exception):
@@ -213,6 +255,8 @@ class NativeCounts:
     matched: int = 0
     regex_hits: dict[int, int] = field(default_factory=dict)
     hosts: dict[str, int] = field(default_factory=dict)
+    ignored: int = 0
+    ignore_hits: dict[int, int] = field(default_factory=dict)
 
 
 class NativeScanner:
@@ -263,6 +307,7 @@ class NativeScanner:
             read_date=read_date,
             backtrack_limit=BACKTRACK_LIMIT,
             max_line=matcher.max_line_length,
+            conclude=_conclusion_specs(compiled),
         )
         pref, fails, ignores = self._engine.group_counts()
         expected = (
@@ -274,6 +319,9 @@ class NativeScanner:
             raise RuntimeError(f"native groups {(pref, fails, ignores)} != {expected}")
         self._names = [t.name for t in templates]
         self._shown: dict[tuple[str, str | None], str] = {}
+        if self._engine.concludes():
+            # the lines handed to Python's engine are concluded with the same connections
+            matcher.conclude_with(self._engine.conclude)
 
     def results(
         self,
@@ -283,6 +331,7 @@ class NativeScanner:
         skipped: Callable[[str], bool] | None = None,
         light: bool = False,
         tally: bool = False,
+        ignored: int | None = None,
     ) -> Iterator[tuple[str, LineResult]]:
         """``(line, result)`` for each line that gave something, in log order; and, while
         ``missed`` is not used up, for missed lines too (those the word search left out go to
@@ -296,7 +345,8 @@ class NativeScanner:
         ``tally`` (with ``light``): the lines whose every hit has a host, with no ignoreregex
         hit, are not given at all: the core counts them, and :attr:`counts` has them once
         the blocks are read (``matched``, ``regex_hits``, ``hosts``), for a caller that keeps
-        neither the lines nor the failures."""
+        neither the lines nor the failures. Lines ignored or no failure by themselves are then
+        given while ``ignored`` (``None``: all) is not used up, and counted after."""
         from gardien.matching.filter import LineResult
         from gardien.matching.scan import decode
 
@@ -307,6 +357,8 @@ class NativeScanner:
         counts = self.counts
         names = self._names
         clock = matcher.clock
+        concluded = matcher.concluded_result
+        wanted = _EVERY if ignored is None else ignored
         engine.set_tally(light and tally)
         for block in blocks:
             start = 0
@@ -315,7 +367,7 @@ class NativeScanner:
                 now = clock.now()
                 matcher.date_context.now = now
                 start, counted, examined, date_hits, pref, entries = engine.scan(
-                    block, start, now, missed, None, light
+                    block, start, now, missed, None, light, False, None, wanted
                 )
                 self.lines += counted
                 counts.examined += examined
@@ -326,7 +378,11 @@ class NativeScanner:
                         counts.date_templates[name] = counts.date_templates.get(name, 0) + hits
                 for entry in entries:
                     kind = entry[0]
-                    if kind == 4:
+                    if kind == 5:
+                        if entry[8] or entry[10]:
+                            wanted = max(wanted - 1, 0)
+                        yield entry[1], concluded(entry, names)
+                    elif kind == 4:
                         yield entry[1], light_result(entry)
                     elif kind == 0:
                         if not (entry[8] or entry[9] or entry[10]):
@@ -352,15 +408,27 @@ class NativeScanner:
         engine.set_tally(False)
 
     def _add_tally(
-        self, lines: int, regex_hits: Sequence[int], hosts: Sequence[tuple[str, Any, Any, int]]
+        self,
+        lines: int,
+        regex_hits: Sequence[int],
+        hosts: Sequence[tuple[str, Any, Any, int]],
+        shown_hosts: Sequence[tuple[str, int]],
+        ignored: int,
+        ignore_hits: Sequence[int],
     ) -> None:
         """Add what the core counted with ``tally`` to :attr:`counts`, each host shown as a
         failure's host is shown (:meth:`_light_result`)."""
         counts = self.counts
         counts.matched += lines
+        counts.ignored += ignored
         for index, hits in enumerate(regex_hits):
             if hits:
                 counts.regex_hits[index] = counts.regex_hits.get(index, 0) + hits
+        for index, hits in enumerate(ignore_hits):
+            if hits:
+                counts.ignore_hits[index] = counts.ignore_hits.get(index, 0) + hits
+        for shown, hits in shown_hosts:
+            counts.hosts[shown] = counts.hosts.get(shown, 0) + hits
         for host, cidr, failure_id, hits in hosts:
             shown = normalise_host(host, cidr)
             if failure_id is not None and failure_id != host:
@@ -484,13 +552,21 @@ class NativeScanner:
         base = first
         start = 0
         size = len(block)
+        concluded = matcher.concluded_result
         while start < size:
             now = clock.now()
             matcher.date_context.now = now
-            start, counted, _, _, _, entries = engine.scan(block, start, now, 0, given, False, True)
+            texts = None
+            if given is not None and date_text is not None:
+                texts = functools.partial(_offset_text, date_text, base)
+            start, counted, _, _, _, entries = engine.scan(
+                block, start, now, 0, given, False, True, texts
+            )
             for entry in entries:
                 kind = entry[0]
-                if kind == 0:
+                if kind == 5:
+                    yield concluded(entry, names)
+                elif kind == 0:
                     if given is not None and date_text is not None:
                         text = date_text(base + entry[11])
                         yield matcher.native_result(entry, names, text)
