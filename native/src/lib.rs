@@ -934,12 +934,14 @@ impl Engine {
     /// `backdate`: the lines the word search leaves out still give their date to the undated
     /// lines after them, as when every line is matched (the daemon's way): the core reads the
     /// date of the last of them that has one when an undated line needs it, and at the end.
+    /// `every`: empty lines and lines starting with `#` are lines too (the daemon's way, not
+    /// fail2ban-regex's): each is handed to Python (kind 1) and counted.
     /// `texts`, with `given`: what gives the date text of line `i` from `start` (called for
     /// the lines concluded here). `ignored`: with `tally`, how many lines ignored or no
     /// failure by themselves Python still wants (they are counted here after that).
     #[allow(clippy::type_complexity)]
     #[pyo3(signature = (block, start, now, missed, given=None, light=false, backdate=false,
-        texts=None, ignored=usize::MAX))]
+        texts=None, ignored=usize::MAX, every=false))]
     #[allow(clippy::too_many_arguments)]
     fn scan<'py>(
         &mut self,
@@ -953,6 +955,7 @@ impl Engine {
         backdate: bool,
         texts: Option<Py<PyAny>>,
         mut ignored: usize,
+        every: bool,
     ) -> PyResult<(usize, usize, usize, Vec<usize>, usize, Bound<'py, PyList>)> {
         let entries = PyList::empty(py);
         let mut counted = 0usize;
@@ -973,6 +976,15 @@ impl Engine {
             pos = end + 1;
             let raw = trimmed(&block[line_start..end]);
             if raw.is_empty() || raw[0] == b'#' {
+                if every {
+                    // the daemon matches these too: in Python, which has the last word on them
+                    if let Some(from) = skipped_since {
+                        self.backdate(py, block, from, line_start, now)?;
+                    }
+                    counted += 1;
+                    entries.append((1, PyBytes::new(py, raw)))?;
+                    return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
+                }
                 continue;
             }
             let ordinal = counted;

@@ -19,6 +19,7 @@ from gardien.sources import (
     FilePosition,
     FileTail,
     FileWatcher,
+    RawLines,
     expand_logpaths,
     parse_logpath_entry,
 )
@@ -123,6 +124,46 @@ def test_lines_read_block_by_block_are_those_of_the_whole_file(
             end += len(raw) + 1
             expected.append((raw[:limit].decode("utf-8", "replace").rstrip("\r\n"), end))
         assert got == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    chunks=st.lists(
+        st.lists(
+            st.sampled_from([b"a", b"\xc3\xa9", b"\xff", b"\r", b"\n", b"x" * 20]),
+            max_size=40,
+        ).map(b"".join),
+        min_size=1,
+        max_size=8,
+    ),
+    limit=st.sampled_from([8, 64, 4096]),
+    budget=st.sampled_from([None, 5, 64]),
+)
+def test_a_block_of_raw_lines_holds_the_lines_read_one_by_one(
+    chunks: list[bytes], limit: int, budget: int | None
+) -> None:
+    """What the daemon hands the native core: the raw block read after each write holds the
+    lines :meth:`FileTail.read_lines` gives (each cut at ``max_line_bytes``, then decoded), at
+    the same position, whatever the writes and the read budget."""
+    with tempfile.TemporaryDirectory() as directory:
+        log = Path(directory) / "app.log"
+        log.write_bytes(b"")
+        by_lines: list[str] = []
+        by_block: list[str] = []
+        with (
+            FileTail(str(log), max_line_bytes=limit) as lines,
+            FileTail(str(log), max_line_bytes=limit) as blocks,
+        ):
+            for chunk in chunks:
+                with log.open("ab") as out:
+                    out.write(chunk)
+                while got := lines.read_lines(max_bytes=budget):
+                    by_lines += texts(got)
+                while block := blocks.read_block(max_bytes=budget):
+                    assert block.endswith(b"\n")
+                    by_block += list(RawLines(block))
+                assert blocks.position() == lines.position()
+        assert by_block == by_lines
 
 
 def test_a_line_longer_than_max_bytes_is_still_returned_whole(tmp_path: Path) -> None:

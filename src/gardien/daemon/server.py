@@ -65,7 +65,7 @@ from gardien.matching.scan import Prefilter
 from gardien.model import Address, Ban, Checkpoint, Unban
 from gardien.settings import DaemonSettings, JailSettings
 from gardien.sources.base import Batch, Source
-from gardien.sources.files import FileSource, StartMode
+from gardien.sources.files import FileSource, RawLines, StartMode
 from gardien.sources.globs import expand_logpaths
 from gardien.sources.hub import FeedUpdate, HubFeed
 from gardien.sources.journal import JournalEntries, JournalLine
@@ -487,7 +487,11 @@ class Daemon:
             else:
                 results = (process(e.line, date=e.time, date_text=e.date_text) for e in entries)
         elif scanner is not None:
-            results = scanner.process(cast("Sequence[str]", batch.records))
+            lines = cast("Sequence[str]", batch.records)
+            if isinstance(lines, RawLines):
+                results = scanner.process_block(lines.block)
+            else:
+                results = scanner.process(lines)
         else:
             results = (process(line) for line in cast("Sequence[str]", batch.records))
         bans = self._decide(runtime, results)

@@ -8,10 +8,11 @@ the connections of ``<F-MLFID>``, failures, hosts), and makes the same
 :class:`~gardien.matching.filter.LineResult` of them. The core keeps the connections: the lines
 it hands back to Python are concluded there too (:meth:`LineMatcher.conclude_with
 <gardien.matching.filter.LineMatcher.conclude_with>`). A filter whose groups the core cannot hold
-(:func:`_conclusion_specs`) is concluded in Python, from the core's captures. It is optional: without the extension
-(``pip install ./native`` needs a Rust compiler), or with ``GARDIEN_NO_NATIVE=1``, or for a
-filter it cannot match exactly (:func:`unsupported`), the pure-Python engine, the reference,
-does everything, with the same results.
+(:func:`_conclusion_specs`) is concluded in Python, from the core's captures.
+
+It is optional: without the extension (``pip install ./native`` needs a Rust compiler), or with
+``GARDIEN_NO_NATIVE=1``, or for a filter it cannot match exactly (:func:`unsupported`), the
+pure-Python engine, the reference, does everything, with the same results.
 
 Every regex of the core has a step budget (:data:`BACKTRACK_LIMIT`); the linear-time parts
 need none. A line over it is a miss, counted in :attr:`NativeScanner.over_budget` and logged
@@ -516,6 +517,44 @@ class NativeScanner:
             start = stop + 1
         if times is not None and date_text is not None and lines:
             self.matcher.set_last_date(times[-1], date_text(len(lines) - 1))
+
+    def process_block(self, block: bytes) -> Iterator[LineResult]:
+        """:meth:`process` for a block of whole raw lines of a file (each ending with a
+        newline, as :meth:`FileTail.read_block <gardien.sources.files.FileTail.read_block>`
+        gives them): the core reads the bytes themselves, with no line decoded in Python but
+        those it hands over (bytes that are not UTF-8, empty lines, lines starting with
+        ``#``), which are decoded as :meth:`FileTail.read_lines
+        <gardien.sources.files.FileTail.read_lines>` decodes them."""
+        from gardien.matching.scan import decode
+
+        matcher = self.matcher
+        engine = self._engine
+        names = self._names
+        clock = matcher.clock
+        concluded = matcher.concluded_result
+        start = 0
+        size = len(block)
+        while start < size:
+            now = clock.now()
+            matcher.date_context.now = now
+            start, _, _, _, _, entries = engine.scan(
+                block, start, now, 0, None, False, True, None, _EVERY, True
+            )
+            for entry in entries:
+                kind = entry[0]
+                if kind == 5:
+                    yield concluded(entry, names)
+                elif kind == 0:
+                    yield matcher.native_result(entry, names)
+                elif kind == 1:  # the last line of this call: for Python's engine
+                    self.handed_over += 1
+                    matcher.set_last_date(*engine.last_date())
+                    result = matcher.process(decode(entry[1]))
+                    engine.set_last_date(*matcher.last_date())
+                    if result.failures or result.ignored:
+                        yield result
+                elif kind == 3:
+                    self._budget(entry[1], entry[2], entry[3])
 
     def _python(
         self,

@@ -5,7 +5,7 @@ files changed.
     expand_logpaths (globs): the files a jail's ``logpath`` names
 """
 
-from gardien.sources.files import MAX_LINE_BYTES, FilePosition, FileTail, StartMode
+from gardien.sources.files import MAX_LINE_BYTES, FilePosition, FileTail, RawLines, StartMode
 from gardien.sources.globs import expand_logpaths, has_glob, parse_logpath_entry
 from gardien.sources.watch import FileWatcher
 
@@ -14,6 +14,7 @@ __all__ = [
     "FilePosition",
     "FileTail",
     "FileWatcher",
+    "RawLines",
     "StartMode",
     "expand_logpaths",
     "has_glob",

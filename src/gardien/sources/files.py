@@ -35,8 +35,9 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, overload
 
 from gardien.matching.scan import decode
 from gardien.model import Checkpoint
@@ -156,30 +157,41 @@ class FileTail:
         to complete one line: a backlog is read in bounded chunks by calling again until no line
         comes back, which means nothing complete is left to read.
         """
+        lines: list[tuple[str, int]] = []
+        self._read(max_bytes, lines, False)
+        return lines
+
+    def read_block(self, max_bytes: int | None = None) -> bytes:
+        """:meth:`read_lines` as one block of raw bytes: the complete lines, each (cut to
+        ``max_line_bytes``) followed by a newline, not decoded; ``b""`` when none came. No
+        Python loop over the lines: what the native core reads."""
+        chunks: list[bytes] = []
+        self._read(max_bytes, chunks, True)
+        return b"".join(chunks)
+
+    def _read(self, max_bytes: int | None, lines: list[Any], raw: bool) -> None:
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be positive")
         if self._closed:
             raise ValueError(f"{self!r} is closed")
         budget = max_bytes
-        lines: list[tuple[str, int]] = []
         if self._fd is None:
             self._open()
         while (fd := self._fd) is not None:
             named = _identity_at(self.path)
             if self._was_truncated(fd):
-                self._finish_pending(lines)
+                self._finish_pending(lines, raw)
                 self._reset(0)
-            budget, at_end = self._read_to_end(fd, lines, budget)
+            budget, at_end = self._read_to_end(fd, lines, budget, raw)
             if not at_end or named is None or named == self._identity:
-                return lines
+                return
             # the path names another file now, and this one is read to its end
-            self._finish_pending(lines)
+            self._finish_pending(lines, raw)
             os.close(fd)
             self._fd = None
             self._identity = (0, 0)
             self._reset(0)
             self._open()
-        return lines
 
     # opening and identifying
 
@@ -297,7 +309,7 @@ class FileTail:
     # reading
 
     def _read_to_end(
-        self, fd: int, lines: list[tuple[str, int]], budget: int | None
+        self, fd: int, lines: list[Any], budget: int | None, raw: bool
     ) -> tuple[int | None, bool]:
         """Read ``fd`` to its end, or until ``budget`` is spent and ``lines`` has one.
 
@@ -315,7 +327,10 @@ class FileTail:
                 return budget, True
             if budget is not None:
                 budget -= len(data)
-            self._take(data, lines)
+            if raw:
+                self._take_block(data, lines)
+            else:
+                self._take(data, lines)
 
     def _take(self, data: bytes, lines: list[tuple[str, int]]) -> None:
         """Split ``data`` (read at ``_read_at``) into lines, keeping the incomplete end."""
@@ -343,10 +358,45 @@ class FileTail:
             self._pending += rest[: limit - len(self._pending)]
             self._pending_size += len(rest)
 
-    def _finish_pending(self, lines: list[tuple[str, int]]) -> None:
+    def _take_block(self, data: bytes, chunks: list[bytes]) -> None:
+        """:meth:`_take` for :meth:`read_block`: the complete lines of ``data`` as chunks of
+        raw lines, each ending with a newline; the same offsets, first line and pending end."""
+        last = data.rfind(b"\n")
+        if last >= 0:
+            limit = self.max_line_bytes
+            first = data.find(b"\n")
+            start = self._read_at - self._pending_size
+            if self._pending_size:
+                self._pending += data[:first][: limit - len(self._pending)]
+                head = bytes(self._pending)
+                self._pending.clear()
+                self._pending_size = 0
+            else:
+                head = data[:first][:limit]
+            if start == 0:
+                self._first = (hashlib.sha256(head).hexdigest(), len(head))
+            chunks.append(head + b"\n")
+            body = data[first + 1 : last + 1]
+            if len(body) > limit and max(map(len, body.split(b"\n"))) > limit:
+                parts = body.split(b"\n")
+                parts.pop()
+                body = b"".join([part[:limit] + b"\n" for part in parts])
+            if body:
+                chunks.append(body)
+            self._offset = self._read_at + last + 1
+        self._read_at += len(data)
+        rest = data[last + 1 :]
+        if rest:
+            self._pending += rest[: self.max_line_bytes - len(self._pending)]
+            self._pending_size += len(rest)
+
+    def _finish_pending(self, lines: list[Any], raw: bool = False) -> None:
         """The file is left for good: its unfinished last line is a line all the same."""
         if self._pending_size:
-            lines.append((decode(bytes(self._pending)), self._read_at))
+            if raw:
+                lines.append(bytes(self._pending) + b"\n")
+            else:
+                lines.append((decode(bytes(self._pending)), self._read_at))
             self._offset = self._read_at
             self._pending.clear()
             self._pending_size = 0
@@ -401,6 +451,49 @@ def position_from_state(path: str, state: str) -> FilePosition | None:
     return FilePosition(path, inode % (1 << 64), offset, first_line_hash)  # stored signed
 
 
+class RawLines(Sequence[str]):
+    """The lines of a block of whole raw lines (:meth:`FileTail.read_block`), decoded as
+    :meth:`FileTail.read_lines` decodes them when first asked; :attr:`block` for the native
+    core, which reads the bytes themselves."""
+
+    __slots__ = ("_count", "_lines", "block")
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block
+        self._count = block.count(b"\n")
+        self._lines: list[str] | None = None
+
+    def _decoded(self) -> list[str]:
+        if self._lines is None:
+            parts = self.block.split(b"\n")
+            parts.pop()
+            self._lines = [decode(part) for part in parts]
+        return self._lines
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._decoded()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (RawLines, list, tuple)):
+            return self._decoded() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RawLines({self._decoded()!r})"
+
+
 class FileSource:
     """One log file as a :class:`~gardien.sources.base.Source` of lines (texts without their
     newline). ``start`` and ``if_new`` are :class:`FileTail`'s, for a file without a checkpoint
@@ -453,13 +546,13 @@ class FileSource:
         return Checkpoint(self.key, position_state(self.tail.position()))
 
     async def read(self) -> Batch[str] | None:
-        lines = self.tail.read_lines(max_bytes=self.max_bytes)
+        block = self.tail.read_block(max_bytes=self.max_bytes)
         checkpoint = self.checkpoint()
-        if not lines and checkpoint == self._given:
+        if not block and checkpoint == self._given:
             return None
         # no lines but another file (rotated to an empty one): its checkpoint all the same
         self._given = checkpoint
-        return Batch([line for line, _offset in lines], checkpoint)
+        return Batch(RawLines(block), checkpoint)
 
     def notify(self) -> None:
         """The file may have changed: a :meth:`wait` returns."""
