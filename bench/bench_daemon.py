@@ -1113,15 +1113,15 @@ def instrument(daemon: Daemon, store: BanStore, marks: dict[str, float]) -> None
         marks.setdefault(name, time.perf_counter())
 
     for tail in runtime.tails.values():
-        read_lines = tail.read_lines
+        read_block = tail.read_block
 
-        def reading(max_bytes: int | None = None, read: Any = read_lines) -> Any:
-            lines = read(max_bytes)
-            if lines:
+        def reading(max_bytes: int | None = None, read: Any = read_block) -> Any:
+            block = read(max_bytes)
+            if block:
                 first("read")
-            return lines
+            return block
 
-        setattr(tail, "read_lines", reading)  # noqa: B010 (mypy forbids assigning a method)
+        setattr(tail, "read_block", reading)  # noqa: B010 (mypy forbids assigning a method)
 
     def wrap_jail(jail: Jail) -> None:
         add_failure = jail.add_failure

@@ -1,7 +1,7 @@
 """Where log lines come from: files followed across rotations, and a watcher that says which
 files changed.
 
-    FileWatcher (watch)  -- "these paths changed" -->  FileTail.read_lines() (files)
+    FileWatcher (watch)  -- "these paths changed" -->  FileTail.read_block() (files)
     expand_logpaths (globs): the files a jail's ``logpath`` names
 """
 
