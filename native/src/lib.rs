@@ -710,6 +710,30 @@ impl Engine {
     }
 }
 
+/// The candidate lines a scan matched and kept out of its entries: how many, by date template,
+/// and how many the prefregex matched.
+struct Examined {
+    lines: usize,
+    date_hits: Vec<usize>,
+    prefregex: usize,
+}
+
+impl Examined {
+    fn new(templates: usize) -> Self {
+        Examined { lines: 0, date_hits: vec![0; templates], prefregex: 0 }
+    }
+
+    fn add(&mut self, template: Option<usize>, prefregex_matched: bool) {
+        self.lines += 1;
+        if let Some(t) = template {
+            self.date_hits[t] += 1;
+        }
+        if prefregex_matched {
+            self.prefregex += 1;
+        }
+    }
+}
+
 /// A line without its end-of-line carriage returns (as Python's `decode` strips them).
 fn trimmed(mut raw: &[u8]) -> &[u8] {
     while let [rest @ .., b'\r'] = raw {
@@ -959,9 +983,7 @@ impl Engine {
     ) -> PyResult<(usize, usize, usize, Vec<usize>, usize, Bound<'py, PyList>)> {
         let entries = PyList::empty(py);
         let mut counted = 0usize;
-        let mut examined = 0usize;
-        let mut date_hits = vec![0usize; self.rx().dates.len()];
-        let mut prefregex_matched = 0usize;
+        let mut seen = Examined::new(self.rx().dates.len());
         let size = block.len();
         let mut pos = start.min(size);
         // the start of the next line holding a word (None: no more), when words are searched
@@ -983,7 +1005,7 @@ impl Engine {
                     }
                     counted += 1;
                     entries.append((1, PyBytes::new(py, raw)))?;
-                    return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
+                    return Ok((pos.min(size), counted, seen.lines, seen.date_hits, seen.prefregex, entries));
                 }
                 continue;
             }
@@ -1013,7 +1035,7 @@ impl Engine {
                         self.backdate(py, block, from, line_start, now)?;
                     }
                     entries.append((1, PyBytes::new(py, raw)))?;
-                    return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
+                    return Ok((pos.min(size), counted, seen.lines, seen.date_hits, seen.prefregex, entries));
                 }
             };
             // the skipped lines before this one, for its date if it has none (read once)
@@ -1081,7 +1103,7 @@ impl Engine {
             let outcome = self.classify(&whole, no_date, date);
             if outcome.python {
                 entries.append((1, PyBytes::new(py, raw)))?;
-                return Ok((pos.min(size), counted, examined, date_hits, prefregex_matched, entries));
+                return Ok((pos.min(size), counted, seen.lines, seen.date_hits, seen.prefregex, entries));
             }
             if let Some((kind, index)) = outcome.budget {
                 if !outcome.interesting() {
@@ -1111,13 +1133,7 @@ impl Engine {
                     !concluded.failures.is_empty() || concluded.pending
                 };
                 if count {
-                    examined += 1;
-                    if let Some(t) = template {
-                        date_hits[t] += 1;
-                    }
-                    if outcome.prefregex_matched {
-                        prefregex_matched += 1;
-                    }
+                    seen.add(template, outcome.prefregex_matched);
                     if self.check_all {
                         for (index, _) in &outcome.hits {
                             self.tally_regex[*index] += 1;
@@ -1175,13 +1191,7 @@ impl Engine {
                             .collect()
                     });
                     if let Some(ids) = found.filter(|ids| ids.iter().all(|(_, id)| id.0.is_some())) {
-                        examined += 1;
-                        if let Some(t) = template {
-                            date_hits[t] += 1;
-                        }
-                        if outcome.prefregex_matched {
-                            prefregex_matched += 1;
-                        }
+                        seen.add(template, outcome.prefregex_matched);
                         self.tally_lines += 1;
                         for (index, (host, cidr, fid)) in ids {
                             if self.check_all {
@@ -1236,18 +1246,12 @@ impl Engine {
                 ))?;
                 continue;
             }
-            examined += 1;
-            if let Some(t) = template {
-                date_hits[t] += 1;
-            }
-            if outcome.prefregex_matched {
-                prefregex_matched += 1;
-            }
+            seen.add(template, outcome.prefregex_matched);
         }
         if let Some(from) = skipped_since {
             self.backdate(py, block, from, size, now)?;
         }
-        Ok((size, counted, examined, date_hits, prefregex_matched, entries))
+        Ok((size, counted, seen.lines, seen.date_hits, seen.prefregex, entries))
     }
 }
 

@@ -393,10 +393,7 @@ class NativeScanner:
                     elif kind == 1:
                         self.handed_over += 1
                         line = decode(entry[1])
-                        matcher.set_last_date(*engine.last_date())
-                        result = matcher.process(line)
-                        engine.set_last_date(*matcher.last_date())
-                        yield line, result
+                        yield line, self._in_python(line)
                     elif kind == 2:
                         missed = max(missed - 1, 0)
                         if skipped is not None and not skipped(decode(entry[1])):
@@ -527,34 +524,10 @@ class NativeScanner:
         <gardien.sources.files.FileTail.read_lines>` decodes them."""
         from gardien.matching.scan import decode
 
-        matcher = self.matcher
-        engine = self._engine
-        names = self._names
-        clock = matcher.clock
-        concluded = matcher.concluded_result
-        start = 0
-        size = len(block)
-        while start < size:
-            now = clock.now()
-            matcher.date_context.now = now
-            start, _, _, _, _, entries = engine.scan(
-                block, start, now, 0, None, False, True, None, _EVERY, True
-            )
-            for entry in entries:
-                kind = entry[0]
-                if kind == 5:
-                    yield concluded(entry, names)
-                elif kind == 0:
-                    yield matcher.native_result(entry, names)
-                elif kind == 1:  # the last line of this call: for Python's engine
-                    self.handed_over += 1
-                    matcher.set_last_date(*engine.last_date())
-                    result = matcher.process(decode(entry[1]))
-                    engine.set_last_date(*matcher.last_date())
-                    if result.failures or result.ignored:
-                        yield result
-                elif kind == 3:
-                    self._budget(entry[1], entry[2], entry[3])
+        def python(raw: bytes, _index: int) -> LineResult:
+            return self._in_python(decode(raw))
+
+        return self._blockwise(block, None, None, python)
 
     def _python(
         self,
@@ -563,11 +536,16 @@ class NativeScanner:
         times: Sequence[float] | None,
         date_text: Callable[[int], str] | None,
     ) -> LineResult:
-        matcher = self.matcher
         if times is not None and date_text is not None:
-            return matcher.process(lines[index], date=times[index], date_text=date_text(index))
+            return self.matcher.process(lines[index], date=times[index], date_text=date_text(index))
+        return self._in_python(lines[index])
+
+    def _in_python(self, line: str) -> LineResult:
+        """``line`` matched by Python's engine, with the core's last date (for an undated
+        line) given to it first and taken back after."""
+        matcher = self.matcher
         matcher.set_last_date(*self._engine.last_date())
-        result = matcher.process(lines[index])
+        result = matcher.process(line)
         self._engine.set_last_date(*matcher.last_date())
         return result
 
@@ -582,38 +560,57 @@ class NativeScanner:
     ) -> Iterator[LineResult]:
         """``lines[first:stop]`` through the core, none of them odd (see :meth:`process`);
         ``joined``, when not empty, is all of ``lines`` joined already (then the whole batch)."""
+        block = ((joined or "\n".join(lines[first:stop])) + "\n").encode()
+        given = list(times[first:stop]) if times is not None else None
+
+        def python(_raw: bytes, index: int) -> LineResult:
+            return self._python(lines, first + index, times, date_text)
+
+        texts = None
+        if given is not None and date_text is not None:
+            texts = functools.partial(_offset_text, date_text, first)
+        return self._blockwise(block, given, texts, python)
+
+    def _blockwise(
+        self,
+        block: bytes,
+        given: list[float] | None,
+        date_text: Callable[[int], str] | None,
+        python: Callable[[bytes, int], LineResult],
+    ) -> Iterator[LineResult]:
+        """The results of the whole lines of ``block``, as the daemon matches them (empty
+        lines and lines starting with ``#`` too; the words the scanner looks for only choose
+        which lines are matched, the others still date the undated lines after them).
+        ``given`` and ``date_text`` are the journal's times and date texts of the lines, by
+        number from the block's start; ``python(raw, number)`` matches a line the core hands
+        over."""
         matcher = self.matcher
         engine = self._engine
         names = self._names
         clock = matcher.clock
-        block = ((joined or "\n".join(lines[first:stop])) + "\n").encode()
-        given = list(times[first:stop]) if times is not None else None
-        base = first
+        concluded = matcher.concluded_result
+        base = 0
         start = 0
         size = len(block)
-        concluded = matcher.concluded_result
         while start < size:
             now = clock.now()
             matcher.date_context.now = now
-            texts = None
-            if given is not None and date_text is not None:
-                texts = functools.partial(_offset_text, date_text, base)
+            texts = None if date_text is None else functools.partial(_offset_text, date_text, base)
             start, counted, _, _, _, entries = engine.scan(
-                block, start, now, 0, given, False, True, texts
+                block, start, now, 0, given, False, True, texts, _EVERY, True
             )
             for entry in entries:
                 kind = entry[0]
                 if kind == 5:
                     yield concluded(entry, names)
                 elif kind == 0:
-                    if given is not None and date_text is not None:
-                        text = date_text(base + entry[11])
-                        yield matcher.native_result(entry, names, text)
+                    if date_text is not None:
+                        yield matcher.native_result(entry, names, date_text(base + entry[11]))
                     else:
                         yield matcher.native_result(entry, names)
                 elif kind == 1:  # the last line of this call: for Python's engine
                     self.handed_over += 1
-                    result = self._python(lines, base + counted - 1, times, date_text)
+                    result = python(entry[1], base + counted - 1)
                     if result.failures or result.ignored:
                         yield result
                 elif kind == 3:
