@@ -354,9 +354,7 @@ class FileTail:
         self._read_at += len(data)
         if parts:
             self._offset = end
-        if rest:
-            self._pending += rest[: limit - len(self._pending)]
-            self._pending_size += len(rest)
+        self._keep_pending(rest)
 
     def _take_block(self, data: bytes, chunks: list[bytes]) -> None:
         """:meth:`_take` for :meth:`read_block`: the complete lines of ``data`` as chunks of
@@ -385,7 +383,11 @@ class FileTail:
                 chunks.append(body)
             self._offset = self._read_at + last + 1
         self._read_at += len(data)
-        rest = data[last + 1 :]
+        self._keep_pending(data[last + 1 :])
+
+    def _keep_pending(self, rest: bytes) -> None:
+        """Keep ``rest``, the start of a line whose end is not written yet (at most
+        ``max_line_bytes`` of it, and its real size)."""
         if rest:
             self._pending += rest[: self.max_line_bytes - len(self._pending)]
             self._pending_size += len(rest)
