@@ -22,16 +22,20 @@
 
 mod conclude;
 mod journal;
+mod split;
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use aho_corasick::{AhoCorasick, MatchKind};
-use fancy_regex::{Captures, Regex, RegexBuilder};
+use fancy_regex::{Regex, RegexBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use conclude::{Concluded, Conclusions, Fields, SpecIn};
+use split::{Caps, Decided, Split};
 
 const CACHE_AGE: f64 = 60.0;
 const CACHE_SIZE: usize = 65536;
@@ -39,28 +43,44 @@ const CACHE_SIZE: usize = 65536;
 /// A pattern as Python wrote it (`exact`), and, when that one needs the backtracking
 /// machine, its `gate`: a linear-time pattern that matches wherever `exact` does (and maybe
 /// elsewhere), run first, so that only the texts it matches reach the backtracking machine.
+/// `split`: its head, which gives the groups alone for most texts (see `split`).
 struct Rx {
     exact: Regex,
     gate: Option<regex::Regex>,
+    split: Option<Split>,
 }
 
 /// A pattern and its gate, as Python hands them over.
 type Pattern = (String, Option<String>);
 
 impl Rx {
-    fn captures<'t>(&self, text: &'t str) -> Result<Option<Captures<'t, str>>, fancy_regex::Error> {
+    fn captures<'t>(&self, text: &'t str) -> Result<Option<Caps<'t>>, fancy_regex::Error> {
         if let Some(gate) = &self.gate {
             if !gate.is_match(text) {
                 return Ok(None);
             }
         }
-        self.exact.captures(text)
+        if let Some(split) = &self.split {
+            match split.captures(text) {
+                Decided::Yes(caps) => return Ok(Some(caps)),
+                Decided::No => return Ok(None),
+                Decided::Ask => {}
+            }
+        }
+        Ok(self.exact.captures(text)?.map(|c| Caps::from_fancy(text, &c)))
     }
 
     fn is_match(&self, text: &str) -> Result<bool, fancy_regex::Error> {
         if let Some(gate) = &self.gate {
             if !gate.is_match(text) {
                 return Ok(false);
+            }
+        }
+        if let Some(split) = &self.split {
+            match split.is_match(text) {
+                Decided::Yes(()) => return Ok(true),
+                Decided::No => return Ok(false),
+                Decided::Ask => {}
             }
         }
         self.exact.is_match(text)
@@ -104,12 +124,13 @@ fn build(pattern: &Pattern, limit: usize, what: &str) -> PyResult<Rx> {
         ),
         None => None,
     };
-    Ok(Rx { exact, gate })
+    let split = Split::of(&pattern.0, exact.captures_len());
+    Ok(Rx { exact, gate, split })
 }
 
 /// Outcome of one regex search: a match, none, or the step budget spent.
 enum Found<'t> {
-    Yes(Captures<'t, str>),
+    Yes(Caps<'t>),
     No,
     Budget,
 }
@@ -122,7 +143,7 @@ fn search<'t>(regex: &Rx, text: &'t str) -> Found<'t> {
     }
 }
 
-fn groups(c: &Captures<'_, str>) -> Vec<Option<String>> {
+fn groups(c: &Caps<'_>) -> Vec<Option<String>> {
     (1..c.len()).map(|i| c.get(i).map(|m| m.as_str().to_owned())).collect()
 }
 
@@ -274,10 +295,12 @@ struct Engine {
     identity: Option<Identity>,
     /// each template's seconds and fraction groups
     date_fields: Vec<(Option<usize>, Option<usize>)>,
-    cache: HashMap<(usize, String), Option<f64>>,
+    /// a date's time, by template and date text (looked up with no copy of the text)
+    cache: Vec<FxHashMap<String, Option<f64>>>,
+    cached: usize,
     /// a minute's time (see `Engine::date_value`), by template and date text without its
     /// seconds; `None`: ask Python for every second of it
-    minutes: HashMap<(usize, String), Option<f64>>,
+    minutes: Vec<FxHashMap<String, Option<f64>>>,
     cache_now: Option<f64>,
     last_date: Option<f64>,
     last_text: String,
@@ -439,7 +462,7 @@ impl Engine {
         Ok(best.map(|(found, _)| found))
     }
 
-    fn found(&self, template: usize, c: &Captures<'_, str>) -> DateFound {
+    fn found(&self, template: usize, c: &Caps<'_>) -> DateFound {
         let span = |group: Option<usize>| {
             group.and_then(|g| c.get(g)).map(|m| (m.start(), m.end()))
         };
@@ -460,25 +483,26 @@ impl Engine {
     fn date_value(&mut self, py: Python<'_>, found: &DateFound, line: &str, now: f64)
         -> PyResult<Option<f64>> {
         let stale = match self.cache_now {
-            Some(then) => (now - then).abs() > CACHE_AGE || self.cache.len() > CACHE_SIZE,
+            Some(then) => (now - then).abs() > CACHE_AGE || self.cached > CACHE_SIZE,
             None => true,
         };
         if stale {
-            self.cache.clear();
-            self.minutes.clear();
+            self.cache.iter_mut().for_each(FxHashMap::clear);
+            self.minutes.iter_mut().for_each(FxHashMap::clear);
+            self.cached = 0;
             self.cache_now = Some(now);
         }
         let (start, end) = found.date;
         let text = &line[start..end];
-        let key = (found.template, text.to_owned());
-        if let Some(value) = self.cache.get(&key) {
+        if let Some(value) = self.cache[found.template].get(text) {
             return Ok(*value);
         }
         let value = match self.by_minute(py, found, line)? {
             Some(value) => Some(value),
             None => self.read_date.call1(py, (found.template, line))?.extract(py)?,
         };
-        self.cache.insert(key, value);
+        self.cache[found.template].insert(text.to_owned(), value);
+        self.cached += 1;
         Ok(value)
     }
 
@@ -516,8 +540,8 @@ impl Engine {
                 *b = b'0';
             }
         }
-        let minute_key = (found.template, String::from_utf8(masked).expect("ASCII"));
-        let base = match self.minutes.get(&minute_key) {
+        let minute_key = String::from_utf8(masked).expect("ASCII");
+        let base = match self.minutes[found.template].get(&minute_key) {
             Some(base) => *base,
             None => {
                 let with = |digit_text: &str| -> String {
@@ -545,7 +569,7 @@ impl Engine {
                     (Some(a), Some(b)) if a.fract() == 0.0 && b - a == last as f64 => Some(a),
                     _ => None,
                 };
-                self.minutes.insert(minute_key, base);
+                self.minutes[found.template].insert(minute_key, base);
                 base
             }
         };
@@ -824,8 +848,9 @@ impl Engine {
                 failregex: fails.into_iter().map(slots).collect(),
             }),
             date_fields,
-            cache: HashMap::new(),
-            minutes: HashMap::new(),
+            cache: vec![FxHashMap::default(); count],
+            cached: 0,
+            minutes: vec![FxHashMap::default(); count],
             cache_now: None,
             last_date: None,
             last_text: String::new(),
