@@ -23,6 +23,7 @@
 mod conclude;
 mod journal;
 mod split;
+mod which;
 
 use std::collections::HashMap;
 
@@ -36,6 +37,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use conclude::{Concluded, Conclusions, Fields, SpecIn};
 use split::{Caps, Decided, Split};
+use which::Which;
 
 const CACHE_AGE: f64 = 60.0;
 const CACHE_SIZE: usize = 65536;
@@ -91,23 +93,10 @@ impl Rx {
     }
 }
 
-/// The patterns that may match a text, in one pass of a linear-time set (each pattern's gate,
-/// or the pattern itself when it needs none); `None`: no set (fewer than two patterns, or a
-/// set too large to build), try them all.
-fn build_set(patterns: &[Pattern]) -> Option<regex::RegexSet> {
-    if patterns.len() < 2 {
-        return None;
-    }
-    let texts = patterns.iter().map(|(exact, gate)| gate.as_deref().unwrap_or(exact));
-    regex::RegexSetBuilder::new(texts).size_limit(1 << 26).build().ok()
-}
-
-fn may_match(set: &Option<regex::RegexSet>, text: &str) -> Option<regex::SetMatches> {
-    set.as_ref().map(|s| s.matches(text))
-}
-
-fn skip(matches: &Option<regex::SetMatches>, index: usize) -> bool {
-    matches.as_ref().is_some_and(|m| !m.matched(index))
+/// Which of `patterns` may match a text, told by each one's gate, or by the pattern itself
+/// when it needs none (see `which`).
+fn build_which(patterns: &[Pattern]) -> Which {
+    Which::of(patterns.iter().map(|(exact, gate)| gate.as_deref().unwrap_or(exact)))
 }
 
 fn build(pattern: &Pattern, limit: usize, what: &str) -> PyResult<Rx> {
@@ -153,8 +142,8 @@ struct Regexes {
     prefregex: Option<Rx>,
     failregex: Vec<Rx>,
     ignoreregex: Vec<Rx>,
-    fail_set: Option<regex::RegexSet>,
-    ignore_set: Option<regex::RegexSet>,
+    fail_which: Which,
+    ignore_which: Which,
 }
 
 /// A filter's patterns as Python hands them over: dates, prefregex, failregexes,
@@ -178,8 +167,8 @@ impl Regexes {
                 .transpose()?,
             failregex: all(failregex, "failregex")?,
             ignoreregex: all(ignoreregex, "ignoreregex")?,
-            fail_set: build_set(failregex),
-            ignore_set: build_set(ignoreregex),
+            fail_which: build_which(failregex),
+            ignore_which: build_which(ignoreregex),
         })
     }
 }
@@ -580,9 +569,9 @@ impl Engine {
     }
 
     fn any_ignore(&self, text: &str, outcome: &mut Outcome) -> bool {
-        let matches = may_match(&self.rx().ignore_set, text);
+        let maybe = self.rx().ignore_which.may_match(text);
         for (index, regex) in self.rx().ignoreregex.iter().enumerate() {
-            if skip(&matches, index) {
+            if maybe.rules_out(index) {
                 continue;
             }
             match regex.is_match(text) {
@@ -599,9 +588,9 @@ impl Engine {
 
     fn all_ignores(&self, text: &str, outcome: &mut Outcome) -> Vec<usize> {
         let mut found = Vec::new();
-        let matches = may_match(&self.rx().ignore_set, text);
+        let maybe = self.rx().ignore_which.may_match(text);
         for (index, regex) in self.rx().ignoreregex.iter().enumerate() {
-            if skip(&matches, index) {
+            if maybe.rules_out(index) {
                 continue;
             }
             match regex.is_match(text) {
@@ -660,9 +649,9 @@ impl Engine {
             }
         }
         let text: &str = content_text.as_deref().unwrap_or(whole);
-        let matches = may_match(&self.rx().fail_set, text);
+        let maybe = self.rx().fail_which.may_match(text);
         for (index, regex) in self.rx().failregex.iter().enumerate() {
-            if skip(&matches, index) {
+            if maybe.rules_out(index) {
                 continue;
             }
             let c = match search(regex, text) {
